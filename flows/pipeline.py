@@ -1,0 +1,32 @@
+"""The Prefect flow `lamops-pipeline`: the selected stages in pipeline order, one task each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from lamops.config import load_config
+from lamops.stages import select_stages
+from tasks.stages import stage_task
+
+
+@flow(name="lamops-pipeline")
+def pipeline(
+    params: str = "params.yaml",
+    profile: str | None = None,
+    stages: list[str] | None = None,
+    overrides: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Run `stages` (default: the config's pipeline.stages) in pipeline order; return their StageResults."""
+    cfg = load_config(params, profile, overrides or ())
+    selected = cfg.pipeline.stages if stages is None else select_stages(stages)
+    logger = get_run_logger()
+    logger.info("profile %s, root %s, stages: %s", cfg.profile, cfg.root, ", ".join(selected))
+    results = []
+    for number, name in enumerate(selected, start=1):
+        logger.info("stage %d/%d %s: running", number, len(selected), name)
+        result = stage_task(name, cfg.pipeline)(cfg)
+        logger.info("stage %s: %s (%.1f s)", name, result.message, result.seconds)
+        results.append(result.model_dump(mode="json"))
+    return results

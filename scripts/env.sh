@@ -1,0 +1,14 @@
+# Environment for running lamops: sourced by scripts/run.sh and scripts/test.sh.
+# Nothing here reaches the internet, and some of these libraries try (telemetry, model hubs).
+# Values already set in the environment win, so cluster mode can switch them off or on.
+# tests/conftest.py reads the export lines below: keep their form, export NAME="${NAME:-value}".
+export DO_NOT_TRACK="${DO_NOT_TRACK:-1}"
+export PREFECT_SERVER_ANALYTICS_ENABLED="${PREFECT_SERVER_ANALYTICS_ENABLED:-false}"
+export GX_ANALYTICS_ENABLED="${GX_ANALYTICS_ENABLED:-false}"
+export DVC_NO_ANALYTICS="${DVC_NO_ANALYTICS:-1}"
+export RAY_USAGE_STATS_ENABLED="${RAY_USAGE_STATS_ENABLED:-0}"
+export TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
+export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
+export TRANSFORMERS_OFFLINE="${TRANSFORMERS_OFFLINE:-1}"
+# Prefect's ephemeral server needs more than its default 20 s to start on a 2-core machine.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="${PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS:-120}"

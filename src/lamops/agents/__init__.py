@@ -1,0 +1,1 @@
+"""Agents that act in an environment: the built-in expert (and, later, the LAM agent)."""

@@ -1,0 +1,186 @@
+"""Typed configuration, loaded from params.yaml in exactly one place: `load_config`.
+
+params.yaml is the embedded default profile (`tiny`). A profile `params/<name>.yaml` beside it holds only what
+differs and is deep-merged over it; `--set section.key=value` overrides come last. Paths in the config are
+relative to the project root, the folder of params.yaml: resolve them with `cfg.path(...)`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+
+from lamops.env.observation import ControlFormat
+from lamops.stages import select_stages
+
+DEFAULT_PROFILE = "tiny"
+PROFILE_ENV_VAR = "LAMOPS_PROFILE"
+
+
+class ConfigError(ValueError):
+    """A params file, profile or override is invalid; the message names the file and the field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectConfig(_Section):
+    name: str = Field(description="Project name.")
+    seed: int = Field(description="Base random seed of the pipeline.")
+    data_dir: Path = Field(description="Folder of all pipeline data, relative to the project root.")
+
+
+class EnvConfig(_Section):
+    max_steps: int = Field(
+        gt=0, description="Step limit of an episode; an episode reaching it ends unfinished."
+    )
+    control_format: ControlFormat = Field(
+        description="How an observation lists the visible controls: `compact` (`7:Bold:Button`, ~2.7x fewer "
+        "tokens) or `json` (the paper's list of {label, control_text, control_type})."
+    )
+    label_order: Literal["stable"] = Field(
+        description="How visible controls are numbered. `stable`, the one order the environment implements: "
+        "layout order, so a control keeps its label in a given UI state (as UI Automation numbers them)."
+    )
+
+
+class TemplatesConfig(_Section):
+    out_dir: Path = Field(description="Where the template documents and index.json go, relative to the root.")
+
+
+class PipelineConfig(_Section):
+    stages: tuple[str, ...] = Field(description="Stages `lamops pipeline` runs when --stages is not given.")
+    retries: int = Field(ge=0, description="How often the flow retries a failed stage.")
+    retry_delay_s: float = Field(ge=0, description="Seconds between a stage's failure and its retry.")
+    timeout_s: float = Field(gt=0, description="A stage running longer than this many seconds fails.")
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, stages: tuple[str, ...]) -> tuple[str, ...]:
+        return select_stages(stages)
+
+
+class Config(_Section):
+    project: ProjectConfig = Field(description="Settings shared by every stage.")
+    env: EnvConfig = Field(description="The built-in Word-like environment.")
+    templates: TemplatesConfig = Field(description="Stage `templates`: the environment's template documents.")
+    pipeline: PipelineConfig = Field(description="How the Prefect flow runs the stages.")
+    root: Path = Field(description="Project root, the folder of params.yaml; set by load_config.")
+    profile: str = Field(description="Profile merged over params.yaml (`tiny`: none); set by load_config.")
+
+    def path(self, path: str | Path) -> Path:
+        """`path` from the config resolved against the project root (absolute paths stay as they are)."""
+        return self.root / path
+
+
+_LOADER_FIELDS = ("root", "profile")
+
+
+def load_config(
+    params: str | Path = "params.yaml", profile: str | None = None, overrides: Sequence[str] = ()
+) -> Config:
+    """Read `params`, deep-merge profile `params/<profile>.yaml` beside it (default: $LAMOPS_PROFILE, else
+    none), apply `section.key=value` overrides (values parsed as YAML), and validate.
+
+    Raises ConfigError naming the file (or override) and the field at fault.
+    """
+    params = Path(params)
+    data = _read_yaml(params)
+    # Which file or override set each key, so that an error names where to fix it.
+    origins: dict[tuple[str, ...], str] = {(): str(params)}
+
+    profile = profile or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE
+    if profile != DEFAULT_PROFILE:
+        profile_file = params.parent / "params" / f"{profile}.yaml"
+        if not profile_file.is_file():
+            known = [
+                f"{DEFAULT_PROFILE} ({params.name})",
+                *sorted(p.stem for p in profile_file.parent.glob("*.yaml")),
+            ]
+            raise ConfigError(f"unknown profile {profile!r}: no {profile_file}; profiles: {', '.join(known)}")
+        _merge(data, _read_yaml(profile_file), str(profile_file), origins)
+
+    for override in overrides:
+        _merge(data, _parse_override(override), f"override {override!r}", origins)
+
+    for key in _LOADER_FIELDS:
+        if key in data:
+            raise ConfigError(
+                f"{_origin((key,), origins)}: {key}: set by load_config, not in params; remove it"
+            )
+    try:
+        return Config.model_validate({**data, "root": params.resolve().parent, "profile": profile})
+    except ValidationError as err:
+        raise ConfigError("; ".join(_describe(error, origins) for error in err.errors())) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such params file") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}".replace("\n", " ")) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _parse_override(override: str) -> dict[str, Any]:
+    """`a.b=value` -> {"a": {"b": value}}, the value parsed as YAML."""
+    key, sep, raw = override.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ConfigError(f"override {override!r}: expected section.key=value")
+    try:
+        value: Any = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(
+            f"override {key.strip()}: value is not valid YAML: {err}".replace("\n", " ")
+        ) from None
+    for part in reversed(parts):
+        value = {part: value}
+    return value
+
+
+def _merge(
+    base: dict[str, Any],
+    update: Mapping[str, Any],
+    origin: str,
+    origins: dict[tuple[str, ...], str],
+    prefix: tuple[str, ...] = (),
+) -> None:
+    """Deep-merge `update` into `base`: mappings merge key by key, anything else replaces."""
+    for key, value in update.items():
+        path = (*prefix, key)
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value, origin, origins, path)
+            continue
+        base[key] = value
+        for stale in [p for p in origins if p[: len(path)] == path]:
+            del origins[stale]
+        origins[path] = origin
+
+
+def _describe(error: ErrorDetails, origins: Mapping[tuple[str, ...], str]) -> str:
+    """One pydantic error as `<file>: <section.key>: <message>`, the file being the one that set the key."""
+    loc = tuple(str(part) for part in error["loc"])
+    got = error["input"]
+    shown = (
+        f" (got {got!r})" if error["type"] != "missing" and isinstance(got, str | int | float | bool) else ""
+    )
+    return f"{_origin(loc, origins)}: {'.'.join(loc)}: {error['msg']}{shown}"
+
+
+def _origin(loc: tuple[str, ...], origins: Mapping[tuple[str, ...], str]) -> str:
+    """The file or override that set `loc`, or the nearest section above it."""
+    return next(origins[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in origins)

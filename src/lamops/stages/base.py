@@ -1,0 +1,38 @@
+"""What every stage returns, and how a stage writes an output folder."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StageResult(BaseModel):
+    """The summary of one stage run, printed by the CLI and returned by the Prefect task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str = Field(description="Stage name, as in lamops.stages.STAGES.")
+    outputs: list[str] = Field(description="Files and folders the stage wrote.")
+    metrics: dict[str, float | int] = Field(description="Headline figures of the run, by name.")
+    seconds: float = Field(description="Wall-clock time of the run.")
+    message: str = Field(description="One line for a human: what was done.")
+
+
+@contextmanager
+def replace_dir(path: Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside `path` that replaces `path` whole when the block succeeds.
+
+    Readers never see a half-written output, and a failed run leaves the previous output in place.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+        staging = Path(tmp) / path.name
+        staging.mkdir()
+        yield staging
+        if path.exists():
+            path.rename(Path(tmp) / "replaced")
+        staging.rename(path)

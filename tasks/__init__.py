@@ -1,0 +1,1 @@
+"""Prefect tasks wrapping the stages of lamops.stages."""

@@ -1,0 +1,62 @@
+"""The `lamops` command: help, lazy imports, and config errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from lamops.cli import app
+from lamops.stages import STAGES
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY_MODULES = (
+    "torch",
+    "prefect",
+    "mlflow",
+    "ray",
+    "deepspeed",
+    "transformers",
+    "great_expectations",
+    "docx",
+)
+
+runner = CliRunner()
+
+
+def test_help_lists_every_stage_and_the_pipeline() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0, result.output
+    for command in (*STAGES, "pipeline", "env"):
+        assert command in result.output
+
+
+def test_importing_the_cli_imports_no_heavy_library() -> None:
+    code = (
+        f"import json, sys, lamops.cli; print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == []
+
+
+def test_config_error_exits_2_naming_the_field(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text())
+    for command in (*STAGES, "pipeline"):
+        result = runner.invoke(app, [command, "--params", str(params), "--set", "env.max_steps=0"])
+        assert result.exit_code == 2, result.output
+        assert "env.max_steps" in result.output
+        assert "Traceback" not in result.output
+
+
+def test_unknown_profile_exits_2() -> None:
+    result = runner.invoke(app, ["pipeline", "--params", str(ROOT / "params.yaml"), "--profile", "nope"])
+    assert result.exit_code == 2
+    assert "unknown profile 'nope'" in result.output
+
+
+def test_unknown_stage_exits_2_before_prefect_starts() -> None:
+    result = runner.invoke(app, ["pipeline", "--params", str(ROOT / "params.yaml"), "--stages", "nope"])
+    assert result.exit_code == 2
+    assert "unknown stage(s) nope" in result.output

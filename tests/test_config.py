@@ -1,0 +1,119 @@
+"""load_config: defaults, profiles, overrides, and errors that say where to fix them."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lamops.config import DEFAULT_PROFILE, ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the project's params files; returns its params.yaml."""
+    shutil.copy(ROOT / "params.yaml", tmp_path)
+    shutil.copytree(ROOT / "params", tmp_path / "params")
+    return tmp_path / "params.yaml"
+
+
+@pytest.fixture(autouse=True)
+def no_profile_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LAMOPS_PROFILE", raising=False)
+
+
+def test_defaults_load_from_params_yaml(project: Path) -> None:
+    cfg = load_config(project)
+    assert cfg.profile == DEFAULT_PROFILE
+    assert cfg.root == project.parent.resolve()
+    assert cfg.project.name == "lamops"
+    assert cfg.env.control_format == "compact"
+    assert cfg.pipeline.stages == ("templates",)
+    assert cfg.path(cfg.templates.out_dir) == project.parent.resolve() / "data/templates"
+
+
+def test_absolute_paths_stay_absolute(project: Path, tmp_path: Path) -> None:
+    cfg = load_config(project, overrides=[f"templates.out_dir={tmp_path / 'elsewhere'}"])
+    assert cfg.path(cfg.templates.out_dir) == tmp_path / "elsewhere"
+
+
+def test_profile_is_deep_merged(project: Path) -> None:
+    (project.parent / "params/small.yaml").write_text("env:\n  max_steps: 5\n")
+    cfg = load_config(project, profile="small")
+    assert cfg.profile == "small"
+    assert cfg.env.max_steps == 5
+    assert cfg.env.control_format == "compact"  # the rest of the section comes from params.yaml
+
+
+def test_profile_from_environment(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAMOPS_PROFILE", "ci")
+    assert load_config(project).profile == "ci"
+
+
+def test_ci_profile_loads() -> None:
+    assert load_config(ROOT / "params.yaml", profile="ci").profile == "ci"
+
+
+def test_overrides_apply_last_and_parse_yaml(project: Path) -> None:
+    cfg = load_config(
+        project, profile="ci", overrides=["pipeline.retries=3", "env.control_format=json", "project.seed=7"]
+    )
+    assert (cfg.pipeline.retries, cfg.env.control_format, cfg.project.seed) == (3, "json", 7)
+
+
+def test_bad_value_names_file_and_field(project: Path) -> None:
+    project.write_text(project.read_text().replace("max_steps: 30", "max_steps: many"))
+    with pytest.raises(ConfigError, match=r"params\.yaml: env\.max_steps: .*integer"):
+        load_config(project)
+
+
+def test_bad_value_in_profile_names_the_profile_file(project: Path) -> None:
+    (project.parent / "params/bad.yaml").write_text("templates:\n  out_dir: [1, 2]\n")
+    with pytest.raises(ConfigError, match=r"params/bad\.yaml: templates\.out_dir: "):
+        load_config(project, profile="bad")
+
+
+def test_extra_keys_are_rejected(project: Path) -> None:
+    with pytest.raises(ConfigError, match=r"override 'templates\.outdir=x': templates\.outdir: Extra inputs"):
+        load_config(project, overrides=["templates.outdir=x"])
+    project.write_text(project.read_text() + "\nnot_a_stage:\n  x: 1\n")
+    with pytest.raises(ConfigError, match=r"params\.yaml: not_a_stage: Extra inputs"):
+        load_config(project)
+
+
+def test_missing_key_names_the_params_file(project: Path) -> None:
+    project.write_text(project.read_text().replace("  retries: 1\n", ""))
+    with pytest.raises(ConfigError, match=r"params\.yaml: pipeline\.retries: Field required"):
+        load_config(project)
+
+
+def test_unknown_profile_lists_the_profiles(project: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown profile 'nope'.*profiles: tiny \(params\.yaml\), ci"):
+        load_config(project, profile="nope")
+
+
+def test_bad_override_names_the_key(project: Path) -> None:
+    with pytest.raises(ConfigError, match=r"override 'pipeline\.retries': expected section\.key=value"):
+        load_config(project, overrides=["pipeline.retries"])
+    with pytest.raises(ConfigError, match=r"override pipeline\.retries: value is not valid YAML"):
+        load_config(project, overrides=["pipeline.retries=[1"])
+    with pytest.raises(ConfigError, match=r"pipeline\.retries: .*greater than or equal to 0"):
+        load_config(project, overrides=["pipeline.retries=-1"])
+
+
+def test_unknown_stage_in_pipeline_stages(project: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"pipeline\.stages: .*unknown stage\(s\) nope; stages are: templates"
+    ):
+        load_config(project, overrides=["pipeline.stages=[templates, nope]"])
+
+
+def test_missing_params_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing\.yaml: no such params file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_loader_fields_cannot_be_set_in_params(project: Path) -> None:
+    with pytest.raises(ConfigError, match=r"override 'root=/x': root: set by load_config"):
+        load_config(project, overrides=["root=/x"])

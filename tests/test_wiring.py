@@ -1,0 +1,68 @@
+"""The stage list of lamops.stages.STAGES agrees with dvc.yaml, params.yaml, the CLI and the Prefect flow."""
+
+from pathlib import Path
+
+import pytest
+import typer.main
+import yaml
+
+from lamops.cli import app
+from lamops.config import Config, load_config
+from lamops.stages import STAGES
+from tasks.stages import stage_task
+
+ROOT = Path(__file__).resolve().parents[1]
+# params.yaml sections that are not stages.
+SHARED_SECTIONS = {"project", "env", "pipeline"}
+# dvc.yaml stages that are not in STAGES: promote moves registry aliases, it has no DVC output.
+DVC_ONLY_STAGES = {"promote"}
+
+
+@pytest.fixture(scope="module")
+def params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def dvc_stages() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def test_dvc_yaml_has_every_stage_in_order(dvc_stages: dict) -> None:
+    assert [name for name in dvc_stages if name not in DVC_ONLY_STAGES] == list(STAGES)
+
+
+def test_dvc_yaml_runs_each_stage_through_the_cli(dvc_stages: dict) -> None:
+    for name, stage in dvc_stages.items():
+        assert stage["cmd"] == f"lamops {name}", name
+
+
+def test_dvc_yaml_params_exist_in_params_yaml(dvc_stages: dict, params: dict) -> None:
+    for name, stage in dvc_stages.items():
+        for key in stage.get("params", []):
+            node = params
+            for part in key.split("."):
+                assert isinstance(node, dict) and part in node, (
+                    f"dvc.yaml stage {name}: no {key} in params.yaml"
+                )
+                node = node[part]
+
+
+def test_params_yaml_has_one_section_per_stage(params: dict) -> None:
+    assert set(params) - SHARED_SECTIONS == set(STAGES)
+    sections = set(Config.model_fields) - {"root", "profile"}
+    assert set(params) == sections, "params.yaml sections and lamops.config.Config disagree"
+
+
+def test_cli_has_a_command_per_stage() -> None:
+    commands = typer.main.get_command(app).commands
+    assert set(STAGES) <= set(commands)
+
+
+def test_flow_runs_every_stage_by_default() -> None:
+    assert load_config(ROOT / "params.yaml").pipeline.stages == STAGES
+
+
+def test_prefect_tasks_are_named_after_stages() -> None:
+    pipeline = load_config(ROOT / "params.yaml").pipeline
+    assert [stage_task(name, pipeline).name for name in STAGES] == list(STAGES)
