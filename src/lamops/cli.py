@@ -25,9 +25,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-# The env author adds `lamops env families` and `lamops env play` here.
 env_app = typer.Typer(help="The built-in Word-like environment", no_args_is_help=True)
 app.add_typer(env_app, name="env")
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 ParamsOption = Annotated[
     Path, typer.Option("--params", help="Params file; its folder is the project root.", metavar="PATH")
@@ -116,3 +116,65 @@ def pipeline(
         params=str(params.resolve()), profile=profile, stages=selected, overrides=overrides
     )
     typer.echo(json.dumps(results, indent=2))
+
+
+@env_app.command("families")
+def env_families(as_json: JsonOption = False) -> None:
+    """List the task families: name, category, the templates each applies to, and what it asks."""
+    from lamops.env.families import FAMILIES, applicable_templates
+
+    rows = [
+        {"name": f.name, "category": f.category, "description": f.description,
+         "templates": applicable_templates(f.name)}
+        for f in FAMILIES.values()
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        typer.echo(f"{r['name']:<24} {r['category']:<22} {r['description']}")
+    typer.echo(f"{len(rows)} families in {len({r['category'] for r in rows})} categories")
+
+
+@env_app.command("play")
+def env_play(
+    family: Annotated[str, typer.Option(help="Task family (see `lamops env families`).")],
+    template: Annotated[str, typer.Option(help="Template document, e.g. plain_text.")],
+    seed: Annotated[int, typer.Option(help="Seed of the sampled task.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder to save the final .docx in.", metavar="DIR")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the built-in expert on one sampled task, showing each step and the verifier's verdict."""
+    from lamops.agents.expert import ExpertAgent
+    from lamops.env.families import sample_task
+    from lamops.env.templates import TEMPLATES
+    from lamops.env.word import WordEnv
+
+    if template not in TEMPLATES:
+        _fail(f"unknown template {template!r}; known: {', '.join(TEMPLATES)}")
+    try:
+        task = sample_task(family, template, seed)
+    except ValueError as err:
+        _fail(str(err))
+    if task is None:
+        _fail(f"family {family!r} does not apply to template {template!r}")
+    env = WordEnv()
+    try:
+        traj = ExpertAgent().run(env, task, out_dir=out)
+    finally:
+        env.close()
+    if as_json:
+        typer.echo(traj.model_dump_json(indent=2, exclude={"steps": {"__all__": {"prompt"}}}))
+        return
+    typer.echo(f"request: {task.request}")
+    for s in traj.steps:
+        target = f" [{s.control_label}] {s.control_name}" if s.control_name else ""
+        typer.echo(f"  {s.step}. {s.function}{target} {json.dumps(s.args)} -> "
+                   f"{'ok' if s.ok else 'error'}: {s.result} ({s.latency * 1000:.1f} ms)")
+    if traj.error:
+        typer.echo(f"stopped: {traj.error}")
+    typer.echo(f"verdict: {traj.verdict.complete} ({traj.verdict.reason})")
+    if traj.final_document:
+        typer.echo(f"document: {traj.final_document}")
