@@ -69,7 +69,7 @@ class ExpertAgent:
         error = None
         plan = task.action_plan
         for k, step in enumerate(plan):
-            remaining = [f"{s.step}. {s.subtask}" for s in plan[k + 1:]]
+            remaining = [f"{s.step}. {s.subtask}" for s in plan[k + 1 :]]
             prompt = obs.prompt(env.control_format)
             try:
                 action = self.act(step, obs, last=k == len(plan) - 1)
@@ -78,10 +78,27 @@ class ExpertAgent:
                 break
             action["plan"] = remaining
             result = env.step(action)
-            steps.append(TrajectoryStep(step=k + 1, prompt=prompt, ok=result.ok, result=result.result,
-                                        latency=result.latency, **{f: action[f] for f in (
-                                            "thought", "control_label", "control_name", "function", "args",
-                                            "status", "plan")}))
+            steps.append(
+                TrajectoryStep(
+                    step=k + 1,
+                    prompt=prompt,
+                    ok=result.ok,
+                    result=result.result,
+                    latency=result.latency,
+                    **{
+                        f: action[f]
+                        for f in (
+                            "thought",
+                            "control_label",
+                            "control_name",
+                            "function",
+                            "args",
+                            "status",
+                            "plan",
+                        )
+                    },
+                )
+            )
             if not result.ok:
                 error = f"step {step.step} failed: {result.result}"
                 break
@@ -91,5 +108,12 @@ class ExpertAgent:
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             final = str(env.save(out_dir / f"{task.task_id}.docx"))
-        return Trajectory(task=task, agent=self.name, steps=steps, verdict=verdict, final_document=final,
-                          error=error, seconds=time.perf_counter() - t0)
+        return Trajectory(
+            task=task,
+            agent=self.name,
+            steps=steps,
+            verdict=verdict,
+            final_document=final,
+            error=error,
+            seconds=time.perf_counter() - t0,
+        )

@@ -67,18 +67,6 @@ FUNCTIONS: dict[str, type[_Args]] = {
 }
 # Functions that act on a control and so need a control label (or name).
 CONTROL_FUNCTIONS = frozenset({"click_input", "set_edit_text"})
-# One-line signatures for the prompt.
-FUNCTION_DOCS = {
-    "click_input": "click_input(button='left', double=False): click the control",
-    "set_edit_text": "set_edit_text(text): replace the text of an Edit or ComboBox control",
-    "keyboard_input": "keyboard_input(keys): type keys; ^=Ctrl, {ENTER} {DELETE} {BACKSPACE} {ESC} {HOME} {END}",
-    "wheel_mouse_input": "wheel_mouse_input(wheel_dist): scroll a gallery or the page; negative scrolls down",
-    "select_text": "select_text(text): select the first occurrence of text in the document",
-    "select_paragraph": "select_paragraph(start_index, end_index): select paragraphs pN..pM (-1 = last)",
-    "select_table": "select_table(number): select table tN (1-based)",
-    "insert_table": "insert_table(rows, columns): insert an empty table after the caret's paragraph",
-    "summary": "summary(text): state an answer or observation; changes nothing",
-}
 
 
 class Action(BaseModel):
@@ -175,10 +163,24 @@ def _first_error(e: ValidationError) -> str:
 
 # ---- keyboard_input: pywinauto's send_keys syntax -----------------------------------------------------
 _SPECIAL = {
-    "ENTER": "ENTER", "DELETE": "DELETE", "DEL": "DELETE", "BACKSPACE": "BACKSPACE", "BKSP": "BACKSPACE",
-    "BS": "BACKSPACE", "ESC": "ESC", "ESCAPE": "ESC", "HOME": "HOME", "END": "END", "TAB": "TAB",
-    "SPACE": " ", "LEFT": "LEFT", "RIGHT": "RIGHT", "UP": "UP", "DOWN": "DOWN",
-    "PGUP": "PGUP", "PGDN": "PGDN",
+    "ENTER": "ENTER",
+    "DELETE": "DELETE",
+    "DEL": "DELETE",
+    "BACKSPACE": "BACKSPACE",
+    "BKSP": "BACKSPACE",
+    "BS": "BACKSPACE",
+    "ESC": "ESC",
+    "ESCAPE": "ESC",
+    "HOME": "HOME",
+    "END": "END",
+    "TAB": "TAB",
+    "SPACE": " ",
+    "LEFT": "LEFT",
+    "RIGHT": "RIGHT",
+    "UP": "UP",
+    "DOWN": "DOWN",
+    "PGUP": "PGUP",
+    "PGDN": "PGDN",
 }
 _MODIFIERS = {"^": "ctrl", "+": "shift", "%": "alt"}
 

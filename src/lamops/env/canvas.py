@@ -153,8 +153,13 @@ def canvas_items(live: LiveDocument) -> list[tuple[str, str]]:
             for m in (s.top_margin, s.bottom_margin, s.left_margin, s.right_margin)
         )
         n_cols = columns(s)
-        items.append((f"section{i}", f"[section {i}] {page_size_name(s)} {orient}, margins {margins} in "
-                                     f"(top/bottom/left/right), {n_cols} column{'s' if n_cols > 1 else ''}"))
+        items.append(
+            (
+                f"section{i}",
+                f"[section {i}] {page_size_name(s)} {orient}, margins {margins} in "
+                f"(top/bottom/left/right), {n_cols} column{'s' if n_cols > 1 else ''}",
+            )
+        )
         for kind, hf in (("header", s.header), ("footer", s.footer)):
             if hf.is_linked_to_previous:
                 continue
@@ -220,4 +225,3 @@ def render_selection(live: LiveDocument) -> str:
         n = next(i for i, t in enumerate(live.tables(), 1) if t._tbl is sel.table)
         return f"table t{n}"
     return "the whole document"
-

@@ -58,7 +58,9 @@ class PartsSnapshot:
         self._rel_ids = [set(p.rels.keys()) for p in self._parts]
 
     def restore(self) -> None:
-        for part, children, attrib, rel_ids in zip(self._parts, self._children, self._attrib, self._rel_ids):
+        for part, children, attrib, rel_ids in zip(
+            self._parts, self._children, self._attrib, self._rel_ids, strict=True
+        ):
             el = part._element
             el[:] = [copy.deepcopy(c) for c in children]
             el.attrib.clear()
@@ -71,7 +73,7 @@ def _is_mutable(part) -> bool:
     return hasattr(part, "_element") and any(t in part.content_type for t in _MUTABLE_CONTENT_TYPES)
 
 
-def style_name(live: "LiveDocument", el) -> str:
+def style_name(live: LiveDocument, el) -> str:
     """Name of a paragraph's (CT_P) or table's (CT_Tbl) style, from the cached style table."""
     if el.tag == qn("w:tbl"):
         style_id = el.tblPr.style if el.tblPr is not None else None
@@ -143,6 +145,11 @@ class LiveDocument:
 
     def changed(self) -> None:
         self.version += 1
+
+    def rollback(self) -> None:
+        """Undo a change that failed half-way: back to the last checkpoint, which is dropped."""
+        self._undo.pop().restore()
+        self._refresh()
 
     def undo(self) -> bool:
         if not self._undo:

@@ -3,8 +3,8 @@
 Controls are data. A click either opens a menu or dialog (`opens`) or runs a command (`command`, `arg`) that
 the environment implements. Visibility follows a real UI: the quick-access bar and tab strip are always
 there, then the active tab's controls (contextual table tabs only while a table is selected), then an open
-drop-down menu; a modal dialog hides everything else. Enumeration order is layout order, so the same control in
-the same UI state always gets the same label, as UI Automation enumerates a window."""
+drop-down menu; a modal dialog hides everything else. Enumeration order is layout order, so the same
+control in the same UI state always gets the same label, as UI Automation enumerates a window."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 class Control:
     id: str
     text: str
-    type: str  # UI Automation control type: Button, TabItem, MenuItem, ListItem, Edit, ComboBox, CheckBox, Text
+    type: (
+        str  # UI Automation control type: Button, TabItem, MenuItem, ListItem, Edit, ComboBox, CheckBox, Text
+    )
     container: str  # "quick", "tabs", "tab:<Tab>", "gallery:<id>", "menu:<id>", "dialog:<id>"
     opens: str | None = None  # "menu:<id>" or "dialog:<id>"
     command: str | None = None
@@ -26,7 +28,16 @@ TABS = ("Home", "Insert", "Layout", "References", "Review", "View")
 TABLE_TABS = ("Table Design", "Table Layout")
 GALLERY_WINDOW = 5  # gallery items shown at once; wheel_mouse_input scrolls the rest into view
 
-FONT_NAMES = ("Arial", "Calibri", "Cambria", "Courier New", "Garamond", "Georgia", "Times New Roman", "Verdana")
+FONT_NAMES = (
+    "Arial",
+    "Calibri",
+    "Cambria",
+    "Courier New",
+    "Garamond",
+    "Georgia",
+    "Times New Roman",
+    "Verdana",
+)
 FONT_SIZES = ("8", "9", "10", "11", "12", "14", "16", "18", "20", "24", "28", "36", "48", "72")
 HIGHLIGHTS = {
     "Yellow": "YELLOW",
@@ -92,13 +103,13 @@ def _c(container: str, text: str, type_: str = "Button", **kw) -> Control:
 
 def _menu(menu: str, items, command: str, type_: str = "MenuItem", args=None) -> list[Control]:
     args = args or items
-    return [_c(f"menu:{menu}", t, type_, command=command, arg=a) for t, a in zip(items, args)]
+    return [_c(f"menu:{menu}", t, type_, command=command, arg=a) for t, a in zip(items, args, strict=True)]
 
 
 def _dialog(dialog: str, edits=(), checks=(), buttons=(("OK", "ok"), ("Cancel", "cancel"))) -> list[Control]:
     c = f"dialog:{dialog}"
     return (
-        [_c(c, e, "Edit", command="field", arg=e) for e in edits]
+        [_c(c, e, "Edit") for e in edits]  # an Edit's value is set with set_edit_text, not a command
         + [_c(c, k, "CheckBox", command="check", arg=k) for k in checks]
         + [_c(c, text, "Button", command=cmd) for text, cmd in buttons]
     )
@@ -182,7 +193,10 @@ def _build() -> list[Control]:
         _c(rev, "Show Comments", "CheckBox", command="view_toggle", arg="comments pane"),
         _c(rev, "Track Changes", "CheckBox", command="track_changes"),
         # View
-        *[_c(view, m, command="view_mode", arg=m) for m in ("Read Mode", "Print Layout", "Web Layout", "Outline")],
+        *[
+            _c(view, m, command="view_mode", arg=m)
+            for m in ("Read Mode", "Print Layout", "Web Layout", "Outline")
+        ],
         _c(view, "Ruler", "CheckBox", command="view_toggle", arg="ruler"),
         _c(view, "Gridlines", "CheckBox", command="view_toggle", arg="gridlines"),
         _c(view, "Navigation Pane", "CheckBox", command="view_toggle", arg="navigation pane"),
@@ -211,8 +225,20 @@ def _build() -> list[Control]:
         *_menu("font_color", list(FONT_COLORS), "font_color"),
         *_menu("line_spacing", LINE_SPACINGS, "line_spacing"),
         _c("menu:line_spacing", "Line Spacing Options...", "MenuItem", opens="dialog:paragraph"),
-        _c("menu:line_spacing", "Add Space Before Paragraph", "MenuItem", command="space_preset", arg="before"),
-        _c("menu:line_spacing", "Remove Space After Paragraph", "MenuItem", command="space_preset", arg="after"),
+        _c(
+            "menu:line_spacing",
+            "Add Space Before Paragraph",
+            "MenuItem",
+            command="space_preset",
+            arg="before",
+        ),
+        _c(
+            "menu:line_spacing",
+            "Remove Space After Paragraph",
+            "MenuItem",
+            command="space_preset",
+            arg="after",
+        ),
         *_menu("styles_all", STYLE_GALLERY, "style"),
         _c("menu:select", "Select All", "MenuItem", command="select_all"),
         _c("menu:table", "Insert Table...", "MenuItem", opens="dialog:insert_table"),
@@ -222,8 +248,12 @@ def _build() -> list[Control]:
         _c("menu:footer", "Blank", "MenuItem", opens="dialog:footer"),
         _c("menu:footer", "Edit Footer", "MenuItem", opens="dialog:footer"),
         _c("menu:footer", "Remove Footer", "MenuItem", command="remove_hf", arg="footer"),
-        *_menu("page_number", ("Top of Page", "Bottom of Page", "Remove Page Numbers"), "page_number",
-               args=("header", "footer", "remove")),
+        *_menu(
+            "page_number",
+            ("Top of Page", "Bottom of Page", "Remove Page Numbers"),
+            "page_number",
+            args=("header", "footer", "remove"),
+        ),
         *_menu("symbol", SYMBOLS, "type_symbol", "ListItem"),
         *_menu("margins", list(MARGINS), "margins"),
         _c("menu:margins", "Custom Margins...", "MenuItem", opens="dialog:page_setup"),
@@ -233,20 +263,44 @@ def _build() -> list[Control]:
         *_menu("breaks", ("Page", "Column"), "break"),
         *_menu("line_numbers", ("None", "Continuous", "Restart Each Page"), "line_numbers"),
         *_menu("toc", ("Automatic Table", "Remove Table of Contents"), "toc", args=("add", "remove")),
-        *_menu("delete_comment", ("Delete", "Delete All Comments in Document"), "delete_comment",
-               args=("current", "all")),
-        *_menu("table_delete", ("Delete Table", "Delete Rows", "Delete Columns"), "table_delete",
-               args=("table", "last_row", "last_column")),
-        *_menu("autofit", ("AutoFit Contents", "AutoFit Window", "Fixed Column Width"), "autofit",
-               args=("contents", "window", "fixed")),
+        *_menu(
+            "delete_comment",
+            ("Delete", "Delete All Comments in Document"),
+            "delete_comment",
+            args=("current", "all"),
+        ),
+        *_menu(
+            "table_delete",
+            ("Delete Table", "Delete Rows", "Delete Columns"),
+            "table_delete",
+            args=("table", "last_row", "last_column"),
+        ),
+        *_menu(
+            "autofit",
+            ("AutoFit Contents", "AutoFit Window", "Fixed Column Width"),
+            "autofit",
+            args=("contents", "window", "fixed"),
+        ),
         # Dialogs
-        *_dialog("font", ("Font", "Size"), ("Strikethrough", "Superscript", "Subscript", "Small caps", "All caps")),
-        *_dialog("paragraph", ("Indentation Left", "Indentation Right", "Spacing Before", "Spacing After",
-                               "Line Spacing")),
+        *_dialog(
+            "font", ("Font", "Size"), ("Strikethrough", "Superscript", "Subscript", "Small caps", "All caps")
+        ),
+        *_dialog(
+            "paragraph",
+            ("Indentation Left", "Indentation Right", "Spacing Before", "Spacing After", "Line Spacing"),
+        ),
         *_dialog("insert_table", ("Number of columns", "Number of rows")),
-        *_dialog("find_replace", ("Find what", "Replace with"), ("Match case", "Find whole words only"),
-                 (("Replace", "replace_one"), ("Replace All", "replace_all"), ("Find Next", "find_next"),
-                  ("Close", "cancel"))),
+        *_dialog(
+            "find_replace",
+            ("Find what", "Replace with"),
+            ("Match case", "Find whole words only"),
+            (
+                ("Replace", "replace_one"),
+                ("Replace All", "replace_all"),
+                ("Find Next", "find_next"),
+                ("Close", "cancel"),
+            ),
+        ),
         *_dialog("hyperlink", ("Text to display", "Address")),
         *_dialog("comment", ("Comment",), buttons=(("Post", "ok"), ("Cancel", "cancel"))),
         *_dialog("header", ("Header Text",), buttons=(("Close Header and Footer", "ok"),)),
@@ -281,7 +335,10 @@ DIALOG_TITLES = {
     "word_count": "Word Count",
 }
 # Galleries sit inside a tab's layout right after the control named here.
-GALLERY_AFTER = {"gallery:styles": "tab:Home/paragraph_settings", "gallery:table_styles": "tab:Table Design/first_column"}
+GALLERY_AFTER = {
+    "gallery:styles": "tab:Home/paragraph_settings",
+    "gallery:table_styles": "tab:Table Design/first_column",
+}
 
 
 @dataclass

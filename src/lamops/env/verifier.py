@@ -2,7 +2,8 @@
 
 Answers in UFO's evaluator format: `complete` yes / no / unsure, a reason, and yes/no sub-scores. Besides the
 family's own checks it adds two the family does not have to think about: nothing outside the task's scope
-changed (a careless agent that bolds the whole document fails), and, for formatting tasks, the text is intact."""
+changed (a careless agent that bolds the whole document fails), and, for formatting tasks, the text is
+intact."""
 
 from __future__ import annotations
 
@@ -22,8 +23,13 @@ def changed_keys(before: list[tuple[str, str]], after: list[tuple[str, str]]) ->
     return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
 
 
-def judge(task: InstantiatedTask, before: Document, after: Document, before_items: list[tuple[str, str]],
-          after_items: list[tuple[str, str]]) -> Verdict:
+def judge(
+    task: InstantiatedTask,
+    before: Document,
+    after: Document,
+    before_items: list[tuple[str, str]],
+    after_items: list[tuple[str, str]],
+) -> Verdict:
     """Pure judgement of one episode from the two documents and their canvas states."""
     if task.family is None:
         return Verdict(complete="unsure", reason="the task has no goal predicate; an LLM judge must decide")
@@ -61,8 +67,11 @@ def verify(env) -> Verdict:
     try:
         after = docx.Document(io.BytesIO(env.live.to_bytes()))
     except Exception as e:
-        return Verdict(complete="no", reason=f"the document does not reopen after saving: {e}",
-                       sub_scores={"document_reopens": "no"})
+        return Verdict(
+            complete="no",
+            reason=f"the document does not reopen after saving: {e}",
+            sub_scores={"document_reopens": "no"},
+        )
     before = env.pristine_document()
     verdict = judge(env.task, before, after, env.initial_items, canvas_items(env.live))
     verdict.sub_scores["document_reopens"] = "yes"

@@ -28,9 +28,16 @@ from docx.text.paragraph import Paragraph
 
 from lamops.env import ribbon
 from lamops.env.actions import ActionError, parse_action, parse_keys
-from lamops.env.canvas import PAGE_SIZES, canvas_items, comment_anchor_text, render_canvas, render_selection, track_changes_on
+from lamops.env.canvas import (
+    PAGE_SIZES,
+    canvas_items,
+    comment_anchor_text,
+    render_canvas,
+    render_selection,
+    track_changes_on,
+)
 from lamops.env.document import DocumentError, LiveDocument, Selection, paragraph_text, span_runs
-from lamops.env.observation import ControlInfo, ControlFormat, Observation
+from lamops.env.observation import ControlFormat, ControlInfo, Observation
 from lamops.env.protocol import StepResult
 from lamops.records import InstantiatedTask, Verdict
 
@@ -42,7 +49,10 @@ _ALIGN = {
     "right": WD_ALIGN_PARAGRAPH.RIGHT,
     "justify": WD_ALIGN_PARAGRAPH.JUSTIFY,
 }
-_DIALOG_DEFAULTS = {"insert_table": {"Number of columns": "5", "Number of rows": "2"}, "zoom": {"Percent": "100"}}
+_DIALOG_DEFAULTS = {
+    "insert_table": {"Number of columns": "5", "Number of rows": "2"},
+    "zoom": {"Percent": "100"},
+}
 
 
 class Refused(Exception):
@@ -109,7 +119,10 @@ class WordEnv:
         self.focus: str | None = None
         self.comment_cursor = -1
         self.initial_items = canvas_items(live)
-        self._canvas_cache: tuple[int, str] = (live.version, "\n".join(line for _, line in self.initial_items))
+        self._canvas_cache: tuple[int, str] = (
+            live.version,
+            "\n".join(line for _, line in self.initial_items),
+        )
         return self.observe()
 
     def step(self, raw) -> StepResult:
@@ -208,7 +221,9 @@ class WordEnv:
         visible = self.visible()
         if label:
             if not label.isdigit() or not 1 <= int(label) <= len(visible):
-                raise ActionError(f"control label {label!r} is not visible (visible labels: 1..{len(visible)})")
+                raise ActionError(
+                    f"control label {label!r} is not visible (visible labels: 1..{len(visible)})"
+                )
             return visible[int(label) - 1]
         matches = [c for c in visible if c.text == name]
         if not matches:
@@ -226,8 +241,11 @@ class WordEnv:
             control = self._resolve(action.control_label, action.control_name)
             return self._set_text(control, args.text)
         if fn == "wheel_mouse_input":
-            control = self._resolve(action.control_label, action.control_name) if (
-                action.control_label or action.control_name) else None
+            control = (
+                self._resolve(action.control_label, action.control_name)
+                if (action.control_label or action.control_name)
+                else None
+            )
             return self._wheel(control, args.wheel_dist)
         if fn == "keyboard_input":
             return self._keys(args.keys)
@@ -255,8 +273,7 @@ class WordEnv:
         try:
             result = fn()
         except Exception:
-            live.undo()
-            live._redo.clear()
+            live.rollback()
             raise
         live.changed()
         return result
@@ -312,7 +329,7 @@ class WordEnv:
             step = ribbon.GALLERY_WINDOW * (1 if dist < 0 else -1) if dist else 0
             off = max(0, min(off + step, len(items) - ribbon.GALLERY_WINDOW))
             self.ui.gallery_offset[c.container] = off
-            return f"gallery shows {', '.join(i.text for i in items[off:off + ribbon.GALLERY_WINDOW])}"
+            return f"gallery shows {', '.join(i.text for i in items[off : off + ribbon.GALLERY_WINDOW])}"
         self.ui.view["scroll"] = str(max(0, int(self.ui.view.get("scroll", "0")) - dist))
         return "scrolled the page"
 
@@ -363,10 +380,12 @@ class WordEnv:
             "ctrl+v": lambda: self.cmd_paste(None),
             "ENTER": lambda: self._edit(live.new_paragraph),
             "TAB": lambda: self._edit(lambda: live.type_text("\t")),
-            "DELETE": lambda: self._edit(live.delete_selection if live.has_selection() else
-                                         lambda: live.delete_char(forward=True)),
-            "BACKSPACE": lambda: self._edit(live.delete_selection if live.has_selection() else
-                                            lambda: live.delete_char(forward=False)),
+            "DELETE": lambda: self._edit(
+                live.delete_selection if live.has_selection() else lambda: live.delete_char(forward=True)
+            ),
+            "BACKSPACE": lambda: self._edit(
+                live.delete_selection if live.has_selection() else lambda: live.delete_char(forward=False)
+            ),
             "LEFT": lambda: self._move_caret(-1),
             "RIGHT": lambda: self._move_caret(1),
         }
@@ -520,7 +539,9 @@ class WordEnv:
         paras = self.live.selected_paragraphs()
         off = all(p.style is not None and p.style.name == style for p in paras)
         target = self.live.doc.styles["Normal" if off else style]
-        return self._format_paragraphs(lambda p: setattr(p, "style", target), f"{'no ' if off else ''}{style}")
+        return self._format_paragraphs(
+            lambda p: setattr(p, "style", target), f"{'no ' if off else ''}{style}"
+        )
 
     def cmd_style(self, name: str) -> str:
         style = self.live.doc.styles[name]
@@ -546,9 +567,12 @@ class WordEnv:
 
     def cmd_space_preset(self, which: str) -> str:
         if which == "before":
-            return self._format_paragraphs(lambda p: setattr(p.paragraph_format, "space_before", Pt(12)),
-                                           "12 pt before")
-        return self._format_paragraphs(lambda p: setattr(p.paragraph_format, "space_after", Pt(0)), "0 pt after")
+            return self._format_paragraphs(
+                lambda p: setattr(p.paragraph_format, "space_before", Pt(12)), "12 pt before"
+            )
+        return self._format_paragraphs(
+            lambda p: setattr(p.paragraph_format, "space_after", Pt(0)), "0 pt after"
+        )
 
     def cmd_view_toggle(self, what: str) -> str:
         self.ui.toggles ^= {what}
@@ -599,8 +623,12 @@ class WordEnv:
         def apply():
             for s in self.live.doc.sections:
                 for part in (s.header, s.footer):
-                    for fld in [f for p in part.paragraphs for f in p._p.iter(qn("w:fldSimple"))
-                                if "PAGE" in (f.get(qn("w:instr")) or "")]:
+                    for fld in [
+                        f
+                        for p in part.paragraphs
+                        for f in p._p.iter(qn("w:fldSimple"))
+                        if "PAGE" in (f.get(qn("w:instr")) or "")
+                    ]:
                         fld.getparent().remove(fld)
                 if where == "remove":
                     continue
@@ -745,8 +773,11 @@ class WordEnv:
                     if el.get(qn("w:id")) in ids:
                         parent = el.getparent()
                         parent.remove(el)
-                        if tag == "w:commentReference" and parent.tag == qn("w:r") and not len(
-                                [c for c in parent if c.tag != qn("w:rPr")]):
+                        if (
+                            tag == "w:commentReference"
+                            and parent.tag == qn("w:r")
+                            and not len([c for c in parent if c.tag != qn("w:rPr")])
+                        ):
                             parent.getparent().remove(parent)
             comments_el = live.doc.part._comments_part.element
             for el in list(comments_el):
@@ -778,7 +809,9 @@ class WordEnv:
 
     def cmd_table_style(self, name: str) -> str:
         table = self._table()
-        return self._edit(lambda: (setattr(table, "style", self.live.doc.styles[name]), f"table style {name}")[1])
+        return self._edit(
+            lambda: (setattr(table, "style", self.live.doc.styles[name]), f"table style {name}")[1]
+        )
 
     def cmd_table_look(self, attr: str) -> str:
         table = self._table()
@@ -849,9 +882,16 @@ class WordEnv:
         live = self.live
         if dialog == "font":
             runs = [r for r in live.selected_runs() if r.text.strip()]
-            props = {"Strikethrough": "strike", "Superscript": "superscript", "Subscript": "subscript",
-                     "Small caps": "small_caps", "All caps": "all_caps"}
-            return {k: "on" if runs and all(getattr(r.font, v) for r in runs) else "off" for k, v in props.items()}
+            props = {
+                "Strikethrough": "strike",
+                "Superscript": "superscript",
+                "Subscript": "subscript",
+                "Small caps": "small_caps",
+                "All caps": "all_caps",
+            }
+            return {
+                k: "on" if runs and all(getattr(r.font, v) for r in runs) else "off" for k, v in props.items()
+            }
         if dialog in ("header", "footer"):
             part = getattr(live.doc.sections[0], dialog)
             return {f"{dialog.title()} Text": "\n".join(p.text for p in part.paragraphs).strip()}
@@ -865,13 +905,15 @@ class WordEnv:
         paras = [p.text for p in self.live.all_paragraphs()]
         words = sum(len(t.split()) for t in paras)
         chars = sum(len(t) for t in paras)
-        texts = (f"Words: {words}", f"Characters (with spaces): {chars}",
-                 f"Paragraphs: {sum(1 for t in paras if t.strip())}")
-        return tuple(ribbon.Control(id=f"dialog:word_count/{i}", text=t, type="Text", container="dialog:word_count")
-                     for i, t in enumerate(texts))
-
-    def cmd_field(self, _) -> str:  # pragma: no cover - Edits are handled in _click/_set_text
-        raise Refused("use set_edit_text to fill this field")
+        texts = (
+            f"Words: {words}",
+            f"Characters (with spaces): {chars}",
+            f"Paragraphs: {sum(1 for t in paras if t.strip())}",
+        )
+        return tuple(
+            ribbon.Control(id=f"dialog:word_count/{i}", text=t, type="Text", container="dialog:word_count")
+            for i, t in enumerate(texts)
+        )
 
     def cmd_check(self, name: str) -> str:
         self.ui.fields[name] = "off" if self.ui.fields.get(name) == "on" else "on"
@@ -904,8 +946,13 @@ class WordEnv:
             changes.append(("name", f["Font"].strip()))
         if f.get("Size", "").strip():
             changes.append(("size", Pt(parse_number(f["Size"], "pt", 1, 1638, "Size"))))
-        props = {"Strikethrough": "strike", "Superscript": "superscript", "Subscript": "subscript",
-                 "Small caps": "small_caps", "All caps": "all_caps"}
+        props = {
+            "Strikethrough": "strike",
+            "Superscript": "superscript",
+            "Subscript": "subscript",
+            "Small caps": "small_caps",
+            "All caps": "all_caps",
+        }
         for k, prop in props.items():
             if f.get(k) != self._dialog_start.get(k):
                 changes.append((prop, True if f.get(k) == "on" else None))
@@ -918,11 +965,13 @@ class WordEnv:
 
     def _ok_paragraph(self, f) -> str:
         changes = []
-        for name, attr, unit, hi in (("Indentation Left", "left_indent", "in", 20),
-                                      ("Indentation Right", "right_indent", "in", 20),
-                                      ("Spacing Before", "space_before", "pt", 1584),
-                                      ("Spacing After", "space_after", "pt", 1584),
-                                      ("Line Spacing", "line_spacing", "lines", 132)):
+        for name, attr, unit, hi in (
+            ("Indentation Left", "left_indent", "in", 20),
+            ("Indentation Right", "right_indent", "in", 20),
+            ("Spacing Before", "space_before", "pt", 1584),
+            ("Spacing After", "space_after", "pt", 1584),
+            ("Line Spacing", "line_spacing", "lines", 132),
+        ):
             if f.get(name, "").strip():
                 v = parse_number(f[name], unit, 0, hi, name)
                 changes.append((attr, Inches(v) if unit == "in" else Pt(v) if unit == "pt" else v))
@@ -938,7 +987,9 @@ class WordEnv:
         v = parse_number(text, unit, 0, hi, field.replace("_", " "))
         value = Inches(v) if unit == "in" else Pt(v)
         attr = {"indent_left": "left_indent", "indent_right": "right_indent"}.get(field, field)
-        return self._format_paragraphs(lambda p: setattr(p.paragraph_format, attr, value), f"{field} {v:g}{unit}")
+        return self._format_paragraphs(
+            lambda p: setattr(p.paragraph_format, attr, value), f"{field} {v:g}{unit}"
+        )
 
     def _ok_find_replace(self, f) -> str:
         return "closed the Find and Replace dialog"
@@ -1007,8 +1058,11 @@ class WordEnv:
         runs = [r for r in live.selected_runs() if r.text]
         if not runs:
             raise Refused("select the text to comment on before adding a comment")
-        return self._edit(lambda: (live.doc.add_comment(runs, text=text, author="lamops", initials="LA"),
-                                   "comment posted")[1])
+        return self._edit(
+            lambda: (live.doc.add_comment(runs, text=text, author="lamops", initials="LA"), "comment posted")[
+                1
+            ]
+        )
 
     def _ok_header(self, f) -> str:
         return self._set_hf("header", f.get("Header Text", ""))
@@ -1026,8 +1080,11 @@ class WordEnv:
                     if p not in keep:
                         for child in [c for c in p._p if c.tag != qn("w:pPr")]:
                             p._p.remove(child)
-                target = next(p for p in part.paragraphs if not any(True for _ in p._p.iter(qn("w:fldSimple"))))\
-                    if len(keep) < len(paras) else part.add_paragraph()
+                target = (
+                    next(p for p in part.paragraphs if not any(True for _ in p._p.iter(qn("w:fldSimple"))))
+                    if len(keep) < len(paras)
+                    else part.add_paragraph()
+                )
                 if text:
                     target.add_run(text)
             return f"{which} set to {text!r}"
@@ -1035,7 +1092,9 @@ class WordEnv:
         return self._edit(apply)
 
     def _ok_page_setup(self, f) -> str:
-        values = {k: parse_number(f[k], "in", 0, 5, k) for k in ("Top", "Bottom", "Left", "Right") if f.get(k)}
+        values = {
+            k: parse_number(f[k], "in", 0, 5, k) for k in ("Top", "Bottom", "Left", "Right") if f.get(k)
+        }
 
         def apply(s):
             for k, v in values.items():
@@ -1092,4 +1151,3 @@ def _change_case(text: str, case: str) -> str:
         return text.swapcase()
     lowered = text.lower()
     return re.sub(r"(^\s*|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), lowered)
-

@@ -18,8 +18,9 @@ from lamops.env.families import text as _text
 from lamops.env.families.base import Family, TaskSpec
 from lamops.records import InstantiatedTask
 
-FAMILIES: dict[str, Family] = {cls.name: cls() for cls in (*_text.FAMILIES, *_paragraphs.FAMILIES,
-                                                             *_document.FAMILIES)}
+FAMILIES: dict[str, Family] = {
+    cls.name: cls() for cls in (*_text.FAMILIES, *_paragraphs.FAMILIES, *_document.FAMILIES)
+}
 
 
 def get_family(name: str) -> Family:
@@ -43,10 +44,14 @@ def applicable_templates(family: str) -> list[str]:
     return [t for t in TEMPLATES if get_family(family).applies(template_document(t))]
 
 
-def sample_task(family: str, template: str, seed: int, doc: Document | None = None) -> InstantiatedTask | None:
+def sample_task(
+    family: str, template: str, seed: int, doc: Document | None = None
+) -> InstantiatedTask | None:
     """A concrete task of `family` on `template`, or None when the family does not apply to it."""
     fam = get_family(family)
-    spec: TaskSpec | None = fam.sample(doc if doc is not None else template_document(template), random.Random(seed))
+    spec: TaskSpec | None = fam.sample(
+        doc if doc is not None else template_document(template), random.Random(seed)
+    )
     if spec is None:
         return None
     return InstantiatedTask(

@@ -62,8 +62,15 @@ class Plan:
         self.steps: list[PlanStep] = []
 
     def _add(self, subtask: str, function: str, control_text: str = "", **args) -> Plan:
-        self.steps.append(PlanStep(step=len(self.steps) + 1, subtask=subtask, control_text=control_text,
-                                   function=function, args=args))
+        self.steps.append(
+            PlanStep(
+                step=len(self.steps) + 1,
+                subtask=subtask,
+                control_text=control_text,
+                function=function,
+                args=args,
+            )
+        )
         return self
 
     def click(self, control: str, subtask: str) -> Plan:
@@ -73,14 +80,18 @@ class Plan:
         return self.click(tab, f"Open the {tab} tab.")
 
     def set_text(self, control: str, text: str, subtask: str | None = None) -> Plan:
-        return self._add(subtask or f"Enter {text!r} in the {control} box.", "set_edit_text", control, text=text)
+        return self._add(
+            subtask or f"Enter {text!r} in the {control} box.", "set_edit_text", control, text=text
+        )
 
     def select_text(self, text: str) -> Plan:
         return self._add(f"Select the text {text!r}.", "select_text", text=text)
 
     def select_paragraph(self, i: int, j: int | None = None, what: str = "") -> Plan:
         j = i if j is None else j
-        return self._add(f"Select {what or f'paragraph {i}'}.", "select_paragraph", start_index=i, end_index=j)
+        return self._add(
+            f"Select {what or f'paragraph {i}'}.", "select_paragraph", start_index=i, end_index=j
+        )
 
     def select_table(self, n: int) -> Plan:
         return self._add(f"Select table {n}.", "select_table", number=n)
@@ -92,8 +103,12 @@ class Plan:
         return self._add(subtask, "wheel_mouse_input", control, wheel_dist=dist)
 
     def spec(self, request: str, params: dict[str, Any]) -> TaskSpec:
-        return TaskSpec(request=request, actions=self.steps, params=params,
-                        plan=[f"{s.step}. {s.subtask}" for s in self.steps])
+        return TaskSpec(
+            request=request,
+            actions=self.steps,
+            params=params,
+            plan=[f"{s.step}. {s.subtask}" for s in self.steps],
+        )
 
 
 # ---- reading documents ------------------------------------------------------------------------------
@@ -160,8 +175,13 @@ def starts(p: Paragraph, words: int = 5) -> str:
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]")
 
 
-def pick_phrase(doc: Document, rng: random.Random, ok=lambda runs: True, words: tuple[int, int] = (2, 4),
-                in_tables: bool = False) -> tuple[str, int | None] | None:
+def pick_phrase(
+    doc: Document,
+    rng: random.Random,
+    ok=lambda runs: True,
+    words: tuple[int, int] = (2, 4),
+    in_tables: bool = False,
+) -> tuple[str, int | None] | None:
     """A phrase of whole words that occurs exactly once in the document, with its body paragraph index
     (None inside a table). `ok` filters on the runs the phrase covers."""
     text = full_text(doc).lower()
@@ -201,11 +221,15 @@ def pick_word(doc: Document, rng: random.Random, min_len: int = 5) -> str | None
     """A word (case-sensitive form as written) worth replacing: appears 1-4 times as a whole word."""
     text = full_text(doc)
     counts: dict[str, int] = {}
-    for m in re.finditer(r"\b[a-z]{%d,}\b" % min_len, text):
+    for m in re.finditer(rf"\b[a-z]{{{min_len},}}\b", text):
         counts[m.group(0)] = counts.get(m.group(0), 0) + 1
-    words = sorted(w for w, c in counts.items()
-                   if c <= 4 and len(re.findall(rf"\b{w}\b", text, re.IGNORECASE)) == c
-                   and not re.search(rf"{w}[a-z]|[a-z]{w}", text, re.IGNORECASE))
+    words = sorted(
+        w
+        for w, c in counts.items()
+        if c <= 4
+        and len(re.findall(rf"\b{w}\b", text, re.IGNORECASE)) == c
+        and not re.search(rf"{w}[a-z]|[a-z]{w}", text, re.IGNORECASE)
+    )
     return rng.choice(words) if words else None
 
 

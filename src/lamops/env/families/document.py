@@ -8,7 +8,16 @@ from docx.text.paragraph import Paragraph
 
 from lamops.env import ribbon
 from lamops.env.canvas import columns, page_size_name
-from lamops.env.families.base import Family, Plan, full_text, phrasing, pick_paragraph, pick_phrase, starts, style_of
+from lamops.env.families.base import (
+    Family,
+    Plan,
+    full_text,
+    phrasing,
+    pick_paragraph,
+    pick_phrase,
+    starts,
+    style_of,
+)
 
 
 def _sections_scope(doc_sections: int) -> set[str]:
@@ -29,8 +38,11 @@ class Orientation(_PageFamily):
         landscape = doc.sections[0].orientation == WD_ORIENT.LANDSCAPE
         value = "Portrait" if landscape else "Landscape"
         plan = Plan().tab("Layout").click("Orientation", "Open Orientation.").click(value, f"Choose {value}.")
-        request = phrasing(rng, ["Change the page orientation to {v}.", "Make the pages {v}.",
-                                 "Set the document to {v} layout."], v=value.lower())
+        request = phrasing(
+            rng,
+            ["Change the page orientation to {v}.", "Make the pages {v}.", "Set the document to {v} layout."],
+            v=value.lower(),
+        )
         return plan.spec(request, {"landscape": not landscape, "sections": len(doc.sections)})
 
     def goal(self, before, after, params):
@@ -41,8 +53,10 @@ class Orientation(_PageFamily):
 
 
 def _margins(section):
-    return tuple(round(m.inches, 2) for m in (section.top_margin, section.bottom_margin, section.left_margin,
-                                               section.right_margin))
+    return tuple(
+        round(m.inches, 2)
+        for m in (section.top_margin, section.bottom_margin, section.left_margin, section.right_margin)
+    )
 
 
 class MarginsPreset(_PageFamily):
@@ -55,8 +69,15 @@ class MarginsPreset(_PageFamily):
         options = [m for m in ("Narrow", "Moderate", "Wide") if ribbon.MARGINS[m] != current]
         preset = rng.choice(options)
         plan = Plan().tab("Layout").click("Margins", "Open Margins.").click(preset, f"Choose {preset}.")
-        request = phrasing(rng, ["Use {m} margins.", "Set the page margins to the {m} preset.",
-                                 "Apply {m} margins to the document."], m=preset)
+        request = phrasing(
+            rng,
+            [
+                "Use {m} margins.",
+                "Set the page margins to the {m} preset.",
+                "Apply {m} margins to the document.",
+            ],
+            m=preset,
+        )
         return plan.spec(request, {"margins": list(ribbon.MARGINS[preset]), "sections": len(doc.sections)})
 
     def goal(self, before, after, params):
@@ -71,17 +92,41 @@ class CustomMargins(_PageFamily):
     def sample(self, doc, rng):
         top, bottom = rng.choice([("1.5", "1.5"), ("0.75", "1.25"), ("2", "1"), ("1.25", "0.75")])
         s = doc.sections[0]
-        plan = (Plan().tab("Layout").click("Margins", "Open Margins.")
-                .click("Custom Margins...", "Choose Custom Margins.")
-                .set_text("Top", top).set_text("Bottom", bottom).click("OK", "Click OK."))
-        request = phrasing(rng, ["Set the top margin to {t} inches and the bottom margin to {b} inches.",
-                                 "Make the margins {t}\" at the top and {b}\" at the bottom."], t=top, b=bottom)
-        return plan.spec(request, {"top": float(top), "bottom": float(bottom), "left": round(s.left_margin.inches, 2),
-                                   "sections": len(doc.sections)})
+        plan = (
+            Plan()
+            .tab("Layout")
+            .click("Margins", "Open Margins.")
+            .click("Custom Margins...", "Choose Custom Margins.")
+            .set_text("Top", top)
+            .set_text("Bottom", bottom)
+            .click("OK", "Click OK.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Set the top margin to {t} inches and the bottom margin to {b} inches.",
+                'Make the margins {t}" at the top and {b}" at the bottom.',
+            ],
+            t=top,
+            b=bottom,
+        )
+        return plan.spec(
+            request,
+            {
+                "top": float(top),
+                "bottom": float(bottom),
+                "left": round(s.left_margin.inches, 2),
+                "sections": len(doc.sections),
+            },
+        )
 
     def goal(self, before, after, params):
         t, b, left, _ = _margins(after.sections[0])
-        return {"top": t == params["top"], "bottom": b == params["bottom"], "left_kept": left == params["left"]}
+        return {
+            "top": t == params["top"],
+            "bottom": b == params["bottom"],
+            "left_kept": left == params["left"],
+        }
 
 
 class LandscapeNarrow(_PageFamily):
@@ -92,16 +137,35 @@ class LandscapeNarrow(_PageFamily):
     def sample(self, doc, rng):
         if doc.sections[0].orientation == WD_ORIENT.LANDSCAPE:
             return None
-        preset = rng.choice([m for m in ("Narrow", "Moderate", "Wide") if ribbon.MARGINS[m] != _margins(doc.sections[0])])
-        plan = (Plan().tab("Layout").click("Orientation", "Open Orientation.").click("Landscape", "Choose Landscape.")
-                .click("Margins", "Open Margins.").click(preset, f"Choose {preset}."))
-        request = phrasing(rng, ["Switch to landscape pages with {m} margins.",
-                                 "Set the layout to landscape and use the {m} margin preset."], m=preset)
-        return plan.spec(request, {"landscape": True, "margins": list(ribbon.MARGINS[preset]),
-                                   "sections": len(doc.sections)})
+        preset = rng.choice(
+            [m for m in ("Narrow", "Moderate", "Wide") if ribbon.MARGINS[m] != _margins(doc.sections[0])]
+        )
+        plan = (
+            Plan()
+            .tab("Layout")
+            .click("Orientation", "Open Orientation.")
+            .click("Landscape", "Choose Landscape.")
+            .click("Margins", "Open Margins.")
+            .click(preset, f"Choose {preset}.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Switch to landscape pages with {m} margins.",
+                "Set the layout to landscape and use the {m} margin preset.",
+            ],
+            m=preset,
+        )
+        return plan.spec(
+            request,
+            {"landscape": True, "margins": list(ribbon.MARGINS[preset]), "sections": len(doc.sections)},
+        )
 
     def goal(self, before, after, params):
-        return {**Orientation.goal(self, before, after, params), **MarginsPreset.goal(self, before, after, params)}
+        return {
+            **Orientation.goal(self, before, after, params),
+            **MarginsPreset.goal(self, before, after, params),
+        }
 
 
 class PageSize(_PageFamily):
@@ -113,8 +177,15 @@ class PageSize(_PageFamily):
         current = page_size_name(doc.sections[0])
         size = rng.choice([s for s in ("A4", "Legal", "A5") if s != current])
         plan = Plan().tab("Layout").click("Size", "Open Size.").click(size, f"Choose {size}.")
-        request = phrasing(rng, ["Change the paper size to {s}.", "Print this on {s} paper: set the page size.",
-                                 "Set the page size to {s}."], s=size)
+        request = phrasing(
+            rng,
+            [
+                "Change the paper size to {s}.",
+                "Print this on {s} paper: set the page size.",
+                "Set the page size to {s}.",
+            ],
+            s=size,
+        )
         return plan.spec(request, {"size": size, "sections": len(doc.sections)})
 
     def goal(self, before, after, params):
@@ -131,8 +202,16 @@ class Columns(_PageFamily):
         if columns(doc.sections[0]) == n:
             return None
         plan = Plan().tab("Layout").click("Columns", "Open Columns.").click(word, f"Choose {word}.")
-        request = phrasing(rng, ["Split the text into {w} columns.", "Format the document in {n} columns.",
-                                 "Use a {n}-column layout."], w=word.lower(), n=n)
+        request = phrasing(
+            rng,
+            [
+                "Split the text into {w} columns.",
+                "Format the document in {n} columns.",
+                "Use a {n}-column layout.",
+            ],
+            w=word.lower(),
+            n=n,
+        )
         return plan.spec(request, {"columns": n, "sections": len(doc.sections)})
 
     def goal(self, before, after, params):
@@ -146,14 +225,26 @@ class InsertTable(Family):
 
     def sample(self, doc, rng):
         rows, cols = rng.choice([(2, 3), (3, 2), (3, 3), (4, 2), (2, 4), (4, 3)])
-        plan = (Plan().keys("^{END}", "Move to the end of the document.").tab("Insert")
-                .click("Table", "Open the Table menu.").click("Insert Table...", "Choose Insert Table.")
-                .set_text("Number of columns", str(cols)).set_text("Number of rows", str(rows))
-                .click("OK", "Click OK."))
-        request = phrasing(rng, ["Insert a table with {r} rows and {c} columns at the end.",
-                                 "Add a {r}x{c} table after the last paragraph.",
-                                 "At the end of the document, put an empty table of {c} columns and {r} rows."],
-                           r=rows, c=cols)
+        plan = (
+            Plan()
+            .keys("^{END}", "Move to the end of the document.")
+            .tab("Insert")
+            .click("Table", "Open the Table menu.")
+            .click("Insert Table...", "Choose Insert Table.")
+            .set_text("Number of columns", str(cols))
+            .set_text("Number of rows", str(rows))
+            .click("OK", "Click OK.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Insert a table with {r} rows and {c} columns at the end.",
+                "Add a {r}x{c} table after the last paragraph.",
+                "At the end of the document, put an empty table of {c} columns and {r} rows.",
+            ],
+            r=rows,
+            c=cols,
+        )
         return plan.spec(request, {"rows": rows, "cols": cols, "tables": len(doc.tables)})
 
     def goal(self, before, after, params):
@@ -161,10 +252,15 @@ class InsertTable(Family):
         blocks = [b for b in body if b.tag in (qn("w:p"), qn("w:tbl"))]
         last_tbl = next((b for b in reversed(blocks) if b.tag == qn("w:tbl")), None)
         tables = after.tables
-        ok_size = bool(tables) and len(tables[-1].rows) == params["rows"] and len(tables[-1].columns) == params["cols"]
-        tail = blocks[blocks.index(last_tbl) + 1:] if last_tbl is not None else []
-        at_end = last_tbl is not None and all(not "".join(t.text or "" for t in b.iter(qn("w:t"))).strip()
-                                              for b in tail)
+        ok_size = (
+            bool(tables)
+            and len(tables[-1].rows) == params["rows"]
+            and len(tables[-1].columns) == params["cols"]
+        )
+        tail = blocks[blocks.index(last_tbl) + 1 :] if last_tbl is not None else []
+        at_end = last_tbl is not None and all(
+            not "".join(t.text or "" for t in b.iter(qn("w:t"))).strip() for b in tail
+        )
         return {"table_added": len(tables) == params["tables"] + 1, "table_size": ok_size, "at_end": at_end}
 
 
@@ -191,9 +287,17 @@ class TableStyle(_TableFamily):
         if ribbon.TABLE_STYLES.index(style) >= ribbon.GALLERY_WINDOW:
             plan.wheel(ribbon.TABLE_STYLES[0], -1, "Scroll the table styles down.")
         plan.click(style, f"Choose the {style} style.")
-        request = phrasing(rng, ["Apply the '{s}' style to table {n}.", "Restyle table {n} with {s}.",
-                                 "Give the {o} table the {s} look."], s=style, n=n,
-                           o=["first", "second", "third"][n - 1] if n <= 3 else f"#{n}")
+        request = phrasing(
+            rng,
+            [
+                "Apply the '{s}' style to table {n}.",
+                "Restyle table {n} with {s}.",
+                "Give the {o} table the {s} look.",
+            ],
+            s=style,
+            n=n,
+            o=["first", "second", "third"][n - 1] if n <= 3 else f"#{n}",
+        )
         return plan.spec(request, {"table": n, "style": style})
 
     def goal(self, before, after, params):
@@ -210,11 +314,23 @@ class TableHeaderStyle(_TableFamily):
         n = self._table(doc, rng)
         if n is None:
             return None
-        style = rng.choice(ribbon.TABLE_STYLES[1:ribbon.GALLERY_WINDOW])
-        plan = (Plan().select_table(n).tab("Table Design").click(style, f"Choose the {style} style.")
-                .click("Header Row", "Untick Header Row."))
-        request = phrasing(rng, ["Give table {n} the '{s}' style without header row emphasis.",
-                                 "Style table {n} as {s} and turn off the header row formatting."], n=n, s=style)
+        style = rng.choice(ribbon.TABLE_STYLES[1 : ribbon.GALLERY_WINDOW])
+        plan = (
+            Plan()
+            .select_table(n)
+            .tab("Table Design")
+            .click(style, f"Choose the {style} style.")
+            .click("Header Row", "Untick Header Row.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Give table {n} the '{s}' style without header row emphasis.",
+                "Style table {n} as {s} and turn off the header row formatting.",
+            ],
+            n=n,
+            s=style,
+        )
         return plan.spec(request, {"table": n, "style": style})
 
     def goal(self, before, after, params):
@@ -222,8 +338,10 @@ class TableHeaderStyle(_TableFamily):
             return {"table_style": False}
         tbl = after.tables[params["table"] - 1]
         look = tbl._tbl.tblPr.find(qn("w:tblLook"))
-        return {"table_style": tbl.style is not None and tbl.style.name == params["style"],
-                "header_row_off": look is not None and look.get(qn("w:firstRow")) == "0"}
+        return {
+            "table_style": tbl.style is not None and tbl.style.name == params["style"],
+            "header_row_off": look is not None and look.get(qn("w:firstRow")) == "0",
+        }
 
 
 class TableAddRow(_TableFamily):
@@ -236,13 +354,24 @@ class TableAddRow(_TableFamily):
         if n is None:
             return None
         where = rng.choice(["Below", "Above"])
-        plan = (Plan().select_table(n).tab("Table Layout").click(f"Insert {where}", f"Click Insert {where}."))
+        plan = Plan().select_table(n).tab("Table Layout").click(f"Insert {where}", f"Click Insert {where}.")
         end = "bottom" if where == "Below" else "top"
-        request = phrasing(rng, ["Add an empty row at the {e} of table {n}.", "Insert a new row at the {e} of table {n}."],
-                           e=end, n=n)
+        request = phrasing(
+            rng,
+            ["Add an empty row at the {e} of table {n}.", "Insert a new row at the {e} of table {n}."],
+            e=end,
+            n=n,
+        )
         t = doc.tables[n - 1]
-        return plan.spec(request, {"table": n, "rows": len(t.rows), "end": end,
-                                   "cells": [[c.text for c in r.cells] for r in t.rows]})
+        return plan.spec(
+            request,
+            {
+                "table": n,
+                "rows": len(t.rows),
+                "end": end,
+                "cells": [[c.text for c in r.cells] for r in t.rows],
+            },
+        )
 
     def goal(self, before, after, params):
         if len(after.tables) < params["table"]:
@@ -250,8 +379,11 @@ class TableAddRow(_TableFamily):
         t = after.tables[params["table"] - 1]
         rows = [[c.text for c in r.cells] for r in t.rows]
         new, old = (rows[-1], rows[:-1]) if params["end"] == "bottom" else (rows[0], rows[1:])
-        return {"row_added": len(rows) == params["rows"] + 1, "new_row_empty": not any(new),
-                "old_rows_kept": old == params["cells"]}
+        return {
+            "row_added": len(rows) == params["rows"] + 1,
+            "new_row_empty": not any(new),
+            "old_rows_kept": old == params["cells"],
+        }
 
 
 class TableAddColumn(_TableFamily):
@@ -264,9 +396,16 @@ class TableAddColumn(_TableFamily):
         if n is None:
             return None
         where = rng.choice(["Left", "Right"])
-        plan = (Plan().select_table(n).tab("Table Layout").click(f"Insert {where}", f"Click Insert {where}."))
-        request = phrasing(rng, ["Add an empty column on the {w} side of table {n}.",
-                                 "Insert a new column to the {w} of table {n}."], w=where.lower(), n=n)
+        plan = Plan().select_table(n).tab("Table Layout").click(f"Insert {where}", f"Click Insert {where}.")
+        request = phrasing(
+            rng,
+            [
+                "Add an empty column on the {w} side of table {n}.",
+                "Insert a new column to the {w} of table {n}.",
+            ],
+            w=where.lower(),
+            n=n,
+        )
         t = doc.tables[n - 1]
         return plan.spec(request, {"table": n, "cols": len(t.columns), "where": where.lower()})
 
@@ -275,8 +414,10 @@ class TableAddColumn(_TableFamily):
             return {"column_added": False}
         t = after.tables[params["table"] - 1]
         col = 0 if params["where"] == "left" else len(t.columns) - 1
-        return {"column_added": len(t.columns) == params["cols"] + 1,
-                "new_column_empty": all(not r.cells[col].text for r in t.rows)}
+        return {
+            "column_added": len(t.columns) == params["cols"] + 1,
+            "new_column_empty": all(not r.cells[col].text for r in t.rows),
+        }
 
 
 class DeleteTable(Family):
@@ -289,17 +430,28 @@ class DeleteTable(Family):
         if not doc.tables:
             return None
         n = rng.randint(1, len(doc.tables))
-        plan = (Plan().select_table(n).tab("Table Layout").click("Delete", "Open the Delete menu.")
-                .click("Delete Table", "Choose Delete Table."))
-        request = phrasing(rng, ["Delete table {n}.", "Remove table {n} from the document.",
-                                 "Get rid of table number {n}."], n=n)
-        return plan.spec(request, {"table": n, "tables": len(doc.tables),
-                                   "paragraphs": [p.text for p in doc.paragraphs]})
+        plan = (
+            Plan()
+            .select_table(n)
+            .tab("Table Layout")
+            .click("Delete", "Open the Delete menu.")
+            .click("Delete Table", "Choose Delete Table.")
+        )
+        request = phrasing(
+            rng,
+            ["Delete table {n}.", "Remove table {n} from the document.", "Get rid of table number {n}."],
+            n=n,
+        )
+        return plan.spec(
+            request, {"table": n, "tables": len(doc.tables), "paragraphs": [p.text for p in doc.paragraphs]}
+        )
 
     def goal(self, before, after, params):
         kept = [p.text for p in after.paragraphs]
-        return {"table_deleted": len(after.tables) == params["tables"] - 1,
-                "paragraphs_kept": kept == params["paragraphs"]}
+        return {
+            "table_deleted": len(after.tables) == params["tables"] - 1,
+            "paragraphs_kept": kept == params["paragraphs"],
+        }
 
 
 class TableCaption(Family):
@@ -313,9 +465,17 @@ class TableCaption(Family):
             return None
         n = rng.randint(1, len(doc.tables))
         caption = rng.choice(["Table 1: Summary of results", "Figures by quarter", "Open action items"])
-        plan = (Plan().select_table(n).tab("References").click("Insert Caption", "Click Insert Caption.")
-                .set_text("Caption", caption).click("OK", "Click OK."))
-        request = phrasing(rng, ["Caption table {n} '{c}'.", "Add the caption '{c}' under table {n}."], n=n, c=caption)
+        plan = (
+            Plan()
+            .select_table(n)
+            .tab("References")
+            .click("Insert Caption", "Click Insert Caption.")
+            .set_text("Caption", caption)
+            .click("OK", "Click OK.")
+        )
+        request = phrasing(
+            rng, ["Caption table {n} '{c}'.", "Add the caption '{c}' under table {n}."], n=n, c=caption
+        )
         return plan.spec(request, {"table": n, "caption": caption})
 
     def goal(self, before, after, params):
@@ -339,19 +499,34 @@ class TableOfContents(Family):
     def sample(self, doc, rng):
         if not any(style_of(p).startswith("Heading") for p in doc.paragraphs):
             return None
-        plan = (Plan().tab("References").click("Table of Contents", "Open Table of Contents.")
-                .click("Automatic Table", "Choose Automatic Table."))
-        request = phrasing(rng, ["Add a table of contents at the top.", "Insert an automatic table of contents.",
-                                 "Put a contents table at the beginning of the document."])
+        plan = (
+            Plan()
+            .tab("References")
+            .click("Table of Contents", "Open Table of Contents.")
+            .click("Automatic Table", "Choose Automatic Table.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Add a table of contents at the top.",
+                "Insert an automatic table of contents.",
+                "Put a contents table at the beginning of the document.",
+            ],
+        )
         return plan.spec(request, {"paragraphs": [p.text for p in doc.paragraphs]})
 
     def goal(self, before, after, params):
         paras = after.paragraphs
-        toc = [i for i, p in enumerate(paras)
-               if any("TOC" in (f.get(qn("w:instr")) or "") for f in p._p.iter(qn("w:fldSimple")))]
+        toc = [
+            i
+            for i, p in enumerate(paras)
+            if any("TOC" in (f.get(qn("w:instr")) or "") for f in p._p.iter(qn("w:fldSimple")))
+        ]
         rest = [p.text for p in paras if style_of(p) != "TOC Heading" and p.text]
-        return {"toc_at_start": bool(toc) and toc[0] <= 1,
-                "content_kept": rest == [t for t in params["paragraphs"] if t]}
+        return {
+            "toc_at_start": bool(toc) and toc[0] <= 1,
+            "content_kept": rest == [t for t in params["paragraphs"] if t],
+        }
 
 
 class PageBreakBefore(Family):
@@ -365,10 +540,20 @@ class PageBreakBefore(Family):
         if i is None:
             return None
         head = starts(doc.paragraphs[i])
-        plan = (Plan().select_paragraph(i, what=f"the paragraph starting '{head}'").tab("Insert")
-                .click("Page Break", "Click Page Break."))
-        request = phrasing(rng, ["Insert a page break before the paragraph starting '{h}'.",
-                                 "Make the paragraph '{h}...' start on a new page."], h=head)
+        plan = (
+            Plan()
+            .select_paragraph(i, what=f"the paragraph starting '{head}'")
+            .tab("Insert")
+            .click("Page Break", "Click Page Break.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Insert a page break before the paragraph starting '{h}'.",
+                "Make the paragraph '{h}...' start on a new page.",
+            ],
+            h=head,
+        )
         return plan.spec(request, {"head": doc.paragraphs[i].text, "breaks": _page_breaks(doc)})
 
     def goal(self, before, after, params):
@@ -388,21 +573,38 @@ class AppendParagraph(Family):
     category = "editing"
     description = "Add a new closing paragraph at the end of the document."
     text_preserving = False
-    _LINES = ["Please reply by Friday.", "Thank you for your support.", "Questions? Contact the project office.",
-              "This document is confidential."]
+    _LINES = [
+        "Please reply by Friday.",
+        "Thank you for your support.",
+        "Questions? Contact the project office.",
+        "This document is confidential.",
+    ]
 
     def sample(self, doc, rng):
         line = rng.choice([x for x in self._LINES if x not in full_text(doc)])
-        plan = (Plan().keys("^{END}", "Move to the end of the document.").keys("{ENTER}", "Press Enter.")
-                .keys(line, f"Type {line!r}."))
-        request = phrasing(rng, ["Add a final paragraph saying '{t}'", "Append the line '{t}' at the end.",
-                                 "End the document with a new paragraph: '{t}'"], t=line)
+        plan = (
+            Plan()
+            .keys("^{END}", "Move to the end of the document.")
+            .keys("{ENTER}", "Press Enter.")
+            .keys(line, f"Type {line!r}.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Add a final paragraph saying '{t}'",
+                "Append the line '{t}' at the end.",
+                "End the document with a new paragraph: '{t}'",
+            ],
+            t=line,
+        )
         return plan.spec(request, {"line": line, "paragraphs": [p.text for p in doc.paragraphs]})
 
     def goal(self, before, after, params):
         texts = [p.text for p in after.paragraphs]
-        return {"appended": bool(texts) and texts[-1] == params["line"],
-                "rest_kept": texts[:-1] == params["paragraphs"]}
+        return {
+            "appended": bool(texts) and texts[-1] == params["line"],
+            "rest_kept": texts[:-1] == params["paragraphs"],
+        }
 
 
 class InsertSymbol(Family):
@@ -417,10 +619,20 @@ class InsertSymbol(Family):
             return None
         phrase, _ = picked
         symbol = rng.choice(["©", "®", "™", "€", "°"])
-        plan = (Plan().select_text(phrase).keys("{RIGHT}", "Move the caret after the selection.").tab("Insert")
-                .click("Symbol", "Open the Symbol menu.").click(symbol, f"Choose {symbol}."))
-        request = phrasing(rng, ["Insert the symbol {s} right after '{p}'.", "Put a {s} sign directly after '{p}'."],
-                           s=symbol, p=phrase)
+        plan = (
+            Plan()
+            .select_text(phrase)
+            .keys("{RIGHT}", "Move the caret after the selection.")
+            .tab("Insert")
+            .click("Symbol", "Open the Symbol menu.")
+            .click(symbol, f"Choose {symbol}.")
+        )
+        request = phrasing(
+            rng,
+            ["Insert the symbol {s} right after '{p}'.", "Put a {s} sign directly after '{p}'."],
+            s=symbol,
+            p=phrase,
+        )
         return plan.spec(request, {"phrase": phrase, "symbol": symbol})
 
     def goal(self, before, after, params):
@@ -436,10 +648,20 @@ class DeleteAllComments(Family):
     def sample(self, doc, rng):
         if not list(doc.comments):
             return None
-        plan = (Plan().tab("Review").click("Delete Comment", "Open the Delete menu.")
-                .click("Delete All Comments in Document", "Choose Delete All Comments in Document."))
-        request = phrasing(rng, ["Delete all comments.", "Remove every review comment from the document.",
-                                 "Clear out the reviewers' comments."])
+        plan = (
+            Plan()
+            .tab("Review")
+            .click("Delete Comment", "Open the Delete menu.")
+            .click("Delete All Comments in Document", "Choose Delete All Comments in Document.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Delete all comments.",
+                "Remove every review comment from the document.",
+                "Clear out the reviewers' comments.",
+            ],
+        )
         return plan.spec(request, {})
 
     def goal(self, before, after, params):
@@ -462,9 +684,12 @@ class DeleteOneComment(Family):
         for _ in range(k):
             plan.click("Next Comment", "Click Next Comment.")
         plan.click("Delete Comment", "Open the Delete menu.").click("Delete", "Choose Delete.")
-        request = phrasing(rng, ["Delete the comment that says '{t}'.", "Remove the review comment '{t}'."],
-                           t=target.text)
-        return plan.spec(request, {"text": target.text, "others": [c.text for c in comments if c is not target]})
+        request = phrasing(
+            rng, ["Delete the comment that says '{t}'.", "Remove the review comment '{t}'."], t=target.text
+        )
+        return plan.spec(
+            request, {"text": target.text, "others": [c.text for c in comments if c is not target]}
+        )
 
     def goal(self, before, after, params):
         texts = [c.text for c in after.comments]
@@ -480,8 +705,10 @@ class TrackChanges(Family):
         if doc.settings.element.find(qn("w:trackRevisions")) is not None:
             return None
         plan = Plan().tab("Review").click("Track Changes", "Click Track Changes.")
-        request = phrasing(rng, ["Turn on Track Changes.", "Start tracking changes in this document.",
-                                 "Enable change tracking."])
+        request = phrasing(
+            rng,
+            ["Turn on Track Changes.", "Start tracking changes in this document.", "Enable change tracking."],
+        )
         return plan.spec(request, {})
 
     def goal(self, before, after, params):
@@ -505,11 +732,20 @@ class SetHeaderFooter(Family):
     def sample(self, doc, rng):
         line = rng.choice([x for x in self._LINES if x != _hf_text(doc, self.which)])
         title = self.which.title()
-        plan = (Plan().tab("Insert").click(title, f"Open the {title} menu.")
-                .click(f"Edit {title}", f"Choose Edit {title}.").set_text(f"{title} Text", line)
-                .click("Close Header and Footer", "Close the header and footer."))
-        request = phrasing(rng, ["Put '{t}' in the {w}.", "Set the page {w} to '{t}'.", "Add a {w} reading '{t}'."],
-                           t=line, w=self.which)
+        plan = (
+            Plan()
+            .tab("Insert")
+            .click(title, f"Open the {title} menu.")
+            .click(f"Edit {title}", f"Choose Edit {title}.")
+            .set_text(f"{title} Text", line)
+            .click("Close Header and Footer", "Close the header and footer.")
+        )
+        request = phrasing(
+            rng,
+            ["Put '{t}' in the {w}.", "Set the page {w} to '{t}'.", "Add a {w} reading '{t}'."],
+            t=line,
+            w=self.which,
+        )
         return plan.spec(request, {"line": line})
 
     def goal(self, before, after, params):
@@ -532,18 +768,33 @@ class HeaderAndFooter(Family):
 
     def sample(self, doc, rng):
         top = rng.choice([x for x in SetHeaderFooter._LINES if x != _hf_text(doc, "header")])
-        bottom = rng.choice(["Page footer: internal", "Prepared by the operations team", "Printed copies expire"])
+        bottom = rng.choice(
+            ["Page footer: internal", "Prepared by the operations team", "Printed copies expire"]
+        )
         plan = Plan().tab("Insert")
         for which, line in (("Header", top), ("Footer", bottom)):
-            (plan.click(which, f"Open the {which} menu.").click(f"Edit {which}", f"Choose Edit {which}.")
-             .set_text(f"{which} Text", line).click("Close Header and Footer", "Close the header and footer."))
-        request = phrasing(rng, ["Put '{t}' in the header and '{b}' in the footer.",
-                                 "Set the header to '{t}' and the footer to '{b}'."], t=top, b=bottom)
+            (
+                plan.click(which, f"Open the {which} menu.")
+                .click(f"Edit {which}", f"Choose Edit {which}.")
+                .set_text(f"{which} Text", line)
+                .click("Close Header and Footer", "Close the header and footer.")
+            )
+        request = phrasing(
+            rng,
+            [
+                "Put '{t}' in the header and '{b}' in the footer.",
+                "Set the header to '{t}' and the footer to '{b}'.",
+            ],
+            t=top,
+            b=bottom,
+        )
         return plan.spec(request, {"header": top, "footer": bottom})
 
     def goal(self, before, after, params):
-        return {"header_text": _hf_text(after, "header") == params["header"],
-                "footer_text": _hf_text(after, "footer") == params["footer"]}
+        return {
+            "header_text": _hf_text(after, "header") == params["header"],
+            "footer_text": _hf_text(after, "footer") == params["footer"],
+        }
 
     def scope(self, params):
         return {"header1", "footer1"}
@@ -556,14 +807,27 @@ class PageNumbers(Family):
 
     def sample(self, doc, rng):
         where, item = rng.choice([("footer", "Bottom of Page"), ("header", "Top of Page")])
-        plan = Plan().tab("Insert").click("Page Number", "Open the Page Number menu.").click(item, f"Choose {item}.")
-        request = phrasing(rng, ["Add page numbers at the {e} of each page.", "Number the pages in the {w}."],
-                           e="bottom" if where == "footer" else "top", w=where)
+        plan = (
+            Plan()
+            .tab("Insert")
+            .click("Page Number", "Open the Page Number menu.")
+            .click(item, f"Choose {item}.")
+        )
+        request = phrasing(
+            rng,
+            ["Add page numbers at the {e} of each page.", "Number the pages in the {w}."],
+            e="bottom" if where == "footer" else "top",
+            w=where,
+        )
         return plan.spec(request, {"where": where})
 
     def goal(self, before, after, params):
         part = getattr(after.sections[0], params["where"])
-        has = any("PAGE" in (f.get(qn("w:instr")) or "") for p in part.paragraphs for f in p._p.iter(qn("w:fldSimple")))
+        has = any(
+            "PAGE" in (f.get(qn("w:instr")) or "")
+            for p in part.paragraphs
+            for f in p._p.iter(qn("w:fldSimple"))
+        )
         return {"page_numbers": has}
 
     def scope(self, params):
@@ -578,18 +842,51 @@ class RemoveHeader(Family):
     def sample(self, doc, rng):
         if not _hf_text(doc, "header"):
             return None
-        plan = Plan().tab("Insert").click("Header", "Open the Header menu.").click("Remove Header", "Choose Remove Header.")
-        request = phrasing(rng, ["Remove the header.", "Delete the page header text.", "Take the header off."])
+        plan = (
+            Plan()
+            .tab("Insert")
+            .click("Header", "Open the Header menu.")
+            .click("Remove Header", "Choose Remove Header.")
+        )
+        request = phrasing(
+            rng, ["Remove the header.", "Delete the page header text.", "Take the header off."]
+        )
         return plan.spec(request, {"footer": _hf_text(doc, "footer")})
 
     def goal(self, before, after, params):
-        return {"header_removed": not _hf_text(after, "header"), "footer_kept": _hf_text(after, "footer") == params["footer"]}
+        return {
+            "header_removed": not _hf_text(after, "header"),
+            "footer_kept": _hf_text(after, "footer") == params["footer"],
+        }
 
     def scope(self, params):
         return {"header1"}
 
 
-FAMILIES = [Orientation, MarginsPreset, CustomMargins, LandscapeNarrow, PageSize, Columns, InsertTable, TableStyle, TableHeaderStyle, TableAddRow,
-            TableAddColumn, DeleteTable, TableCaption, TableOfContents, PageBreakBefore, AppendParagraph,
-            InsertSymbol, DeleteAllComments, DeleteOneComment, TrackChanges, SetHeaderFooter, SetFooter, HeaderAndFooter, PageNumbers,
-            RemoveHeader]
+FAMILIES = [
+    Orientation,
+    MarginsPreset,
+    CustomMargins,
+    LandscapeNarrow,
+    PageSize,
+    Columns,
+    InsertTable,
+    TableStyle,
+    TableHeaderStyle,
+    TableAddRow,
+    TableAddColumn,
+    DeleteTable,
+    TableCaption,
+    TableOfContents,
+    PageBreakBefore,
+    AppendParagraph,
+    InsertSymbol,
+    DeleteAllComments,
+    DeleteOneComment,
+    TrackChanges,
+    SetHeaderFooter,
+    SetFooter,
+    HeaderAndFooter,
+    PageNumbers,
+    RemoveHeader,
+]

@@ -30,8 +30,11 @@ class AlignParagraph(_ParagraphFamily):
     name = "align_paragraph"
     category = "paragraph formatting"
     description = "Center, right-align or justify a paragraph."
-    _ALIGN = {"Center": ("center", WD_ALIGN_PARAGRAPH.CENTER), "Align Right": ("right-align", WD_ALIGN_PARAGRAPH.RIGHT),
-              "Justify": ("justify", WD_ALIGN_PARAGRAPH.JUSTIFY)}
+    _ALIGN = {
+        "Center": ("center", WD_ALIGN_PARAGRAPH.CENTER),
+        "Align Right": ("right-align", WD_ALIGN_PARAGRAPH.RIGHT),
+        "Justify": ("justify", WD_ALIGN_PARAGRAPH.JUSTIFY),
+    }
 
     def sample(self, doc, rng):
         button = rng.choice(sorted(self._ALIGN))
@@ -40,9 +43,21 @@ class AlignParagraph(_ParagraphFamily):
         if i is None:
             return None
         head = starts(doc.paragraphs[i])
-        plan = Plan().select_paragraph(i, what=f"the paragraph starting '{head}'").click(button, f"Click {button}.")
-        request = phrasing(rng, ["{v} the paragraph that begins '{h}'.", "Please {v} the paragraph starting with '{h}'.",
-                                 "The paragraph '{h}...' should be {v}ed."], v=verb, h=head)
+        plan = (
+            Plan()
+            .select_paragraph(i, what=f"the paragraph starting '{head}'")
+            .click(button, f"Click {button}.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "{v} the paragraph that begins '{h}'.",
+                "Please {v} the paragraph starting with '{h}'.",
+                "The paragraph '{h}...' should be {v}ed.",
+            ],
+            v=verb,
+            h=head,
+        )
         request = request[0].upper() + request[1:]
         return plan.spec(request, {"first": i, "align": int(value)})
 
@@ -61,10 +76,21 @@ class LineSpacing(_ParagraphFamily):
         if i is None:
             return None
         head = starts(doc.paragraphs[i])
-        plan = (Plan().select_paragraph(i, what=f"the paragraph starting '{head}'")
-                .click("Line and Paragraph Spacing", "Open Line and Paragraph Spacing.").click(value, f"Choose {value}."))
-        request = phrasing(rng, ["Set the line spacing of the paragraph starting '{h}' to {v}.",
-                                 "Use {v} line spacing for the paragraph that begins '{h}'."], h=head, v=value)
+        plan = (
+            Plan()
+            .select_paragraph(i, what=f"the paragraph starting '{head}'")
+            .click("Line and Paragraph Spacing", "Open Line and Paragraph Spacing.")
+            .click(value, f"Choose {value}.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Set the line spacing of the paragraph starting '{h}' to {v}.",
+                "Use {v} line spacing for the paragraph that begins '{h}'.",
+            ],
+            h=head,
+            v=value,
+        )
         return plan.spec(request, {"first": i, "spacing": float(value)})
 
     def goal(self, before, after, params):
@@ -83,18 +109,32 @@ class ParagraphSpacing(_ParagraphFamily):
         if i is None:
             return None
         head = starts(doc.paragraphs[i])
-        plan = (Plan().select_paragraph(i, what=f"the paragraph starting '{head}'")
-                .click("Paragraph Settings", "Open the Paragraph dialog.")
-                .set_text("Spacing Before", before).set_text("Spacing After", after).click("OK", "Click OK."))
-        request = phrasing(rng, ["Give the paragraph starting '{h}' {b} pt of space before and {a} pt after.",
-                                 "Set spacing before to {b} pt and after to {a} pt on the paragraph '{h}...'."],
-                           h=head, b=before, a=after)
+        plan = (
+            Plan()
+            .select_paragraph(i, what=f"the paragraph starting '{head}'")
+            .click("Paragraph Settings", "Open the Paragraph dialog.")
+            .set_text("Spacing Before", before)
+            .set_text("Spacing After", after)
+            .click("OK", "Click OK.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Give the paragraph starting '{h}' {b} pt of space before and {a} pt after.",
+                "Set spacing before to {b} pt and after to {a} pt on the paragraph '{h}...'.",
+            ],
+            h=head,
+            b=before,
+            a=after,
+        )
         return plan.spec(request, {"first": i, "before": float(before), "after": float(after)})
 
     def goal(self, before, after, params):
         pf = self.target(after, params).paragraph_format
-        return {"space_before": pf.space_before is not None and pf.space_before.pt == params["before"],
-                "space_after": pf.space_after is not None and pf.space_after.pt == params["after"]}
+        return {
+            "space_before": pf.space_before is not None and pf.space_before.pt == params["before"],
+            "space_after": pf.space_after is not None and pf.space_after.pt == params["after"],
+        }
 
 
 class IndentParagraph(_ParagraphFamily):
@@ -108,10 +148,21 @@ class IndentParagraph(_ParagraphFamily):
         if i is None:
             return None
         head = starts(doc.paragraphs[i])
-        plan = (Plan().select_paragraph(i, what=f"the paragraph starting '{head}'").tab("Layout")
-                .set_text("Indent Left", inches))
-        request = phrasing(rng, ["Indent the paragraph starting '{h}' by {n} inch from the left.",
-                                 "Set a left indent of {n}\" on the paragraph that begins '{h}'."], h=head, n=inches)
+        plan = (
+            Plan()
+            .select_paragraph(i, what=f"the paragraph starting '{head}'")
+            .tab("Layout")
+            .set_text("Indent Left", inches)
+        )
+        request = phrasing(
+            rng,
+            [
+                "Indent the paragraph starting '{h}' by {n} inch from the left.",
+                "Set a left indent of {n}\" on the paragraph that begins '{h}'.",
+            ],
+            h=head,
+            n=inches,
+        )
         return plan.spec(request, {"first": i, "inches": float(inches)})
 
     def goal(self, before, after, params):
@@ -135,9 +186,16 @@ class ApplyStyle(_ParagraphFamily):
         if pos >= ribbon.GALLERY_WINDOW:
             plan.wheel(ribbon.STYLE_GALLERY[0], -1, "Scroll the Styles gallery down.")
         plan.click(style, f"Click the {style} style.")
-        request = phrasing(rng, ["Apply the {s} style to the paragraph starting '{h}'.",
-                                 "Format the paragraph that begins '{h}' as {s}.",
-                                 "Turn '{h}...' into {s}."], s=style, h=head)
+        request = phrasing(
+            rng,
+            [
+                "Apply the {s} style to the paragraph starting '{h}'.",
+                "Format the paragraph that begins '{h}' as {s}.",
+                "Turn '{h}...' into {s}.",
+            ],
+            s=style,
+            h=head,
+        )
         return plan.spec(request, {"first": i, "style": style})
 
     def goal(self, before, after, params):
@@ -147,7 +205,9 @@ class ApplyStyle(_ParagraphFamily):
 class StyleFromMenu(_ParagraphFamily):
     name = "style_from_menu"
     category = "styles"
-    description = "Apply a less common style (Caption, List Paragraph, Subtitle...) from the More Styles list."
+    description = (
+        "Apply a less common style (Caption, List Paragraph, Subtitle...) from the More Styles list."
+    )
 
     def sample(self, doc, rng):
         style = rng.choice(["Subtitle", "List Paragraph", "Caption", "No Spacing"])
@@ -155,10 +215,18 @@ class StyleFromMenu(_ParagraphFamily):
         if i is None:
             return None
         head = starts(doc.paragraphs[i])
-        plan = (Plan().select_paragraph(i, what=f"the paragraph starting '{head}'")
-                .click("More Styles", "Open the full list of styles.").click(style, f"Choose {style}."))
-        request = phrasing(rng, ["Use the {s} style for the paragraph starting '{h}'.",
-                                 "Change the style of '{h}...' to {s}."], s=style, h=head)
+        plan = (
+            Plan()
+            .select_paragraph(i, what=f"the paragraph starting '{head}'")
+            .click("More Styles", "Open the full list of styles.")
+            .click(style, f"Choose {style}.")
+        )
+        request = phrasing(
+            rng,
+            ["Use the {s} style for the paragraph starting '{h}'.", "Change the style of '{h}...' to {s}."],
+            s=style,
+            h=head,
+        )
         return plan.spec(request, {"first": i, "style": style})
 
     goal = ApplyStyle.goal
@@ -174,10 +242,20 @@ class TitleParagraph(_ParagraphFamily):
         if first is None or style_of(first) == "Title" or not first.text.strip():
             return None
         head = starts(first)
-        plan = (Plan().select_paragraph(0, what="the first paragraph").click("Title", "Click the Title style.")
-                .click("Center", "Click Center."))
-        request = phrasing(rng, ["Make the first paragraph ('{h}...') a centred title.",
-                                 "Turn the opening line '{h}' into a Title and center it."], h=head)
+        plan = (
+            Plan()
+            .select_paragraph(0, what="the first paragraph")
+            .click("Title", "Click the Title style.")
+            .click("Center", "Click Center.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Make the first paragraph ('{h}...') a centred title.",
+                "Turn the opening line '{h}' into a Title and center it.",
+            ],
+            h=head,
+        )
         return plan.spec(request, {"first": 0})
 
     def goal(self, before, after, params):
@@ -209,11 +287,22 @@ class MakeList(_ParagraphFamily):
         i, j = rng.choice(spans)
         head = starts(doc.paragraphs[i], 4)
         kind = "bulleted" if button == "Bullets" else "numbered"
-        plan = (Plan().select_paragraph(i, j, what=f"the {j - i + 1} paragraphs from '{head}'")
-                .click(button, f"Click {button}.").click("Increase Indent", "Click Increase Indent."))
-        request = phrasing(rng, ["Make an indented {k} list of the {n} paragraphs starting at '{h}'.",
-                                 "Turn the {n} paragraphs from '{h}' on into a {k} list, indented one level."],
-                           k=kind, n=j - i + 1, h=head)
+        plan = (
+            Plan()
+            .select_paragraph(i, j, what=f"the {j - i + 1} paragraphs from '{head}'")
+            .click(button, f"Click {button}.")
+            .click("Increase Indent", "Click Increase Indent.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Make an indented {k} list of the {n} paragraphs starting at '{h}'.",
+                "Turn the {n} paragraphs from '{h}' on into a {k} list, indented one level.",
+            ],
+            k=kind,
+            n=j - i + 1,
+            h=head,
+        )
         return plan.spec(request, {"first": i, "last": j, "style": style, "indented": True})
 
     def goal(self, before, after, params):
@@ -235,11 +324,23 @@ class FormatHeading(_ParagraphFamily):
         if i is None:
             return None
         head = starts(doc.paragraphs[i])
-        plan = (Plan().select_paragraph(i, what=f"the paragraph starting '{head}'").click("Heading 1", "Click Heading 1.")
-                .click("Center", "Click Center.").click("Font Color", "Open the Font Color menu.")
-                .click(colour, f"Choose {colour}."))
-        request = phrasing(rng, ["Make the paragraph starting '{h}' a centred Heading 1 in {c}.",
-                                 "Format '{h}...' as Heading 1, centred, with {c} text."], h=head, c=colour.lower())
+        plan = (
+            Plan()
+            .select_paragraph(i, what=f"the paragraph starting '{head}'")
+            .click("Heading 1", "Click Heading 1.")
+            .click("Center", "Click Center.")
+            .click("Font Color", "Open the Font Color menu.")
+            .click(colour, f"Choose {colour}.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Make the paragraph starting '{h}' a centred Heading 1 in {c}.",
+                "Format '{h}...' as Heading 1, centred, with {c} text.",
+            ],
+            h=head,
+            c=colour.lower(),
+        )
         return plan.spec(request, {"first": i, "rgb": ribbon.FONT_COLORS[colour]})
 
     def goal(self, before, after, params):
@@ -247,8 +348,12 @@ class FormatHeading(_ParagraphFamily):
 
         p = self.target(after, params)
         runs = [r for r in p.runs if r.text.strip()]
-        return {"style": style_of(p) == "Heading 1", "centered": p.alignment == WD_ALIGN_PARAGRAPH.CENTER,
-                "coloured": bool(runs) and all(r.font.color.rgb == RGBColor.from_string(params["rgb"]) for r in runs)}
+        return {
+            "style": style_of(p) == "Heading 1",
+            "centered": p.alignment == WD_ALIGN_PARAGRAPH.CENTER,
+            "coloured": bool(runs)
+            and all(r.font.color.rgb == RGBColor.from_string(params["rgb"]) for r in runs),
+        }
 
 
 class ConvertList(_ParagraphFamily):
@@ -268,13 +373,24 @@ class ConvertList(_ParagraphFamily):
         i, j, style, button = rng.choice(blocks)
         target = "List Number" if button == "Numbering" else "List Bullet"
         old, new = ("bulleted", "numbered") if button == "Numbering" else ("numbered", "bulleted")
-        plan = (Plan().select_paragraph(i, j, what=f"the {old} list").click(button, f"Click {button}."))
-        request = phrasing(rng, ["Change the {o} list into a {n} list.", "Make the {o} list {n} instead."],
-                           o=old, n=new)
+        plan = Plan().select_paragraph(i, j, what=f"the {old} list").click(button, f"Click {button}.")
+        request = phrasing(
+            rng, ["Change the {o} list into a {n} list.", "Make the {o} list {n} instead."], o=old, n=new
+        )
         return plan.spec(request, {"first": i, "last": j, "style": target})
 
     goal = MakeList.goal
 
 
-FAMILIES = [AlignParagraph, LineSpacing, ParagraphSpacing, IndentParagraph, ApplyStyle, StyleFromMenu,
-            TitleParagraph, FormatHeading, MakeList, ConvertList]
+FAMILIES = [
+    AlignParagraph,
+    LineSpacing,
+    ParagraphSpacing,
+    IndentParagraph,
+    ApplyStyle,
+    StyleFromMenu,
+    TitleParagraph,
+    FormatHeading,
+    MakeList,
+    ConvertList,
+]

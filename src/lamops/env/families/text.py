@@ -53,8 +53,14 @@ class EmphasizePhrase(_PhraseFamily):
     description = "Make a phrase bold, italic and/or underlined with the Home tab buttons."
 
     def sample(self, doc, rng):
-        combo = rng.choice([("bold", "italic"), ("bold", "underline"), ("italic", "underline"),
-                            ("bold", "italic", "underline")])
+        combo = rng.choice(
+            [
+                ("bold", "italic"),
+                ("bold", "underline"),
+                ("italic", "underline"),
+                ("bold", "italic", "underline"),
+            ]
+        )
         phrase, idx = self._pick(doc, rng, lambda runs: all(_plain(runs, p) for p in combo))
         if phrase is None:
             return None
@@ -62,10 +68,15 @@ class EmphasizePhrase(_PhraseFamily):
         plan = Plan().select_text(phrase)
         for prop in combo:
             plan.click(_FLAGS[prop], f"Click {_FLAGS[prop]} on the Home tab.")
-        request = phrasing(rng, ["Make '{p}' {w}.", "Format the words '{p}' as {w}.",
-                                 "Please set '{p}' in {w} type."], p=phrase, w=words)
-        return plan.spec(request, {"phrase": phrase, "props": list(combo), "paragraph": idx,
-                                   "tables": len(doc.tables)})
+        request = phrasing(
+            rng,
+            ["Make '{p}' {w}.", "Format the words '{p}' as {w}.", "Please set '{p}' in {w} type."],
+            p=phrase,
+            w=words,
+        )
+        return plan.spec(
+            request, {"phrase": phrase, "props": list(combo), "paragraph": idx, "tables": len(doc.tables)}
+        )
 
     def goal(self, before, after, params):
         runs = phrase_runs(after, params["phrase"])
@@ -83,12 +94,31 @@ class HighlightPhrase(_PhraseFamily):
         phrase, idx = self._pick(doc, rng, lambda runs: all(r.font.highlight_color is None for r in runs))
         if phrase is None:
             return None
-        plan = (Plan().select_text(phrase).click("Text Highlight Color", "Open the Text Highlight Color menu.")
-                .click(colour, f"Choose {colour}."))
-        request = phrasing(rng, ["Highlight '{p}' in {c}.", "Use a {c} highlight on '{p}'.",
-                                 "Mark the text '{p}' with {c} highlighting."], p=phrase, c=colour.lower())
-        return plan.spec(request, {"phrase": phrase, "colour": ribbon.HIGHLIGHTS[colour], "paragraph": idx,
-                                   "tables": len(doc.tables)})
+        plan = (
+            Plan()
+            .select_text(phrase)
+            .click("Text Highlight Color", "Open the Text Highlight Color menu.")
+            .click(colour, f"Choose {colour}.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Highlight '{p}' in {c}.",
+                "Use a {c} highlight on '{p}'.",
+                "Mark the text '{p}' with {c} highlighting.",
+            ],
+            p=phrase,
+            c=colour.lower(),
+        )
+        return plan.spec(
+            request,
+            {
+                "phrase": phrase,
+                "colour": ribbon.HIGHLIGHTS[colour],
+                "paragraph": idx,
+                "tables": len(doc.tables),
+            },
+        )
 
     def goal(self, before, after, params):
         want = getattr(WD_COLOR_INDEX, params["colour"])
@@ -105,12 +135,31 @@ class ColorPhrase(_PhraseFamily):
         phrase, idx = self._pick(doc, rng, lambda runs: all(r.font.color.rgb is None for r in runs))
         if phrase is None:
             return None
-        plan = (Plan().select_text(phrase).click("Font Color", "Open the Font Color menu.")
-                .click(colour, f"Choose {colour}."))
-        request = phrasing(rng, ["Change the colour of '{p}' to {c}.", "Make the text '{p}' {c}.",
-                                 "Set the font color of '{p}' to {c}."], p=phrase, c=colour.lower())
-        return plan.spec(request, {"phrase": phrase, "rgb": ribbon.FONT_COLORS[colour], "paragraph": idx,
-                                   "tables": len(doc.tables)})
+        plan = (
+            Plan()
+            .select_text(phrase)
+            .click("Font Color", "Open the Font Color menu.")
+            .click(colour, f"Choose {colour}.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Change the colour of '{p}' to {c}.",
+                "Make the text '{p}' {c}.",
+                "Set the font color of '{p}' to {c}.",
+            ],
+            p=phrase,
+            c=colour.lower(),
+        )
+        return plan.spec(
+            request,
+            {
+                "phrase": phrase,
+                "rgb": ribbon.FONT_COLORS[colour],
+                "paragraph": idx,
+                "tables": len(doc.tables),
+            },
+        )
 
     def goal(self, before, after, params):
         runs = phrase_runs(after, params["phrase"])
@@ -128,17 +177,28 @@ class SizePhrase(_PhraseFamily):
         phrase, idx = self._pick(doc, rng, lambda runs: all(r.font.size is None for r in runs))
         if phrase is None:
             return None
-        plan = (Plan().select_text(phrase).click("Font Size", "Open the Font Size list.")
-                .click(size, f"Choose {size}."))
-        request = phrasing(rng, ["Make '{p}' {s} pt.", "Set the font size of '{p}' to {s}.",
-                                 "Enlarge '{p}' to {s} points."], p=phrase, s=size)
-        return plan.spec(request, {"phrase": phrase, "size": float(size), "paragraph": idx,
-                                   "tables": len(doc.tables)})
+        plan = (
+            Plan()
+            .select_text(phrase)
+            .click("Font Size", "Open the Font Size list.")
+            .click(size, f"Choose {size}.")
+        )
+        request = phrasing(
+            rng,
+            ["Make '{p}' {s} pt.", "Set the font size of '{p}' to {s}.", "Enlarge '{p}' to {s} points."],
+            p=phrase,
+            s=size,
+        )
+        return plan.spec(
+            request, {"phrase": phrase, "size": float(size), "paragraph": idx, "tables": len(doc.tables)}
+        )
 
     def goal(self, before, after, params):
         runs = phrase_runs(after, params["phrase"])
-        return {"phrase_size": bool(runs) and all(r.font.size is not None and r.font.size.pt == params["size"]
-                                                  for r in runs)}
+        return {
+            "phrase_size": bool(runs)
+            and all(r.font.size is not None and r.font.size.pt == params["size"] for r in runs)
+        }
 
 
 class SizePhraseDialog(_PhraseFamily):
@@ -151,12 +211,22 @@ class SizePhraseDialog(_PhraseFamily):
         phrase, idx = self._pick(doc, rng, lambda runs: all(r.font.size is None for r in runs))
         if phrase is None:
             return None
-        plan = (Plan().select_text(phrase).click("Font Settings", "Open the Font dialog.")
-                .set_text("Size", size).click("OK", "Click OK."))
-        request = phrasing(rng, ["Set '{p}' to exactly {s} pt using the Font dialog.",
-                                 "Give '{p}' a font size of {s} points."], p=phrase, s=size)
-        return plan.spec(request, {"phrase": phrase, "size": float(size), "paragraph": idx,
-                                   "tables": len(doc.tables)})
+        plan = (
+            Plan()
+            .select_text(phrase)
+            .click("Font Settings", "Open the Font dialog.")
+            .set_text("Size", size)
+            .click("OK", "Click OK.")
+        )
+        request = phrasing(
+            rng,
+            ["Set '{p}' to exactly {s} pt using the Font dialog.", "Give '{p}' a font size of {s} points."],
+            p=phrase,
+            s=size,
+        )
+        return plan.spec(
+            request, {"phrase": phrase, "size": float(size), "paragraph": idx, "tables": len(doc.tables)}
+        )
 
     goal = SizePhrase.goal
 
@@ -165,8 +235,13 @@ class FontEffectPhrase(_PhraseFamily):
     name = "font_effect_phrase"
     category = "character formatting"
     description = "Apply a font effect (strikethrough, superscript, small caps...) from the Font dialog."
-    _EFFECTS = {"Strikethrough": "strike", "Small caps": "small_caps", "All caps": "all_caps",
-                "Superscript": "superscript", "Subscript": "subscript"}
+    _EFFECTS = {
+        "Strikethrough": "strike",
+        "Small caps": "small_caps",
+        "All caps": "all_caps",
+        "Superscript": "superscript",
+        "Subscript": "subscript",
+    }
 
     def sample(self, doc, rng):
         effect = rng.choice(sorted(self._EFFECTS))
@@ -174,11 +249,26 @@ class FontEffectPhrase(_PhraseFamily):
         phrase, idx = self._pick(doc, rng, lambda runs: _plain(runs, prop))
         if phrase is None:
             return None
-        plan = (Plan().select_text(phrase).click("Font Settings", "Open the Font dialog.")
-                .click(effect, f"Tick {effect}.").click("OK", "Click OK."))
-        request = phrasing(rng, ["Apply {e} to '{p}'.", "Format '{p}' with the {e} effect.",
-                                 "Use the Font dialog to give '{p}' {e}."], p=phrase, e=effect.lower())
-        return plan.spec(request, {"phrase": phrase, "prop": prop, "paragraph": idx, "tables": len(doc.tables)})
+        plan = (
+            Plan()
+            .select_text(phrase)
+            .click("Font Settings", "Open the Font dialog.")
+            .click(effect, f"Tick {effect}.")
+            .click("OK", "Click OK.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Apply {e} to '{p}'.",
+                "Format '{p}' with the {e} effect.",
+                "Use the Font dialog to give '{p}' {e}.",
+            ],
+            p=phrase,
+            e=effect.lower(),
+        )
+        return plan.spec(
+            request, {"phrase": phrase, "prop": prop, "paragraph": idx, "tables": len(doc.tables)}
+        )
 
     def goal(self, before, after, params):
         return {f"phrase_{params['prop']}": _all(phrase_runs(after, params["phrase"]), params["prop"])}
@@ -195,9 +285,15 @@ class FontNamePhrase(_PhraseFamily):
         if phrase is None:
             return None
         plan = Plan().select_text(phrase).click("Font", "Open the Font list.").click(font, f"Choose {font}.")
-        request = phrasing(rng, ["Put '{p}' in {f}.", "Change the font of '{p}' to {f}.",
-                                 "Use the {f} typeface for '{p}'."], p=phrase, f=font)
-        return plan.spec(request, {"phrase": phrase, "font": font, "paragraph": idx, "tables": len(doc.tables)})
+        request = phrasing(
+            rng,
+            ["Put '{p}' in {f}.", "Change the font of '{p}' to {f}.", "Use the {f} typeface for '{p}'."],
+            p=phrase,
+            f=font,
+        )
+        return plan.spec(
+            request, {"phrase": phrase, "font": font, "paragraph": idx, "tables": len(doc.tables)}
+        )
 
     def goal(self, before, after, params):
         runs = phrase_runs(after, params["phrase"])
@@ -222,12 +318,21 @@ class ChangeCasePhrase(_PhraseFamily):
         if not picked or conv(picked[0]) == picked[0] or conv(picked[0]) in text:
             return None
         phrase, idx = picked
-        plan = (Plan().select_text(phrase).click("Change Case", "Open the Change Case menu.")
-                .click(case, f"Choose {case}."))
-        request = phrasing(rng, ["Change '{p}' to {c}.", "Convert the text '{p}' to {c}.",
-                                 "Rewrite '{p}' in {c} letters."], p=phrase, c=case)
-        return plan.spec(request, {"phrase": phrase, "target": conv(phrase), "paragraph": idx,
-                                   "tables": len(doc.tables)})
+        plan = (
+            Plan()
+            .select_text(phrase)
+            .click("Change Case", "Open the Change Case menu.")
+            .click(case, f"Choose {case}.")
+        )
+        request = phrasing(
+            rng,
+            ["Change '{p}' to {c}.", "Convert the text '{p}' to {c}.", "Rewrite '{p}' in {c} letters."],
+            p=phrase,
+            c=case,
+        )
+        return plan.spec(
+            request, {"phrase": phrase, "target": conv(phrase), "paragraph": idx, "tables": len(doc.tables)}
+        )
 
     def goal(self, before, after, params):
         expected = full_text(before).replace(params["phrase"], params["target"], 1)
@@ -244,8 +349,15 @@ class ClearFormattingPhrase(_PhraseFamily):
         if phrase is None:
             return None
         plan = Plan().select_text(phrase).click("Clear All Formatting", "Click Clear All Formatting.")
-        request = phrasing(rng, ["Remove the formatting from '{p}'.", "Make '{p}' plain text again.",
-                                 "Clear all formatting on '{p}'."], p=phrase)
+        request = phrasing(
+            rng,
+            [
+                "Remove the formatting from '{p}'.",
+                "Make '{p}' plain text again.",
+                "Clear all formatting on '{p}'.",
+            ],
+            p=phrase,
+        )
         return plan.spec(request, {"phrase": phrase, "paragraph": idx, "tables": len(doc.tables)})
 
     def goal(self, before, after, params):
@@ -267,8 +379,16 @@ class RetypePhrase(_PhraseFamily):
         phrase, idx = picked
         new = rng.choice([n for n in self._NEW if n not in full_text(doc)])
         plan = Plan().select_text(phrase).keys(new, f"Type {new!r} over it.")
-        request = phrasing(rng, ["Change '{p}' to '{n}'.", "Replace the words '{p}' with '{n}'.",
-                                 "Edit the text so that '{p}' reads '{n}'."], p=phrase, n=new)
+        request = phrasing(
+            rng,
+            [
+                "Change '{p}' to '{n}'.",
+                "Replace the words '{p}' with '{n}'.",
+                "Edit the text so that '{p}' reads '{n}'.",
+            ],
+            p=phrase,
+            n=new,
+        )
         return plan.spec(request, {"phrase": phrase, "new": new, "paragraph": idx, "tables": len(doc.tables)})
 
     def goal(self, before, after, params):
@@ -288,8 +408,11 @@ class DeletePhrase(_PhraseFamily):
             return None
         phrase, idx = picked
         plan = Plan().select_text(phrase).keys("{DELETE}", "Press Delete.")
-        request = phrasing(rng, ["Delete the words '{p}'.", "Remove '{p}' from the document.",
-                                 "Cut out the phrase '{p}'."], p=phrase)
+        request = phrasing(
+            rng,
+            ["Delete the words '{p}'.", "Remove '{p}' from the document.", "Cut out the phrase '{p}'."],
+            p=phrase,
+        )
         return plan.spec(request, {"phrase": phrase, "paragraph": idx, "tables": len(doc.tables)})
 
     def goal(self, before, after, params):
@@ -309,11 +432,24 @@ class ReplaceAll(Family):
         if word is None:
             return None
         new = rng.choice([w for w in self._NEW if w not in full_text(doc).lower()])
-        plan = (Plan().click("Replace", "Open Find and Replace from the Home tab.")
-                .set_text("Find what", word).set_text("Replace with", new)
-                .click("Replace All", "Click Replace All.").click("Close", "Close the dialog."))
-        request = phrasing(rng, ["Replace every '{w}' with '{n}'.", "Change all occurrences of '{w}' to '{n}'.",
-                                 "Use Find and Replace to swap '{w}' for '{n}' throughout."], w=word, n=new)
+        plan = (
+            Plan()
+            .click("Replace", "Open Find and Replace from the Home tab.")
+            .set_text("Find what", word)
+            .set_text("Replace with", new)
+            .click("Replace All", "Click Replace All.")
+            .click("Close", "Close the dialog.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Replace every '{w}' with '{n}'.",
+                "Change all occurrences of '{w}' to '{n}'.",
+                "Use Find and Replace to swap '{w}' for '{n}' throughout.",
+            ],
+            w=word,
+            n=new,
+        )
         return plan.spec(request, {"word": word, "new": new})
 
     def goal(self, before, after, params):
@@ -329,18 +465,32 @@ class ReplaceMatchCase(Family):
 
     def sample(self, doc, rng):
         text = full_text(doc)
-        words = sorted({m.group(0) for m in re.finditer(r"\b[A-Z][a-z]{4,}\b", text)
-                        if len(re.findall(rf"\b{m.group(0)}\b", text)) <= 3})
+        words = sorted(
+            {
+                m.group(0)
+                for m in re.finditer(r"\b[A-Z][a-z]{4,}\b", text)
+                if len(re.findall(rf"\b{m.group(0)}\b", text)) <= 3
+            }
+        )
         if not words:
             return None
         word = rng.choice(words)
         new = rng.choice(["Northgate", "Summit", "Horizon", "Keystone"])
-        plan = (Plan().click("Replace", "Open Find and Replace from the Home tab.")
-                .set_text("Find what", word).set_text("Replace with", new)
-                .click("Match case", "Tick Match case.")
-                .click("Replace All", "Click Replace All.").click("Close", "Close the dialog."))
-        request = phrasing(rng, ["Replace '{w}' with '{n}', matching case.",
-                                 "Change every '{w}' (exact case) to '{n}'."], w=word, n=new)
+        plan = (
+            Plan()
+            .click("Replace", "Open Find and Replace from the Home tab.")
+            .set_text("Find what", word)
+            .set_text("Replace with", new)
+            .click("Match case", "Tick Match case.")
+            .click("Replace All", "Click Replace All.")
+            .click("Close", "Close the dialog.")
+        )
+        request = phrasing(
+            rng,
+            ["Replace '{w}' with '{n}', matching case.", "Change every '{w}' (exact case) to '{n}'."],
+            w=word,
+            n=new,
+        )
         return plan.spec(request, {"word": word, "new": new})
 
     def goal(self, before, after, params):
@@ -355,21 +505,40 @@ class HighlightAndBold(_PhraseFamily):
 
     def sample(self, doc, rng):
         colour = rng.choice(["Yellow", "Bright Green", "Turquoise", "Pink"])
-        phrase, idx = self._pick(doc, rng, lambda runs: _plain(runs, "bold") and
-                                 all(r.font.highlight_color is None for r in runs))
+        phrase, idx = self._pick(
+            doc, rng, lambda runs: _plain(runs, "bold") and all(r.font.highlight_color is None for r in runs)
+        )
         if phrase is None:
             return None
-        plan = (Plan().select_text(phrase).click("Bold", "Click Bold.")
-                .click("Text Highlight Color", "Open the Text Highlight Color menu.").click(colour, f"Choose {colour}."))
-        request = phrasing(rng, ["Make '{p}' bold and highlight it in {c}.",
-                                 "Emphasise '{p}': bold, with a {c} highlight."], p=phrase, c=colour.lower())
-        return plan.spec(request, {"phrase": phrase, "colour": ribbon.HIGHLIGHTS[colour], "paragraph": idx,
-                                   "tables": len(doc.tables)})
+        plan = (
+            Plan()
+            .select_text(phrase)
+            .click("Bold", "Click Bold.")
+            .click("Text Highlight Color", "Open the Text Highlight Color menu.")
+            .click(colour, f"Choose {colour}.")
+        )
+        request = phrasing(
+            rng,
+            ["Make '{p}' bold and highlight it in {c}.", "Emphasise '{p}': bold, with a {c} highlight."],
+            p=phrase,
+            c=colour.lower(),
+        )
+        return plan.spec(
+            request,
+            {
+                "phrase": phrase,
+                "colour": ribbon.HIGHLIGHTS[colour],
+                "paragraph": idx,
+                "tables": len(doc.tables),
+            },
+        )
 
     def goal(self, before, after, params):
         runs = phrase_runs(after, params["phrase"])
-        return {"phrase_bold": _all(runs, "bold"),
-                "phrase_highlighted": _all(runs, "highlight_color", getattr(WD_COLOR_INDEX, params["colour"]))}
+        return {
+            "phrase_bold": _all(runs, "bold"),
+            "phrase_highlighted": _all(runs, "highlight_color", getattr(WD_COLOR_INDEX, params["colour"])),
+        }
 
 
 class HyperlinkPhrase(_PhraseFamily):
@@ -383,10 +552,20 @@ class HyperlinkPhrase(_PhraseFamily):
         if phrase is None:
             return None
         url = rng.choice(self._URLS)
-        plan = (Plan().select_text(phrase).tab("Insert").click("Link", "Click Link.")
-                .set_text("Address", url).click("OK", "Click OK."))
-        request = phrasing(rng, ["Link '{p}' to {u}.", "Add a hyperlink on '{p}' pointing to {u}.",
-                                 "Make '{p}' a link to {u}."], p=phrase, u=url)
+        plan = (
+            Plan()
+            .select_text(phrase)
+            .tab("Insert")
+            .click("Link", "Click Link.")
+            .set_text("Address", url)
+            .click("OK", "Click OK.")
+        )
+        request = phrasing(
+            rng,
+            ["Link '{p}' to {u}.", "Add a hyperlink on '{p}' pointing to {u}.", "Make '{p}' a link to {u}."],
+            p=phrase,
+            u=url,
+        )
         return plan.spec(request, {"phrase": phrase, "url": url, "paragraph": idx, "tables": len(doc.tables)})
 
     def goal(self, before, after, params):
@@ -417,17 +596,34 @@ class CommentPhrase(_PhraseFamily):
         if phrase is None:
             return None
         note = rng.choice(self._NOTES)
-        plan = (Plan().select_text(phrase).tab("Review").click("New Comment", "Click New Comment.")
-                .set_text("Comment", note).click("Post", "Post the comment."))
-        request = phrasing(rng, ["Add the comment '{n}' on '{p}'.", "Comment on '{p}': '{n}'",
-                                 "Attach a review note saying '{n}' to the words '{p}'."], p=phrase, n=note)
+        plan = (
+            Plan()
+            .select_text(phrase)
+            .tab("Review")
+            .click("New Comment", "Click New Comment.")
+            .set_text("Comment", note)
+            .click("Post", "Post the comment.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Add the comment '{n}' on '{p}'.",
+                "Comment on '{p}': '{n}'",
+                "Attach a review note saying '{n}' to the words '{p}'.",
+            ],
+            p=phrase,
+            n=note,
+        )
         return plan.spec(request, {"phrase": phrase, "note": note, "count": len(list(doc.comments))})
 
     def goal(self, before, after, params):
         comments = list(after.comments)
         new = [c for c in comments if c.text == params["note"]]
         anchored = any(params["phrase"] in comment_anchor_text(after, c.comment_id) for c in new)
-        return {"comment_added": len(comments) == params["count"] + 1 and bool(new), "comment_anchored": anchored}
+        return {
+            "comment_added": len(comments) == params["count"] + 1 and bool(new),
+            "comment_anchored": anchored,
+        }
 
 
 class HighlightAndComment(CommentPhrase):
@@ -437,14 +633,30 @@ class HighlightAndComment(CommentPhrase):
 
     def sample(self, doc, rng):
         spec = super().sample(doc, rng)
-        if spec is None or any(r.font.highlight_color is not None for r in phrase_runs(doc, spec.params["phrase"])):
+        if spec is None or any(
+            r.font.highlight_color is not None for r in phrase_runs(doc, spec.params["phrase"])
+        ):
             return None
         phrase, note = spec.params["phrase"], spec.params["note"]
-        plan = (Plan().select_text(phrase).click("Text Highlight Color", "Open the Text Highlight Color menu.")
-                .click("Yellow", "Choose Yellow.").tab("Review").click("New Comment", "Click New Comment.")
-                .set_text("Comment", note).click("Post", "Post the comment."))
-        request = phrasing(rng, ["Highlight '{p}' in yellow and comment '{n}' on it.",
-                                 "Flag '{p}' for review: yellow highlight plus the comment '{n}'"], p=phrase, n=note)
+        plan = (
+            Plan()
+            .select_text(phrase)
+            .click("Text Highlight Color", "Open the Text Highlight Color menu.")
+            .click("Yellow", "Choose Yellow.")
+            .tab("Review")
+            .click("New Comment", "Click New Comment.")
+            .set_text("Comment", note)
+            .click("Post", "Post the comment.")
+        )
+        request = phrasing(
+            rng,
+            [
+                "Highlight '{p}' in yellow and comment '{n}' on it.",
+                "Flag '{p}' for review: yellow highlight plus the comment '{n}'",
+            ],
+            p=phrase,
+            n=note,
+        )
         return plan.spec(request, spec.params)
 
     def goal(self, before, after, params):
@@ -452,7 +664,22 @@ class HighlightAndComment(CommentPhrase):
         return {**super().goal(before, after, params), "phrase_highlighted": highlighted}
 
 
-FAMILIES = [EmphasizePhrase, HighlightPhrase, ColorPhrase, SizePhrase, SizePhraseDialog, FontEffectPhrase,
-            FontNamePhrase, ChangeCasePhrase, ClearFormattingPhrase, RetypePhrase, DeletePhrase, ReplaceAll, ReplaceMatchCase,
-            HighlightAndBold,
-            HyperlinkPhrase, CommentPhrase, HighlightAndComment]
+FAMILIES = [
+    EmphasizePhrase,
+    HighlightPhrase,
+    ColorPhrase,
+    SizePhrase,
+    SizePhraseDialog,
+    FontEffectPhrase,
+    FontNamePhrase,
+    ChangeCasePhrase,
+    ClearFormattingPhrase,
+    RetypePhrase,
+    DeletePhrase,
+    ReplaceAll,
+    ReplaceMatchCase,
+    HighlightAndBold,
+    HyperlinkPhrase,
+    CommentPhrase,
+    HighlightAndComment,
+]
