@@ -96,3 +96,84 @@ class Trajectory(_Record):
     @property
     def success(self) -> bool:
         return self.verdict is not None and self.verdict.complete == "yes"
+
+
+# ---- UFO's result record (dataflow execution_schema.json), one per task ------------------------------
+class _Outcome(_Record):
+    result: dict[str, Any] | None = None
+    error: dict[str, str] | None = None  # {type, message, traceback}
+
+
+class UfoPlanStep(_Record):
+    Step: int
+    Subtask: str
+    ControlLabel: str | None = None
+    ControlText: str = ""
+    Function: str
+    Args: dict[str, Any] = Field(default_factory=dict)
+    Success: bool | None = None
+    MatchedControlText: str | None = None
+
+
+class ResultRecord(_Record):
+    """UFO's per-task result record: what was asked, how it was instantiated, how execution went, timings."""
+
+    unique_id: str
+    app: str = "word"
+    original: dict[str, Any]  # {original_task, original_steps[]}
+    execution_result: _Outcome
+    instantiation_result: dict[str, _Outcome]  # choose_template, prefill, instantiation_evaluation
+    time_cost: dict[
+        str, float
+    ]  # choose_template, prefill, instantiation_evaluation, execute, execute_eval, total
+
+    @classmethod
+    def from_trajectory(
+        cls,
+        traj: Trajectory,
+        original_task: str | None = None,
+        original_steps: list[str] | None = None,
+        time_cost: dict[str, float] | None = None,
+        evaluation: _Outcome | None = None,
+    ) -> ResultRecord:
+        task = traj.task
+        executed = {s.step: s for s in traj.steps}
+        plan = [
+            UfoPlanStep(
+                Step=p.step,
+                Subtask=p.subtask,
+                ControlText=p.control_text,
+                Function=p.function,
+                Args=p.args,
+                ControlLabel=executed[p.step].control_label if p.step in executed else None,
+                Success=executed[p.step].ok if p.step in executed else False,
+                MatchedControlText=executed[p.step].control_name if p.step in executed else None,
+            ).model_dump()
+            for p in task.action_plan
+        ]
+        verdict = traj.verdict.model_dump(exclude={"task_quality"}) if traj.verdict else None
+        error = {"type": "ExecutionError", "message": traj.error, "traceback": ""} if traj.error else None
+        costs = {
+            "choose_template": 0.0,
+            "prefill": 0.0,
+            "instantiation_evaluation": 0.0,
+            "execute": traj.seconds,
+            "execute_eval": 0.0,
+            **(time_cost or {}),
+        }
+        costs["total"] = sum(v for k, v in costs.items() if k != "total")
+        return cls(
+            unique_id=task.task_id,
+            original={
+                "original_task": original_task or task.request,
+                "original_steps": original_steps if original_steps is not None else task.plan,
+            },
+            execution_result=_Outcome(result=verdict, error=error),
+            instantiation_result={
+                "choose_template": _Outcome(result={"template": task.template}),
+                "prefill": _Outcome(result={"instantiated_request": task.request, "instantiated_plan": plan}),
+                # Built-in tasks skip the filter; the instantiate stage passes its verdict as `evaluation`.
+                "instantiation_evaluation": evaluation or _Outcome(),
+            },
+            time_cost=costs,
+        )
