@@ -5,7 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/env.sh
 status=0
-.venv/bin/python -m pytest "$@" || status=$?
+# Two workers: the environment sweep (every family x template x 20 seeds) is CPU-bound.
+.venv/bin/python -m pytest -n 2 "$@" || status=$?
 if [ "$status" -eq 5 ]; then
   echo "test.sh: pytest collected no tests (arguments: ${*:-none}); there must be tests, so this fails" >&2
 fi

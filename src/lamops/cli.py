@@ -124,8 +124,12 @@ def env_families(as_json: JsonOption = False) -> None:
     from lamops.env.families import FAMILIES, applicable_templates
 
     rows = [
-        {"name": f.name, "category": f.category, "description": f.description,
-         "templates": applicable_templates(f.name)}
+        {
+            "name": f.name,
+            "category": f.category,
+            "description": f.description,
+            "templates": applicable_templates(f.name),
+        }
         for f in FAMILIES.values()
     ]
     if as_json:
@@ -171,8 +175,10 @@ def env_play(
     typer.echo(f"request: {task.request}")
     for s in traj.steps:
         target = f" [{s.control_label}] {s.control_name}" if s.control_name else ""
-        typer.echo(f"  {s.step}. {s.function}{target} {json.dumps(s.args)} -> "
-                   f"{'ok' if s.ok else 'error'}: {s.result} ({s.latency * 1000:.1f} ms)")
+        typer.echo(
+            f"  {s.step}. {s.function}{target} {json.dumps(s.args)} -> "
+            f"{'ok' if s.ok else 'error'}: {s.result} ({s.latency * 1000:.1f} ms)"
+        )
     if traj.error:
         typer.echo(f"stopped: {traj.error}")
     typer.echo(f"verdict: {traj.verdict.complete} ({traj.verdict.reason})")

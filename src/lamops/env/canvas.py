@@ -222,6 +222,6 @@ def render_selection(live: LiveDocument) -> str:
         ids = [index.get(p) for p in sel.paragraphs]
         return f"paragraphs p{ids[0]}-p{ids[-1]}"
     if sel.kind == "table":
-        n = next(i for i, t in enumerate(live.tables(), 1) if t._tbl is sel.table)
-        return f"table t{n}"
+        n = next((i for i, t in enumerate(live.tables(), 1) if t._tbl is sel.table), None)
+        return f"table t{n}" if n is not None else "a table nested in a table cell"
     return "the whole document"

@@ -221,7 +221,6 @@ class LiveDocument:
         return "selected the whole document"
 
     def caret_to(self, where: Literal["doc_start", "doc_end", "line_start", "line_end"]) -> str:
-        sel = self.selection
         if where in ("doc_start", "doc_end"):
             paras = self.body_paragraphs()
             p = paras[0] if where == "doc_start" else paras[-1]
@@ -229,8 +228,17 @@ class LiveDocument:
             p = self._anchor_paragraph()
         offset = 0 if where in ("doc_start", "line_start") else len(p.text)
         self.selection = Selection("caret", [p._p], offset)
-        del sel
         return f"caret at {where.replace('_', ' ')}"
+
+    def _anchor_block(self):
+        """The top-level block (CT_P or CT_Tbl in the body) the selection ends in: new blocks go after it,
+        never inside a table cell."""
+        sel = self.selection
+        el = sel.table if sel.kind == "table" else self._anchor_paragraph()._p
+        body = self.doc.element.body
+        while el.getparent() is not body:
+            el = el.getparent()
+        return el
 
     def _anchor_paragraph(self) -> Paragraph:
         sel = self.selection
@@ -421,10 +429,10 @@ class LiveDocument:
 
     def insert_table(self, rows: int, cols: int) -> str:
         """Insert an empty rows x cols table after the caret's (or selection's last) paragraph."""
-        anchor = self._anchor_paragraph()
+        anchor = self._anchor_block()
         table = self.doc.add_table(rows=rows, cols=cols)
         table.style = self.doc.styles["Table Grid"]
-        anchor._p.addnext(table._tbl)
+        anchor.addnext(table._tbl)
         self.selection = Selection("table", table=table._tbl)
         return f"inserted a {rows}x{cols} table"
 

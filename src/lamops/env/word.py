@@ -286,6 +286,8 @@ class WordEnv:
             return f"focused {c.text!r}"
         if c.opens:
             return self._open(c.opens)
+        if c.command is None:
+            raise Refused(f"{c.text!r} is a {c.type}; clicking it does nothing")
         if c.container.startswith("menu:"):
             self.ui.menu = None
         return self._commands[c.command](c.arg)

@@ -470,6 +470,8 @@ class ReplaceMatchCase(Family):
                 m.group(0)
                 for m in re.finditer(r"\b[A-Z][a-z]{4,}\b", text)
                 if len(re.findall(rf"\b{m.group(0)}\b", text)) <= 3
+                # not inside a longer word, where Replace All (whole words unticked) would also replace it
+                and not re.search(rf"{m.group(0)}[A-Za-z]|[A-Za-z]{m.group(0)}", text)
             }
         )
         if not words:
