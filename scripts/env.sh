@@ -10,5 +10,7 @@ export RAY_USAGE_STATS_ENABLED="${RAY_USAGE_STATS_ENABLED:-0}"
 export TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
 export TRANSFORMERS_OFFLINE="${TRANSFORMERS_OFFLINE:-1}"
+# DVC keeps per-repo index caches here; its default, /var/tmp/dvc, may not be writable.
+export DVC_SITE_CACHE_DIR="${DVC_SITE_CACHE_DIR:-/tmp/lamops-dvc-site}"
 # Prefect's ephemeral server needs more than its default 20 s to start on a 2-core machine.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="${PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS:-120}"

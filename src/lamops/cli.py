@@ -149,6 +149,9 @@ def env_play(
         Path | None, typer.Option(help="Folder to save the final .docx in.", metavar="DIR")
     ] = None,
     as_json: JsonOption = False,
+    params: ParamsOption = Path("params.yaml"),
+    profile: ProfileOption = None,
+    overrides: SetOption = None,
 ) -> None:
     """Run the built-in expert on one sampled task, showing each step and the verifier's verdict."""
     from lamops.agents.expert import ExpertAgent
@@ -156,6 +159,7 @@ def env_play(
     from lamops.env.templates import TEMPLATES
     from lamops.env.word import WordEnv
 
+    cfg = _load(params, profile, overrides)
     if template not in TEMPLATES:
         _fail(f"unknown template {template!r}; known: {', '.join(TEMPLATES)}")
     try:
@@ -164,7 +168,7 @@ def env_play(
         _fail(str(err))
     if task is None:
         _fail(f"family {family!r} does not apply to template {template!r}")
-    env = WordEnv()
+    env = WordEnv(max_steps=cfg.env.max_steps, control_format=cfg.env.control_format)
     try:
         traj = ExpertAgent().run(env, task, out_dir=out)
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -44,10 +44,6 @@ class EnvConfig(_Section):
     control_format: ControlFormat = Field(
         description="How an observation lists the visible controls: `compact` (`7:Bold:Button`, ~2.7x fewer "
         "tokens) or `json` (the paper's list of {label, control_text, control_type})."
-    )
-    label_order: Literal["stable"] = Field(
-        description="How visible controls are numbered. `stable`, the one order the environment implements: "
-        "layout order, so a control keeps its label in a given UI state (as UI Automation numbers them)."
     )
 
 
