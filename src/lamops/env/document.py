@@ -146,10 +146,17 @@ class LiveDocument:
     def changed(self) -> None:
         self.version += 1
 
-    def rollback(self) -> None:
-        """Undo a change that failed half-way: back to the last checkpoint, which is dropped."""
-        self._undo.pop().restore()
-        self._refresh()
+    def rollback(self, mark: int | None = None) -> None:
+        """Undo changes that failed half-way: back to the last checkpoint, or to the state when the undo
+        stack was `mark` deep (see `undo_depth`); the checkpoints taken since are dropped."""
+        mark = len(self._undo) - 1 if mark is None else mark
+        if 0 <= mark < len(self._undo):
+            self._undo[mark].restore()
+            del self._undo[mark:]
+            self._refresh()
+
+    def undo_depth(self) -> int:
+        return len(self._undo)
 
     def undo(self) -> bool:
         if not self._undo:

@@ -10,8 +10,6 @@ import copy
 import io
 import logging
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,7 +78,6 @@ class WordEnv:
         templates: dict[str, bytes] | None = None,
         max_steps: int = 30,
         control_format: ControlFormat = "compact",
-        workdir: Path | None = None,
     ):
         if templates is None:
             from lamops.env.templates import TEMPLATES, template_bytes
@@ -91,8 +88,6 @@ class WordEnv:
         self._pristine: dict[str, Document] = {}
         self.max_steps = max_steps
         self.control_format = control_format
-        self._own_workdir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="lamops-env-"))
         self.task: InstantiatedTask | None = None
         self.live: LiveDocument | None = None
         self._commands: dict[str, Callable] = {
@@ -168,10 +163,6 @@ class WordEnv:
         self.live.save(Path(path))
         return Path(path)
 
-    def save_episode(self) -> Path:
-        """Save the episode's document under the env's work folder as <task_id>.docx."""
-        return self.save(self.workdir / f"{self.task.task_id}.docx")
-
     def pristine_document(self) -> Document:
         """The episode's template as it was, parsed once per template; read-only."""
         name = self.task.template
@@ -183,8 +174,6 @@ class WordEnv:
         self._docs.clear()
         self._pristine.clear()
         self.live = None
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
     # ---- observation --------------------------------------------------------------------------
     def canvas(self) -> str:
@@ -337,10 +326,14 @@ class WordEnv:
 
     # ---- keyboard -----------------------------------------------------------------------------
     def _keys(self, keys: str) -> str:
-        results = []
-        for chord in parse_keys(keys):
-            results.append(self._chord(chord))
-        return "; ".join(results)
+        """A key sequence is one action: if any key is refused, the document goes back to before the first."""
+        chords = parse_keys(keys)
+        mark = self.live.undo_depth()
+        try:
+            return "; ".join(self._chord(chord) for chord in chords)
+        except (Refused, DocumentError):
+            self.live.rollback(mark)
+            raise
 
     def _chord(self, chord: tuple[str, ...]) -> str:
         live = self.live
