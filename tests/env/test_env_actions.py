@@ -587,3 +587,19 @@ def test_click_text_control_in_word_count_is_a_clean_refusal(env):
     res = env.step({"control_label": text.label, "function": "click_input", "args": {}})
     assert res.ok is False
     assert not res.result.startswith("internal error"), res.result
+
+
+def test_table_paragraphs_never_skips_cells():
+    """Regression: merged-cell de-duplication keyed on id() of lxml proxies skipped cells at random once a
+    freed proxy's address was reused."""
+    import gc
+
+    from lamops.env.document import table_paragraphs
+    from lamops.env.families import template_document
+
+    table = template_document("table_report").tables[0]
+    expected = len(table.rows) * len(table.columns)
+    for i in range(300):
+        assert len(list(table_paragraphs(table))) == expected, i
+        if i % 50 == 0:
+            gc.collect()

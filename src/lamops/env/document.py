@@ -480,12 +480,14 @@ class LiveDocument:
 
 
 def table_paragraphs(table: Table) -> Iterator[Paragraph]:
+    # Merged cells repeat in row.cells. Keep the elements themselves: an id() of an lxml proxy can be reused
+    # once the proxy is freed, which made this skip cells at random.
     seen = set()
     for row in table.rows:
         for cell in row.cells:
-            if id(cell._tc) in seen:  # merged cells repeat
+            if cell._tc in seen:
                 continue
-            seen.add(id(cell._tc))
+            seen.add(cell._tc)
             yield from cell.paragraphs
 
 
