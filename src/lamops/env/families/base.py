@@ -181,9 +181,10 @@ def pick_phrase(
     ok=lambda runs: True,
     words: tuple[int, int] = (2, 4),
     in_tables: bool = False,
+    phrase_ok=lambda phrase: True,
 ) -> tuple[str, int | None] | None:
     """A phrase of whole words that occurs exactly once in the document, with its body paragraph index
-    (None inside a table). `ok` filters on the runs the phrase covers."""
+    (None inside a table). `ok` filters on the runs the phrase covers, `phrase_ok` on its text."""
     text = full_text(doc).lower()
     candidates = []
     for i, p in enumerate(doc.paragraphs):
@@ -205,6 +206,8 @@ def pick_phrase(
                     candidates.append((cp.text, None))
     rng.shuffle(candidates)
     for phrase, i in candidates:
+        if not phrase_ok(phrase):
+            continue
         found = find(doc, phrase)
         if found and ok(runs_over(found[0], found[1], found[1] + len(phrase))):
             return phrase, i

@@ -310,12 +310,9 @@ class ChangeCasePhrase(_PhraseFamily):
         case = rng.choice(["UPPERCASE", "lowercase"])
         conv = str.upper if case == "UPPERCASE" else str.lower
         text = full_text(doc)
-        picked = pick_phrase(doc, rng, lambda runs: True)
-        tries = 0
-        while picked and (conv(picked[0]) == picked[0] or conv(picked[0]) in text) and tries < 20:
-            picked = pick_phrase(doc, rng, lambda runs: True)
-            tries += 1
-        if not picked or conv(picked[0]) == picked[0] or conv(picked[0]) in text:
+        # The new text must differ, and not already occur (the goal finds the phrase by its first occurrence).
+        picked = pick_phrase(doc, rng, phrase_ok=lambda p: conv(p) != p and conv(p) not in text)
+        if picked is None:
             return None
         phrase, idx = picked
         plan = (
