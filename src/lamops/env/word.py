@@ -32,7 +32,6 @@ from lamops.env.canvas import (
     comment_anchor_text,
     render_canvas,
     render_selection,
-    track_changes_on,
 )
 from lamops.env.document import DocumentError, LiveDocument, Selection, paragraph_text, span_runs
 from lamops.env.observation import ControlFormat, ControlInfo, Observation
@@ -108,7 +107,6 @@ class WordEnv:
         self.ui = ribbon.UIState()
         self.history: list[str] = []
         self.plan: list[str] = []
-        self.notes: list[str] = []
         self.steps = 0
         self.done = False
         self.focus: str | None = None
@@ -239,8 +237,7 @@ class WordEnv:
         if fn == "keyboard_input":
             return self._keys(args.keys)
         if fn == "summary":
-            self.notes.append(args.text)
-            return "noted"
+            return f"noted: {args.text}"
         if self.ui.dialog:
             raise Refused(f"the {self._dialog_title()} dialog is open; close it first")
         self.ui.menu = None
@@ -1122,9 +1119,6 @@ class WordEnv:
 
     def _ok_word_count(self, f) -> str:
         return "closed the Word Count dialog"
-
-    def track_changes(self) -> bool:
-        return track_changes_on(self.live)
 
 
 def _blank_copy(el):
