@@ -85,21 +85,6 @@ class Action(BaseModel):
     def typed_args(self) -> _Args:
         return FUNCTIONS[self.function].model_validate(self.args)
 
-    def to_json(self) -> str:
-        """The completion text a model is trained to emit: name before label (see STACK-NOTES)."""
-        return json.dumps(
-            {
-                "thought": self.thought,
-                "control_name": self.control_name,
-                "control_label": self.control_label,
-                "function": self.function,
-                "args": self.args,
-                "status": self.status,
-                "plan": self.plan,
-            },
-            ensure_ascii=False,
-        )
-
 
 class ActionError(ValueError):
     """An action the environment refuses; the message goes back to the agent as the step's result."""

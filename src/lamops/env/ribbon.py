@@ -60,6 +60,14 @@ FONT_COLORS = {
     "Dark Blue": "002060",
     "Purple": "7030A0",
 }
+# Font dialog check boxes and the python-docx font property each sets.
+FONT_EFFECTS = {
+    "Strikethrough": "strike",
+    "Superscript": "superscript",
+    "Subscript": "subscript",
+    "Small caps": "small_caps",
+    "All caps": "all_caps",
+}
 CASES = ("Sentence case.", "lowercase", "UPPERCASE", "Capitalize Each Word", "tOGGLE cASE")
 STYLE_GALLERY = (
     "Normal",
@@ -282,9 +290,7 @@ def _build() -> list[Control]:
             args=("contents", "window", "fixed"),
         ),
         # Dialogs
-        *_dialog(
-            "font", ("Font", "Size"), ("Strikethrough", "Superscript", "Subscript", "Small caps", "All caps")
-        ),
+        *_dialog("font", ("Font", "Size"), tuple(FONT_EFFECTS)),
         *_dialog(
             "paragraph",
             ("Indentation Left", "Indentation Right", "Spacing Before", "Spacing After", "Line Spacing"),

@@ -442,7 +442,11 @@ class WordEnv:
         return result if n[0] else f"{what}: the selection holds no text"
 
     def _format_paragraphs(self, fn, what: str) -> str:
-        return self._edit(lambda: (self.live.format_paragraphs(fn), f"applied {what}")[1])
+        def apply():
+            self.live.format_paragraphs(fn)
+            return f"applied {what}"
+
+        return self._edit(apply)
 
     def cmd_toggle(self, prop: str) -> str:
         runs = self.live.selected_runs() if self.live.has_selection() else []
@@ -801,9 +805,12 @@ class WordEnv:
 
     def cmd_table_style(self, name: str) -> str:
         table = self._table()
-        return self._edit(
-            lambda: (setattr(table, "style", self.live.doc.styles[name]), f"table style {name}")[1]
-        )
+
+        def apply():
+            table.style = self.live.doc.styles[name]
+            return f"table style {name}"
+
+        return self._edit(apply)
 
     def cmd_table_look(self, attr: str) -> str:
         table = self._table()
@@ -867,22 +874,21 @@ class WordEnv:
 
     def cmd_autofit(self, mode: str) -> str:
         table = self._table()
-        return self._edit(lambda: (setattr(table, "autofit", mode != "fixed"), f"autofit {mode}")[1])
+
+        def apply():
+            table.autofit = mode != "fixed"
+            return f"autofit {mode}"
+
+        return self._edit(apply)
 
     # ---- dialogs ------------------------------------------------------------------------------
     def _dialog_initial(self, dialog: str) -> dict[str, str]:
         live = self.live
         if dialog == "font":
             runs = [r for r in live.selected_runs() if r.text.strip()]
-            props = {
-                "Strikethrough": "strike",
-                "Superscript": "superscript",
-                "Subscript": "subscript",
-                "Small caps": "small_caps",
-                "All caps": "all_caps",
-            }
             return {
-                k: "on" if runs and all(getattr(r.font, v) for r in runs) else "off" for k, v in props.items()
+                k: "on" if runs and all(getattr(r.font, v) for r in runs) else "off"
+                for k, v in ribbon.FONT_EFFECTS.items()
             }
         if dialog in ("header", "footer"):
             part = getattr(live.doc.sections[0], dialog)
@@ -938,14 +944,7 @@ class WordEnv:
             changes.append(("name", f["Font"].strip()))
         if f.get("Size", "").strip():
             changes.append(("size", Pt(parse_number(f["Size"], "pt", 1, 1638, "Size"))))
-        props = {
-            "Strikethrough": "strike",
-            "Superscript": "superscript",
-            "Subscript": "subscript",
-            "Small caps": "small_caps",
-            "All caps": "all_caps",
-        }
-        for k, prop in props.items():
+        for k, prop in ribbon.FONT_EFFECTS.items():
             if f.get(k) != self._dialog_start.get(k):
                 changes.append((prop, True if f.get(k) == "on" else None))
 
@@ -1050,11 +1049,12 @@ class WordEnv:
         runs = [r for r in live.selected_runs() if r.text]
         if not runs:
             raise Refused("select the text to comment on before adding a comment")
-        return self._edit(
-            lambda: (live.doc.add_comment(runs, text=text, author="lamops", initials="LA"), "comment posted")[
-                1
-            ]
-        )
+
+        def apply():
+            live.doc.add_comment(runs, text=text, author="lamops", initials="LA")
+            return "comment posted"
+
+        return self._edit(apply)
 
     def _ok_header(self, f) -> str:
         return self._set_hf("header", f.get("Header Text", ""))

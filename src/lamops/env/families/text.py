@@ -235,17 +235,10 @@ class FontEffectPhrase(_PhraseFamily):
     name = "font_effect_phrase"
     category = "character formatting"
     description = "Apply a font effect (strikethrough, superscript, small caps...) from the Font dialog."
-    _EFFECTS = {
-        "Strikethrough": "strike",
-        "Small caps": "small_caps",
-        "All caps": "all_caps",
-        "Superscript": "superscript",
-        "Subscript": "subscript",
-    }
 
     def sample(self, doc, rng):
-        effect = rng.choice(sorted(self._EFFECTS))
-        prop = self._EFFECTS[effect]
+        effect = rng.choice(sorted(ribbon.FONT_EFFECTS))
+        prop = ribbon.FONT_EFFECTS[effect]
         phrase, idx = self._pick(doc, rng, lambda runs: _plain(runs, prop))
         if phrase is None:
             return None
