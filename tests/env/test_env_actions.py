@@ -603,3 +603,19 @@ def test_table_paragraphs_never_skips_cells():
         assert len(list(table_paragraphs(table))) == expected, i
         if i % 50 == 0:
             gc.collect()
+
+
+def test_canvas_shows_formatting_inside_table_cells():
+    """Regression: table cells were rendered as plain text, so highlighting a cell left the canvas (and
+    the verifier's diff) unchanged."""
+    e = WordEnv()
+    try:
+        e.reset(InstantiatedTask(task_id="t", template="table_report", request="highlight a cell"))
+        cell = e.live.doc.tables[0].rows[1].cells[0].text
+        before = e.canvas()
+        assert e.step({"function": "select_text", "args": {"text": cell}}).ok
+        assert click(e, "Text Highlight Color").ok and click(e, "Yellow").ok
+        assert e.canvas() != before
+        assert f"{{hl=yellow:{cell}}}" in e.canvas()
+    finally:
+        e.close()

@@ -29,7 +29,6 @@ _ALIGN = {
 }
 # Page sizes in twentieths of a point (portrait width, height).
 PAGE_SIZES = {"Letter": (12240, 15840), "Legal": (12240, 20160), "A4": (11906, 16838), "A5": (8391, 11906)}
-_MAX_CELL = 40
 
 
 def page_size_name(section) -> str:
@@ -135,7 +134,8 @@ def paragraph_props(live: LiveDocument, p: Paragraph) -> str:
 def render_table(live: LiveDocument, t: Table, number: int) -> str:
     rows = []
     for row in t.rows:
-        cells = [c.text.replace("\n", " ")[:_MAX_CELL] for c in row.cells]
+        # Cells show their formatting too: a change inside a table must show in the canvas diff.
+        cells = [" ".join(inline_text(p) for p in c.paragraphs) for c in row.cells]
         rows.append("| " + " | ".join(cells) + " |")
     style = style_name(live, t._tbl)
     return f"t{number} {len(t.rows)}x{len(t.columns)} <{style}> " + " / ".join(rows)
