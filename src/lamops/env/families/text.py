@@ -40,6 +40,11 @@ class _PhraseFamily(Family):
     def scope(self, params):
         return scope_of_phrase(params.get("paragraph"), params.get("tables", 0))
 
+    @staticmethod
+    def params(doc, phrase: str, paragraph: int | None, **extra) -> dict:
+        """Goal parameters: the phrase, where it is (for the scope) and the family's own values."""
+        return {"phrase": phrase, **extra, "paragraph": paragraph, "tables": len(doc.tables)}
+
     def _pick(self, doc, rng, ok):
         picked = pick_phrase(doc, rng, ok, in_tables=self.in_tables)
         if picked is None:
@@ -74,9 +79,7 @@ class EmphasizePhrase(_PhraseFamily):
             p=phrase,
             w=words,
         )
-        return plan.spec(
-            request, {"phrase": phrase, "props": list(combo), "paragraph": idx, "tables": len(doc.tables)}
-        )
+        return plan.spec(request, self.params(doc, phrase, idx, props=list(combo)))
 
     def goal(self, before, after, params):
         runs = phrase_runs(after, params["phrase"])
@@ -112,12 +115,7 @@ class HighlightPhrase(_PhraseFamily):
         )
         return plan.spec(
             request,
-            {
-                "phrase": phrase,
-                "colour": ribbon.HIGHLIGHTS[colour],
-                "paragraph": idx,
-                "tables": len(doc.tables),
-            },
+            self.params(doc, phrase, idx, colour=ribbon.HIGHLIGHTS[colour]),
         )
 
     def goal(self, before, after, params):
@@ -153,12 +151,7 @@ class ColorPhrase(_PhraseFamily):
         )
         return plan.spec(
             request,
-            {
-                "phrase": phrase,
-                "rgb": ribbon.FONT_COLORS[colour],
-                "paragraph": idx,
-                "tables": len(doc.tables),
-            },
+            self.params(doc, phrase, idx, rgb=ribbon.FONT_COLORS[colour]),
         )
 
     def goal(self, before, after, params):
@@ -189,9 +182,7 @@ class SizePhrase(_PhraseFamily):
             p=phrase,
             s=size,
         )
-        return plan.spec(
-            request, {"phrase": phrase, "size": float(size), "paragraph": idx, "tables": len(doc.tables)}
-        )
+        return plan.spec(request, self.params(doc, phrase, idx, size=float(size)))
 
     def goal(self, before, after, params):
         runs = phrase_runs(after, params["phrase"])
@@ -224,9 +215,7 @@ class SizePhraseDialog(_PhraseFamily):
             p=phrase,
             s=size,
         )
-        return plan.spec(
-            request, {"phrase": phrase, "size": float(size), "paragraph": idx, "tables": len(doc.tables)}
-        )
+        return plan.spec(request, self.params(doc, phrase, idx, size=float(size)))
 
     goal = SizePhrase.goal
 
@@ -259,9 +248,7 @@ class FontEffectPhrase(_PhraseFamily):
             p=phrase,
             e=effect.lower(),
         )
-        return plan.spec(
-            request, {"phrase": phrase, "prop": prop, "paragraph": idx, "tables": len(doc.tables)}
-        )
+        return plan.spec(request, self.params(doc, phrase, idx, prop=prop))
 
     def goal(self, before, after, params):
         return {f"phrase_{params['prop']}": _all(phrase_runs(after, params["phrase"]), params["prop"])}
@@ -284,9 +271,7 @@ class FontNamePhrase(_PhraseFamily):
             p=phrase,
             f=font,
         )
-        return plan.spec(
-            request, {"phrase": phrase, "font": font, "paragraph": idx, "tables": len(doc.tables)}
-        )
+        return plan.spec(request, self.params(doc, phrase, idx, font=font))
 
     def goal(self, before, after, params):
         runs = phrase_runs(after, params["phrase"])
@@ -320,9 +305,7 @@ class ChangeCasePhrase(_PhraseFamily):
             p=phrase,
             c=case,
         )
-        return plan.spec(
-            request, {"phrase": phrase, "target": conv(phrase), "paragraph": idx, "tables": len(doc.tables)}
-        )
+        return plan.spec(request, self.params(doc, phrase, idx, target=conv(phrase)))
 
     def goal(self, before, after, params):
         expected = full_text(before).replace(params["phrase"], params["target"], 1)
@@ -348,7 +331,7 @@ class ClearFormattingPhrase(_PhraseFamily):
             ],
             p=phrase,
         )
-        return plan.spec(request, {"phrase": phrase, "paragraph": idx, "tables": len(doc.tables)})
+        return plan.spec(request, self.params(doc, phrase, idx))
 
     def goal(self, before, after, params):
         runs = phrase_runs(after, params["phrase"])
@@ -379,7 +362,7 @@ class RetypePhrase(_PhraseFamily):
             p=phrase,
             n=new,
         )
-        return plan.spec(request, {"phrase": phrase, "new": new, "paragraph": idx, "tables": len(doc.tables)})
+        return plan.spec(request, self.params(doc, phrase, idx, new=new))
 
     def goal(self, before, after, params):
         expected = full_text(before).replace(params["phrase"], params["new"], 1)
@@ -403,7 +386,7 @@ class DeletePhrase(_PhraseFamily):
             ["Delete the words '{p}'.", "Remove '{p}' from the document.", "Cut out the phrase '{p}'."],
             p=phrase,
         )
-        return plan.spec(request, {"phrase": phrase, "paragraph": idx, "tables": len(doc.tables)})
+        return plan.spec(request, self.params(doc, phrase, idx))
 
     def goal(self, before, after, params):
         expected = full_text(before).replace(params["phrase"], "", 1)
@@ -517,12 +500,7 @@ class HighlightAndBold(_PhraseFamily):
         )
         return plan.spec(
             request,
-            {
-                "phrase": phrase,
-                "colour": ribbon.HIGHLIGHTS[colour],
-                "paragraph": idx,
-                "tables": len(doc.tables),
-            },
+            self.params(doc, phrase, idx, colour=ribbon.HIGHLIGHTS[colour]),
         )
 
     def goal(self, before, after, params):
@@ -558,7 +536,7 @@ class HyperlinkPhrase(_PhraseFamily):
             p=phrase,
             u=url,
         )
-        return plan.spec(request, {"phrase": phrase, "url": url, "paragraph": idx, "tables": len(doc.tables)})
+        return plan.spec(request, self.params(doc, phrase, idx, url=url))
 
     def goal(self, before, after, params):
         found = find(after, params["phrase"])
