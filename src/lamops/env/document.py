@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import io
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -554,10 +553,3 @@ def insert_text(p: Paragraph, offset: int, text: str) -> None:
     new = copy.deepcopy(prev._r)
     prev._r.addnext(new)
     Run(new, p).text = text
-
-
-_WS = re.compile(r"\s+")
-
-
-def normalise_space(text: str) -> str:
-    return _WS.sub(" ", text).strip()

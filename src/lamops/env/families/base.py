@@ -155,13 +155,6 @@ def phrase_runs(doc: Document, phrase: str) -> list[Run]:
     return runs_over(p, i, i + len(phrase))
 
 
-def body_index(doc: Document, p: Paragraph) -> int | None:
-    for i, q in enumerate(doc.paragraphs):
-        if q._p is p._p:
-            return i
-    return None
-
-
 def style_of(p: Paragraph) -> str:
     return p.style.name if p.style is not None else "Normal"
 
