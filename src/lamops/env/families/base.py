@@ -76,6 +76,10 @@ class Plan:
     def click(self, control: str, subtask: str) -> Plan:
         return self._add(subtask, "click_input", control, button="left", double=False)
 
+    def choose(self, menu: str, item: str) -> Plan:
+        """Open a drop-down (menu, list or gallery button) and pick one of its items."""
+        return self.click(menu, f"Open the {menu} menu.").click(item, f"Choose {item}.")
+
     def tab(self, tab: str) -> Plan:
         return self.click(tab, f"Open the {tab} tab.")
 

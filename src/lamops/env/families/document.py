@@ -37,7 +37,7 @@ class Orientation(_PageFamily):
     def sample(self, doc, rng):
         landscape = doc.sections[0].orientation == WD_ORIENT.LANDSCAPE
         value = "Portrait" if landscape else "Landscape"
-        plan = Plan().tab("Layout").click("Orientation", "Open Orientation.").click(value, f"Choose {value}.")
+        plan = Plan().tab("Layout").choose("Orientation", value)
         request = phrasing(
             rng,
             ["Change the page orientation to {v}.", "Make the pages {v}.", "Set the document to {v} layout."],
@@ -68,7 +68,7 @@ class MarginsPreset(_PageFamily):
         current = _margins(doc.sections[0])
         options = [m for m in ("Narrow", "Moderate", "Wide") if ribbon.MARGINS[m] != current]
         preset = rng.choice(options)
-        plan = Plan().tab("Layout").click("Margins", "Open Margins.").click(preset, f"Choose {preset}.")
+        plan = Plan().tab("Layout").choose("Margins", preset)
         request = phrasing(
             rng,
             [
@@ -95,8 +95,7 @@ class CustomMargins(_PageFamily):
         plan = (
             Plan()
             .tab("Layout")
-            .click("Margins", "Open Margins.")
-            .click("Custom Margins...", "Choose Custom Margins.")
+            .choose("Margins", "Custom Margins...")
             .set_text("Top", top)
             .set_text("Bottom", bottom)
             .click("OK", "Click OK.")
@@ -140,14 +139,7 @@ class LandscapeNarrow(_PageFamily):
         preset = rng.choice(
             [m for m in ("Narrow", "Moderate", "Wide") if ribbon.MARGINS[m] != _margins(doc.sections[0])]
         )
-        plan = (
-            Plan()
-            .tab("Layout")
-            .click("Orientation", "Open Orientation.")
-            .click("Landscape", "Choose Landscape.")
-            .click("Margins", "Open Margins.")
-            .click(preset, f"Choose {preset}.")
-        )
+        plan = Plan().tab("Layout").choose("Orientation", "Landscape").choose("Margins", preset)
         request = phrasing(
             rng,
             [
@@ -176,7 +168,7 @@ class PageSize(_PageFamily):
     def sample(self, doc, rng):
         current = page_size_name(doc.sections[0])
         size = rng.choice([s for s in ("A4", "Legal", "A5") if s != current])
-        plan = Plan().tab("Layout").click("Size", "Open Size.").click(size, f"Choose {size}.")
+        plan = Plan().tab("Layout").choose("Size", size)
         request = phrasing(
             rng,
             [
@@ -201,7 +193,7 @@ class Columns(_PageFamily):
         n, word = rng.choice([(2, "Two"), (3, "Three")])
         if columns(doc.sections[0]) == n:
             return None
-        plan = Plan().tab("Layout").click("Columns", "Open Columns.").click(word, f"Choose {word}.")
+        plan = Plan().tab("Layout").choose("Columns", word)
         request = phrasing(
             rng,
             [
@@ -229,8 +221,7 @@ class InsertTable(Family):
             Plan()
             .keys("^{END}", "Move to the end of the document.")
             .tab("Insert")
-            .click("Table", "Open the Table menu.")
-            .click("Insert Table...", "Choose Insert Table.")
+            .choose("Table", "Insert Table...")
             .set_text("Number of columns", str(cols))
             .set_text("Number of rows", str(rows))
             .click("OK", "Click OK.")
@@ -430,13 +421,7 @@ class DeleteTable(Family):
         if not doc.tables:
             return None
         n = rng.randint(1, len(doc.tables))
-        plan = (
-            Plan()
-            .select_table(n)
-            .tab("Table Layout")
-            .click("Delete", "Open the Delete menu.")
-            .click("Delete Table", "Choose Delete Table.")
-        )
+        plan = Plan().select_table(n).tab("Table Layout").choose("Delete", "Delete Table")
         request = phrasing(
             rng,
             ["Delete table {n}.", "Remove table {n} from the document.", "Get rid of table number {n}."],
@@ -499,12 +484,7 @@ class TableOfContents(Family):
     def sample(self, doc, rng):
         if not any(style_of(p).startswith("Heading") for p in doc.paragraphs):
             return None
-        plan = (
-            Plan()
-            .tab("References")
-            .click("Table of Contents", "Open Table of Contents.")
-            .click("Automatic Table", "Choose Automatic Table.")
-        )
+        plan = Plan().tab("References").choose("Table of Contents", "Automatic Table")
         request = phrasing(
             rng,
             [
@@ -624,8 +604,7 @@ class InsertSymbol(Family):
             .select_text(phrase)
             .keys("{RIGHT}", "Move the caret after the selection.")
             .tab("Insert")
-            .click("Symbol", "Open the Symbol menu.")
-            .click(symbol, f"Choose {symbol}.")
+            .choose("Symbol", symbol)
         )
         request = phrasing(
             rng,
@@ -648,12 +627,7 @@ class DeleteAllComments(Family):
     def sample(self, doc, rng):
         if not list(doc.comments):
             return None
-        plan = (
-            Plan()
-            .tab("Review")
-            .click("Delete Comment", "Open the Delete menu.")
-            .click("Delete All Comments in Document", "Choose Delete All Comments in Document.")
-        )
+        plan = Plan().tab("Review").choose("Delete Comment", "Delete All Comments in Document")
         request = phrasing(
             rng,
             [
@@ -683,7 +657,7 @@ class DeleteOneComment(Family):
         plan = Plan().tab("Review")
         for _ in range(k):
             plan.click("Next Comment", "Click Next Comment.")
-        plan.click("Delete Comment", "Open the Delete menu.").click("Delete", "Choose Delete.")
+        plan.choose("Delete Comment", "Delete")
         request = phrasing(
             rng, ["Delete the comment that says '{t}'.", "Remove the review comment '{t}'."], t=target.text
         )
@@ -807,12 +781,7 @@ class PageNumbers(Family):
 
     def sample(self, doc, rng):
         where, item = rng.choice([("footer", "Bottom of Page"), ("header", "Top of Page")])
-        plan = (
-            Plan()
-            .tab("Insert")
-            .click("Page Number", "Open the Page Number menu.")
-            .click(item, f"Choose {item}.")
-        )
+        plan = Plan().tab("Insert").choose("Page Number", item)
         request = phrasing(
             rng,
             ["Add page numbers at the {e} of each page.", "Number the pages in the {w}."],
@@ -842,12 +811,7 @@ class RemoveHeader(Family):
     def sample(self, doc, rng):
         if not _hf_text(doc, "header"):
             return None
-        plan = (
-            Plan()
-            .tab("Insert")
-            .click("Header", "Open the Header menu.")
-            .click("Remove Header", "Choose Remove Header.")
-        )
+        plan = Plan().tab("Insert").choose("Header", "Remove Header")
         request = phrasing(
             rng, ["Remove the header.", "Delete the page header text.", "Take the header off."]
         )

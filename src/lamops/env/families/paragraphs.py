@@ -79,8 +79,7 @@ class LineSpacing(_ParagraphFamily):
         plan = (
             Plan()
             .select_paragraph(i, what=f"the paragraph starting '{head}'")
-            .click("Line and Paragraph Spacing", "Open Line and Paragraph Spacing.")
-            .click(value, f"Choose {value}.")
+            .choose("Line and Paragraph Spacing", value)
         )
         request = phrasing(
             rng,
@@ -216,10 +215,7 @@ class StyleFromMenu(_ParagraphFamily):
             return None
         head = starts(doc.paragraphs[i])
         plan = (
-            Plan()
-            .select_paragraph(i, what=f"the paragraph starting '{head}'")
-            .click("More Styles", "Open the full list of styles.")
-            .click(style, f"Choose {style}.")
+            Plan().select_paragraph(i, what=f"the paragraph starting '{head}'").choose("More Styles", style)
         )
         request = phrasing(
             rng,
@@ -329,8 +325,7 @@ class FormatHeading(_ParagraphFamily):
             .select_paragraph(i, what=f"the paragraph starting '{head}'")
             .click("Heading 1", "Click Heading 1.")
             .click("Center", "Click Center.")
-            .click("Font Color", "Open the Font Color menu.")
-            .click(colour, f"Choose {colour}.")
+            .choose("Font Color", colour)
         )
         request = phrasing(
             rng,

@@ -97,12 +97,7 @@ class HighlightPhrase(_PhraseFamily):
         phrase, idx = self._pick(doc, rng, lambda runs: all(r.font.highlight_color is None for r in runs))
         if phrase is None:
             return None
-        plan = (
-            Plan()
-            .select_text(phrase)
-            .click("Text Highlight Color", "Open the Text Highlight Color menu.")
-            .click(colour, f"Choose {colour}.")
-        )
+        plan = Plan().select_text(phrase).choose("Text Highlight Color", colour)
         request = phrasing(
             rng,
             [
@@ -133,12 +128,7 @@ class ColorPhrase(_PhraseFamily):
         phrase, idx = self._pick(doc, rng, lambda runs: all(r.font.color.rgb is None for r in runs))
         if phrase is None:
             return None
-        plan = (
-            Plan()
-            .select_text(phrase)
-            .click("Font Color", "Open the Font Color menu.")
-            .click(colour, f"Choose {colour}.")
-        )
+        plan = Plan().select_text(phrase).choose("Font Color", colour)
         request = phrasing(
             rng,
             [
@@ -170,12 +160,7 @@ class SizePhrase(_PhraseFamily):
         phrase, idx = self._pick(doc, rng, lambda runs: all(r.font.size is None for r in runs))
         if phrase is None:
             return None
-        plan = (
-            Plan()
-            .select_text(phrase)
-            .click("Font Size", "Open the Font Size list.")
-            .click(size, f"Choose {size}.")
-        )
+        plan = Plan().select_text(phrase).choose("Font Size", size)
         request = phrasing(
             rng,
             ["Make '{p}' {s} pt.", "Set the font size of '{p}' to {s}.", "Enlarge '{p}' to {s} points."],
@@ -264,7 +249,7 @@ class FontNamePhrase(_PhraseFamily):
         phrase, idx = self._pick(doc, rng, lambda runs: all(r.font.name is None for r in runs))
         if phrase is None:
             return None
-        plan = Plan().select_text(phrase).click("Font", "Open the Font list.").click(font, f"Choose {font}.")
+        plan = Plan().select_text(phrase).choose("Font", font)
         request = phrasing(
             rng,
             ["Put '{p}' in {f}.", "Change the font of '{p}' to {f}.", "Use the {f} typeface for '{p}'."],
@@ -293,12 +278,7 @@ class ChangeCasePhrase(_PhraseFamily):
         if picked is None:
             return None
         phrase, idx = picked
-        plan = (
-            Plan()
-            .select_text(phrase)
-            .click("Change Case", "Open the Change Case menu.")
-            .click(case, f"Choose {case}.")
-        )
+        plan = Plan().select_text(phrase).choose("Change Case", case)
         request = phrasing(
             rng,
             ["Change '{p}' to {c}.", "Convert the text '{p}' to {c}.", "Rewrite '{p}' in {c} letters."],
@@ -485,13 +465,7 @@ class HighlightAndBold(_PhraseFamily):
         )
         if phrase is None:
             return None
-        plan = (
-            Plan()
-            .select_text(phrase)
-            .click("Bold", "Click Bold.")
-            .click("Text Highlight Color", "Open the Text Highlight Color menu.")
-            .click(colour, f"Choose {colour}.")
-        )
+        plan = Plan().select_text(phrase).click("Bold", "Click Bold.").choose("Text Highlight Color", colour)
         request = phrasing(
             rng,
             ["Make '{p}' bold and highlight it in {c}.", "Emphasise '{p}': bold, with a {c} highlight."],
@@ -611,8 +585,7 @@ class HighlightAndComment(CommentPhrase):
         plan = (
             Plan()
             .select_text(phrase)
-            .click("Text Highlight Color", "Open the Text Highlight Color menu.")
-            .click("Yellow", "Choose Yellow.")
+            .choose("Text Highlight Color", "Yellow")
             .tab("Review")
             .click("New Comment", "Click New Comment.")
             .set_text("Comment", note)
