@@ -13,6 +13,7 @@ import pytest
 from lamops.agents.expert import ExpertAgent
 from lamops.env import ribbon
 from lamops.env.actions import FUNCTIONS
+from lamops.env.canvas import render_canvas
 from lamops.env.families import FAMILIES, applicable_templates, sample_task
 from lamops.env.ribbon import CONTROLS, TABS
 from lamops.env.templates import TEMPLATES, build_library, template_bytes
@@ -512,11 +513,14 @@ def test_templates_unchanged_after_1000_episodes(tmp_path):
                 env.step({"function": "insert_table", "args": {"rows": 2, "columns": 2}})
             if i % 97 == 0:
                 env.save(out / f"ep{i}.docx")
-            # reset after a mutating episode gives the pristine canvas back
+            # reset after a mutating episode gives the pristine canvas back; render the restored document
+            # itself, since the observation's initial canvas is cached per template
             if i % 50 == 1:
                 assert env.reset(make_task(template)).canvas == pristine[template]
+                assert render_canvas(env.live) == pristine[template]
         for name in TEMPLATES:
             assert env.reset(make_task(name)).canvas == pristine[name]
+            assert render_canvas(env.live) == pristine[name]
     finally:
         env.close()
     saved = list(out.glob("*.docx"))

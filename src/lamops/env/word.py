@@ -85,6 +85,8 @@ class WordEnv:
         self._templates = templates
         self._docs: dict[str, LiveDocument] = {}
         self._pristine: dict[str, Document] = {}
+        # A template's canvas at reset never changes: render it once per template.
+        self._initial_items: dict[str, list[tuple[str, str]]] = {}
         self.max_steps = max_steps
         self.control_format = control_format
         self.task: InstantiatedTask | None = None
@@ -111,7 +113,9 @@ class WordEnv:
         self.done = False
         self.focus: str | None = None
         self.comment_cursor = -1
-        self.initial_items = canvas_items(live)
+        if task.template not in self._initial_items:
+            self._initial_items[task.template] = canvas_items(live)
+        self.initial_items = self._initial_items[task.template]
         self._canvas_cache: tuple[int, str] = (
             live.version,
             "\n".join(line for _, line in self.initial_items),
@@ -171,6 +175,7 @@ class WordEnv:
     def close(self) -> None:
         self._docs.clear()
         self._pristine.clear()
+        self._initial_items.clear()
         self.live = None
 
     # ---- observation --------------------------------------------------------------------------
