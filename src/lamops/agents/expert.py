@@ -85,18 +85,7 @@ class ExpertAgent:
                     ok=result.ok,
                     result=result.result,
                     latency=result.latency,
-                    **{
-                        f: action[f]
-                        for f in (
-                            "thought",
-                            "control_label",
-                            "control_name",
-                            "function",
-                            "args",
-                            "status",
-                            "plan",
-                        )
-                    },
+                    **action,  # exactly the paper's step fields
                 )
             )
             if not result.ok:
