@@ -17,6 +17,52 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+SourceKind = Literal["doc", "howto", "query"]
+PairSource = Literal["doc", "howto", "query", "evolved", "ufo"]
+RequestType = Literal["None", "Non_task", "App_involve", "Env", "Others"]
+# Ids become file names and DVC paths: no separators, no spaces, no dots at the start.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+
+
+class RawEntry(_Record):
+    """One parsed raw-source item before cleaning: a documentation section, a how-to article or a query."""
+
+    kind: SourceKind
+    origin: str  # where it came from: file (or s3 key) plus section / line
+    title: str  # the heading, article title or the query itself
+    text: str = ""  # the body (steps as written, with whatever noise they carry)
+    steps: list[str] = Field(default_factory=list)  # numbered steps when the format has them
+
+
+class TaskPlanPair(_Record):
+    """The paper's task-plan pair, with its lineage."""
+
+    task_id: str = Field(pattern=ID_PATTERN)
+    task: str
+    plan: list[str]
+    source: PairSource
+    origin: str  # the raw file and section it came from, or the parents of an evolved pair
+    parents: list[str] = Field(default_factory=list)  # evolved pairs: the pairs it was derived from
+
+
+class Rejected(_Record):
+    """A record a stage did not keep, with why; stages write these to a quarantine file, never drop silently."""
+
+    stage: str
+    reason: str  # short code counted in the stage's metrics: non_english, too_short, near_duplicate, ...
+    detail: str = ""
+    origin: str = ""
+    record: str = ""  # the offending input, truncated
+
+
+class FilterVerdict(_Record):
+    """UFO's instantiation evaluation: may this task be executed? `request_type` None means yes."""
+
+    judge: bool
+    thought: str
+    request_type: RequestType
+
+
 class PlanStep(_Record):
     """One step of an action plan as UFO's prefill writes it: no labels, controls named by their text."""
 
@@ -30,7 +76,7 @@ class PlanStep(_Record):
 class InstantiatedTask(_Record):
     """A concrete request on one template document, with its plan and (for built-in tasks) its goal."""
 
-    task_id: str
+    task_id: str = Field(pattern=ID_PATTERN)
     family: str | None = None  # the task family whose goal predicate verifies it; None for foreign tasks
     category: str | None = None
     template: str
@@ -39,6 +85,7 @@ class InstantiatedTask(_Record):
     action_plan: list[PlanStep] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)  # the goal predicate's parameters
     seed: int | None = None
+    source_id: str | None = None  # the task-plan pair it was instantiated from
 
 
 class Verdict(_Record):
@@ -92,6 +139,7 @@ class Trajectory(_Record):
     final_document: str | None = None  # path of the saved final .docx
     error: str | None = None  # why the agent stopped early (e.g. a plan step it could not ground)
     seconds: float = 0.0
+    final_prompt: str = ""  # the observation after the last step: final control state and canvas, for judges
 
     @property
     def success(self) -> bool:
