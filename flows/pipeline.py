@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger
 
 from lamops.config import load_config
 from lamops.stages import select_stages
+from lamops.tracking import pipeline_run, tracking_uri
 from tasks.stages import stage_task
 
 
@@ -24,9 +25,11 @@ def pipeline(
     logger = get_run_logger()
     logger.info("profile %s, root %s, stages: %s", cfg.profile, cfg.root, ", ".join(selected))
     results = []
-    for number, name in enumerate(selected, start=1):
-        logger.info("stage %d/%d %s: running", number, len(selected), name)
-        result = stage_task(name, cfg.pipeline)(cfg)
-        logger.info("stage %s: %s (%.1f s)", name, result.message, result.seconds)
-        results.append(result.model_dump(mode="json"))
+    with pipeline_run(cfg, list(selected)) as run_id:
+        logger.info("MLflow run %s (%s): the stages' runs nest under it", run_id, tracking_uri(cfg))
+        for number, name in enumerate(selected, start=1):
+            logger.info("stage %d/%d %s: running", number, len(selected), name)
+            result = stage_task(name, cfg.pipeline)(cfg)
+            logger.info("stage %s: %s (%.1f s)", name, result.message, result.seconds)
+            results.append(result.model_dump(mode="json"))
     return results

@@ -27,6 +27,11 @@ app = typer.Typer(
 )
 env_app = typer.Typer(help="The built-in Word-like environment", no_args_is_help=True)
 app.add_typer(env_app, name="env")
+ufo_app = typer.Typer(
+    help="Interoperate with UFO's dataflow (Windows): import its results, export task-plan pairs to it.",
+    no_args_is_help=True,
+)
+app.add_typer(ufo_app, name="ufo")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 ParamsOption = Annotated[
@@ -188,3 +193,54 @@ def env_play(
     typer.echo(f"verdict: {traj.verdict.complete} ({traj.verdict.reason})")
     if traj.final_document:
         typer.echo(f"document: {traj.final_document}")
+
+
+@ufo_app.command("import")
+def ufo_import(
+    src: Annotated[Path, typer.Argument(help="UFO dataflow results: a folder (read recursively) or a file.")],
+    out: Annotated[
+        Path, typer.Option(help="Folder for pairs/tasks/outcomes/rejected.jsonl.", metavar="DIR")
+    ] = Path("data/ufo_import"),
+) -> None:
+    """Read UFO dataflow result JSON files into lamops records; malformed files are rejected with a reason."""
+    from lamops.data.ufo import import_dir
+
+    if not src.exists():
+        _fail(f"{src}: no such file or folder")
+    result = import_dir(src)
+    paths = result.write(out)
+    typer.echo(result.summary())
+    for name, path in paths.items():
+        typer.echo(f"{name}: {path}")
+
+
+@ufo_app.command("export")
+def ufo_export(
+    pairs: Annotated[
+        Path, typer.Argument(help="Task-plan pairs (JSON Lines), e.g. data/task_plans/collected/pairs.jsonl.")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for UFO's task files.", metavar="DIR")],
+    app_name: Annotated[str, typer.Option("--app", help="UFO's app name.")] = "word",
+    shard_size: Annotated[
+        int | None, typer.Option(help="Task files per part-NNNN folder (one batch per machine).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty output folder.")] = False,
+) -> None:
+    """Write task-plan pairs in UFO's dataflow input format ({app, unique_id, task, refined_steps})."""
+    from lamops.data.ufo import export_pairs, read_pairs_jsonl
+
+    if not pairs.is_file():
+        _fail(f"{pairs}: no such file")
+    try:
+        files = export_pairs(
+            read_pairs_jsonl(pairs), out, app=app_name, shard_size=shard_size, overwrite=overwrite
+        )
+    except ValueError as err:
+        _fail(str(err))
+    parts = sorted({f.parent for f in files})
+    typer.echo(
+        f"wrote {len(files)} UFO task file(s) to {out}"
+        + (f" in {len(parts)} part folder(s)" if shard_size else "")
+    )
+    target = parts[0] if shard_size and parts else out
+    typer.echo(f"run on Windows: python -m dataflow batch dataflow {target}")

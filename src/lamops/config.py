@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -51,6 +51,104 @@ class TemplatesConfig(_Section):
     out_dir: Path = Field(description="Where the template documents and index.json go, relative to the root.")
 
 
+class TrackingConfig(_Section):
+    uri: str = Field(
+        description="MLflow tracking URI. A relative `sqlite:///file.db` is resolved against the root; "
+        "$MLFLOW_TRACKING_URI, when set, wins (a tracking server in cluster mode)."
+    )
+    artifact_root: str = Field(
+        description="Where a new experiment keeps its artifacts: a folder relative to the root, or s3://..."
+    )
+    experiment: str = Field(description="MLflow experiment of the pipeline's runs.")
+
+
+class LLMConfig(_Section):
+    provider: Literal["builtin", "openai"] = Field(
+        description="Who plays the LLM roles (structure, evolve, prefill, filter, judge): `builtin` "
+        "(deterministic, no network) or `openai` (any OpenAI-compatible endpoint)."
+    )
+    base_url: str = Field(description="Endpoint of the OpenAI-compatible API (openai provider).")
+    model: str = Field(description="Model name sent to the endpoint (openai provider).")
+    api_key_env: str = Field(
+        description="Environment variable holding the API key; the key is never in params."
+    )
+    timeout_s: float = Field(gt=0, description="Seconds one request may take.")
+    max_retries: int = Field(ge=0, description="Retries, with exponential backoff, of a failed request.")
+    temperature: float = Field(ge=0, description="Sampling temperature; 0 for reproducible data.")
+
+
+class RayConfig(_Section):
+    address: str | None = Field(
+        description="Ray cluster to use; null: $RAY_ADDRESS when set, else a local Ray started in-process."
+    )
+    num_cpus: int | None = Field(description="CPUs of a local Ray (null: all); ignored on a cluster.")
+
+
+class SourcesConfig(_Section):
+    out_dir: Path = Field(description="Where the built-in raw corpus is written (docs/, howto/, queries/).")
+    seed: int = Field(description="Seed of the corpus generator.")
+    docs_pages: int = Field(ge=0, description="Documentation pages (Markdown) to write.")
+    howto_articles: int = Field(ge=0, description="How-to articles (JSON Lines) to write.")
+    queries: int = Field(ge=0, description="Search queries to write.")
+
+
+class CollectConfig(_Section):
+    sources: str = Field(
+        description="Raw sources to read: a folder relative to the root or `s3://bucket/prefix` "
+        "(layout and formats: docs/data-sources.md)."
+    )
+    s3_endpoint_url: str | None = Field(
+        description="S3 endpoint for s3:// sources (null: $AWS_ENDPOINT_URL, else AWS)."
+    )
+    out_dir: Path = Field(description="Output folder: pairs.jsonl, quarantine.jsonl, stats.json.")
+    min_task_chars: int = Field(ge=1, description="Shorter tasks are dropped as too_short.")
+    max_task_chars: int = Field(ge=1, description="Longer tasks are dropped as too_long.")
+    min_steps: int = Field(ge=1, description="Plans with fewer steps are dropped as too_short.")
+    max_steps: int = Field(ge=1, description="Plans with more steps are dropped as too_long.")
+    max_plan_chars: int = Field(ge=1, description="Plans longer than this in total are dropped as too_long.")
+    near_duplicate_threshold: float = Field(
+        gt=0, le=1, description="Jaccard similarity (MinHash, word 3-shingles) at which pairs are duplicates."
+    )
+    workers: int = Field(ge=0, description="Ray Data parallelism; 0 runs in-process.")
+
+
+class EvolveConfig(_Section):
+    out_dir: Path = Field(description="Output folder: pairs.jsonl (the evolved pairs only), stats.json.")
+    ratio: float = Field(ge=0, description="Evolved pairs per collected pair (the paper added 1.5).")
+    max_added_words: int = Field(gt=0, description="An added requirement has at most this many words.")
+    seed: int = Field(description="Seed of the choice of what to combine.")
+    workers: int = Field(ge=0, description="Ray Data parallelism; 0 runs in-process.")
+
+
+class InstantiateConfig(_Section):
+    out_dir: Path = Field(description="Output folder: tasks.jsonl (passed the filter), records.jsonl, ...")
+    max_tasks: int = Field(gt=0, description="Task-plan pairs instantiated (a deterministic sample).")
+    evolved_share: float = Field(ge=0, le=1, description="Share of the sample drawn from evolved pairs.")
+    template_candidates: int = Field(
+        gt=0, description="Templates tried in order of similarity until the prefill succeeds (UFO: 1)."
+    )
+    seed: int = Field(description="Seed of the sample and of the concrete content chosen.")
+
+
+class ExecuteConfig(_Section):
+    out_dir: Path = Field(description="Output folder: one trajectory and final document per task id.")
+    workers: int = Field(ge=0, description="Ray actors, one environment each; 0 runs in-process.")
+    batch_size: int = Field(gt=0, description="Tasks sent to an actor at a time.")
+    min_score: float = Field(ge=0, le=100, description="Fuzzy-match score below which a step cannot ground.")
+
+
+class JudgeConfig(_Section):
+    out_dir: Path = Field(description="Output folder: judged.jsonl and UFO results/{pass,fail,unsure}.jsonl.")
+    workers: int = Field(ge=0, description="Ray workers; 0 runs in-process.")
+
+
+class DatasetsConfig(_Section):
+    out_dir: Path = Field(description="Output folder of the training and test sets.")
+    test_fraction: float = Field(gt=0, lt=1, description="Share of task lineages in the frozen test split.")
+    split_salt: str = Field(description="Salt of the split hash; changing it re-draws (unfreezes) the split.")
+    metrics_file: Path = Field(description="DVC metrics file with every data stage's counts.")
+
+
 class PipelineConfig(_Section):
     stages: tuple[str, ...] = Field(description="Stages `lamops pipeline` runs when --stages is not given.")
     retries: int = Field(ge=0, description="How often the flow retries a failed stage.")
@@ -66,7 +164,17 @@ class PipelineConfig(_Section):
 class Config(_Section):
     project: ProjectConfig = Field(description="Settings shared by every stage.")
     env: EnvConfig = Field(description="The built-in Word-like environment.")
+    tracking: TrackingConfig = Field(description="MLflow tracking of every stage.")
+    llm: LLMConfig = Field(description="The LLM roles of data building.")
+    ray: RayConfig = Field(description="Where Ray work runs.")
     templates: TemplatesConfig = Field(description="Stage `templates`: the environment's template documents.")
+    sources: SourcesConfig = Field(description="Stage `sources`: the built-in raw corpus.")
+    collect: CollectConfig = Field(description="Stage `collect`: raw sources -> clean task-plan pairs.")
+    evolve: EvolveConfig = Field(description="Stage `evolve`: harder variants of collected pairs.")
+    instantiate: InstantiateConfig = Field(description="Stage `instantiate`: pairs -> concrete tasks.")
+    execute: ExecuteConfig = Field(description="Stage `execute`: the expert runs every task.")
+    judge: JudgeConfig = Field(description="Stage `judge`: complete yes / no / unsure per trajectory.")
+    datasets: DatasetsConfig = Field(description="Stage `datasets`: SFT, reward and plan sets, splits.")
     pipeline: PipelineConfig = Field(description="How the Prefect flow runs the stages.")
     root: Path = Field(description="Project root, the folder of params.yaml; set by load_config.")
     profile: str = Field(description="Profile merged over params.yaml (`tiny`: none); set by load_config.")

@@ -46,7 +46,7 @@ class TaskPlanPair(_Record):
 
 
 class Rejected(_Record):
-    """A record a stage did not keep, with why; stages write these to a quarantine file, never drop silently."""
+    """A record a stage did not keep, and why: stages quarantine these to a file, never drop silently."""
 
     stage: str
     reason: str  # short code counted in the stage's metrics: non_english, too_short, near_duplicate, ...

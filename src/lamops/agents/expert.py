@@ -62,7 +62,11 @@ class ExpertAgent:
             action["control_label"] = control.label
         return action
 
-    def run(self, env, task: InstantiatedTask, out_dir: Path | None = None) -> Trajectory:
+    def run(
+        self, env, task: InstantiatedTask, out_dir: Path | None = None, verify: bool = True
+    ) -> Trajectory:
+        """Follow the task's action plan in `env`. With `verify` False the verdict is left to a later judge;
+        with `out_dir` the final document is saved there as <task_id>.docx."""
         t0 = time.perf_counter()
         obs = env.reset(task)
         steps: list[TrajectoryStep] = []
@@ -88,11 +92,11 @@ class ExpertAgent:
                     **action,  # exactly the paper's step fields
                 )
             )
+            obs = result.observation
             if not result.ok:
                 error = f"step {step.step} failed: {result.result}"
                 break
-            obs = result.observation
-        verdict = env.verify()
+        verdict = env.verify() if verify else None
         final = None
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -105,4 +109,5 @@ class ExpertAgent:
             final_document=final,
             error=error,
             seconds=time.perf_counter() - t0,
+            final_prompt=obs.prompt(env.control_format),
         )

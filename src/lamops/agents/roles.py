@@ -84,3 +84,24 @@ class Roles:
     prefill: Prefiller
     filter: Filter
     judge: Judge
+
+
+def make_roles(llm: Any, pairs: dict[str, TaskPlanPair] | None = None, max_added_words: int = 20) -> Roles:
+    """The roles params.yaml's `llm` section asks for: built-in (`pairs` lets the built-in prefill find the
+    parents of evolved pairs) or an OpenAI-compatible endpoint."""
+    if llm.provider == "builtin":
+        from lamops.data.builtin import builtin_roles
+
+        return builtin_roles(pairs, max_added_words)
+    from lamops.agents.llm import LLMSettings, make_openai_roles
+
+    return make_openai_roles(
+        LLMSettings(
+            base_url=llm.base_url,
+            model=llm.model,
+            api_key_env=llm.api_key_env,
+            timeout_s=llm.timeout_s,
+            max_retries=llm.max_retries,
+            temperature=llm.temperature,
+        )
+    )

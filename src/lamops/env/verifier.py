@@ -36,13 +36,14 @@ def judge(
     family = get_family(task.family)
     try:
         checks = family.goal(before, after, task.params)
+        scope = family.scope(task.params)
+        preserves_text = family.preserves_text(task.params)
     except Exception as e:  # a predicate that cannot read the result cannot say yes or no
         return Verdict(complete="unsure", reason=f"goal check failed to run: {type(e).__name__}: {e}")
     changed = changed_keys(before_items, after_items)
-    scope = family.scope(task.params)
     if scope is not None:
         checks["no_collateral_changes"] = not (changed - scope)
-    if family.text_preserving:
+    if preserves_text:
         checks["text_intact"] = full_text(before) == full_text(after)
     checks["document_changed"] = bool(changed)
     failed = [k for k, v in checks.items() if not v]

@@ -14,7 +14,16 @@ if TYPE_CHECKING:
     from lamops.config import Config
     from lamops.stages.base import StageResult
 
-STAGES: tuple[str, ...] = ("templates",)
+STAGES: tuple[str, ...] = (
+    "templates",
+    "sources",
+    "collect",
+    "evolve",
+    "instantiate",
+    "execute",
+    "judge",
+    "datasets",
+)
 
 
 def select_stages(names: Iterable[str]) -> tuple[str, ...]:

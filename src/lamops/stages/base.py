@@ -36,3 +36,34 @@ def replace_dir(path: Path) -> Iterator[Path]:
         if path.exists():
             path.rename(Path(tmp) / "replaced")
         staging.rename(path)
+
+
+def gate(tracked, boundary: str, records, *, forbidden_ids: set[str] | None = None) -> None:
+    """Run the Great Expectations suite of `boundary` on `records`; the report goes to the stage's MLflow run
+    whether it passes or not, and a failure raises DataValidationError naming expectation and rows."""
+    from lamops.validation import DataValidationError, check, frame
+
+    df = frame(boundary, records)
+    try:
+        report = check(boundary, df, forbidden_ids=forbidden_ids)
+    except DataValidationError as err:
+        tracked.log_text(err.report.to_markdown(), f"validation/{boundary}.md")
+        tracked.log_metrics({f"validation.{boundary}.failed": len(err.report.failures)})
+        raise
+    tracked.log_text(report.to_markdown(), f"validation/{boundary}.md")
+
+
+def progress(iterable, desc: str, total: int | None = None):
+    """A progress bar on stderr for long loops (off when LAMOPS_PROGRESS=0)."""
+    import os
+
+    from tqdm import tqdm
+
+    return tqdm(
+        iterable,
+        desc=desc,
+        total=total,
+        disable=os.environ.get("LAMOPS_PROGRESS") == "0",
+        mininterval=1.0,
+        unit="it",
+    )

@@ -16,6 +16,8 @@ from lamops.env.families import document as _document
 from lamops.env.families import paragraphs as _paragraphs
 from lamops.env.families import text as _text
 from lamops.env.families.base import Family, TaskSpec
+from lamops.env.families.composite import NAME as COMPOSITE
+from lamops.env.families.composite import Composite
 from lamops.records import InstantiatedTask
 
 FAMILIES: dict[str, Family] = {
@@ -23,7 +25,13 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+_COMPOSITE = Composite()
+
+
 def get_family(name: str) -> Family:
+    """A family by name; `composite` (several families in one task, built by composite.compose) included."""
+    if name == COMPOSITE:
+        return _COMPOSITE
     try:
         return FAMILIES[name]
     except KeyError:

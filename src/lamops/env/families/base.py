@@ -50,6 +50,10 @@ class Family:
         """Canvas keys (p3, t1, section1, header1, comment2, track...) the task may change; None: anything."""
         return None
 
+    def preserves_text(self, params: dict[str, Any]) -> bool:
+        """Whether the task must leave the document's words as they were (formatting-only tasks)."""
+        return self.text_preserving
+
     def applies(self, doc: Document) -> bool:
         return self.sample(doc, random.Random(0)) is not None
 

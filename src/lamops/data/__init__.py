@@ -1,0 +1,1 @@
+"""Data stages and interchange: task-plan collection, instantiation, execution, judging, UFO dataflow."""

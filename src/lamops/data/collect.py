@@ -1,0 +1,412 @@
+"""`collect`: raw sources -> cleaned, filtered, deduplicated task-plan pairs.
+
+Steps, each counting what it drops by reason (every drop is written to the quarantine file):
+1. read: the three source formats of docs/data-sources.md from a folder or an S3 prefix (malformed files and
+   lines are quarantined, the rest kept);
+2. clean: HTML remnants, entities, step numbering and whitespace;
+3. structure: the structurer role turns an entry into task-plan pairs (rule-based built in, or an LLM);
+4. filter: language (English only), length (task characters, plan steps and characters), relevance (about
+   this application, not another app or a phone);
+5. deduplicate: exact (normalised text) and near duplicates (MinHash over word 3-shingles, verified by exact
+   Jaccard similarity); the first in source order is kept.
+Steps 2-4 and the MinHash signatures run in parallel batches (Ray Data); deduplication is global."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lamops.agents.roles import Structurer
+from lamops.data.io import iter_lines, truncate
+from lamops.records import RawEntry, Rejected, TaskPlanPair
+
+STAGE = "collect"
+KIND_FOLDERS = {"docs": ("doc", ".md"), "howto": ("howto", ".jsonl"), "queries": ("query", ".txt")}
+MAX_FILE_BYTES = 200_000_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    min_task_chars: int
+    max_task_chars: int
+    min_steps: int
+    max_steps: int
+    max_plan_chars: int
+
+
+# ---- 1. reading --------------------------------------------------------------------------------------
+def list_source_files(root: str, s3_endpoint_url: str | None = None) -> list[tuple[str, str]]:
+    """(kind, location) of every source file under a folder or s3://bucket/prefix, in a stable order."""
+    if root.startswith("s3://"):
+        bucket, _, prefix = root[5:].partition("/")
+        client = _s3(s3_endpoint_url)
+        out = []
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                kind = _kind_of(obj["Key"][len(prefix) :].lstrip("/"))
+                if kind:
+                    out.append((kind, f"s3://{bucket}/{obj['Key']}"))
+        return sorted(out, key=lambda x: x[1])
+    base = Path(root)
+    if not base.is_dir():
+        raise FileNotFoundError(f"collect.sources: no such folder {base} (expected docs/, howto/, queries/)")
+    out = []
+    for path in base.rglob("*"):
+        kind = _kind_of(path.relative_to(base).as_posix()) if path.is_file() else None
+        if kind:
+            out.append((kind, str(path)))
+    return sorted(out, key=lambda x: x[1])
+
+
+def _kind_of(relative: str) -> str | None:
+    top, _, rest = relative.partition("/")
+    if top in KIND_FOLDERS and rest and not Path(rest).name.startswith("."):
+        kind, suffix = KIND_FOLDERS[top]
+        if rest.endswith(suffix):
+            return kind
+    return None
+
+
+def _s3(endpoint_url: str | None):
+    import os
+
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
+        config=BotoConfig(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3}),
+    )
+
+
+def read_source(location: str, s3_endpoint_url: str | None = None) -> bytes:
+    if location.startswith("s3://"):
+        bucket, _, key = location[5:].partition("/")
+        return _s3(s3_endpoint_url).get_object(Bucket=bucket, Key=key)["Body"].read()
+    return Path(location).read_bytes()
+
+
+def parse_file(kind: str, location: str, data: bytes) -> tuple[list[RawEntry], list[Rejected]]:
+    """The raw entries of one source file; what cannot be read is rejected with file and line."""
+    if len(data) > MAX_FILE_BYTES:
+        return [], [_reject("malformed", f"file of {len(data):,} bytes is over the limit", location)]
+    if kind == "howto":
+        return _parse_howto(location, data)
+    if kind == "query":
+        return _parse_queries(location, data)
+    return _parse_docs(location, data)
+
+
+def _parse_howto(location: str, data: bytes) -> tuple[list[RawEntry], list[Rejected]]:
+    entries, rejects = [], []
+    for number, raw, text, error in iter_lines(data, location):
+        origin = f"{location}:{number}"
+        if error is None:
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as err:
+                error = f"not JSON: {err.msg} at column {err.colno}"
+        if error is None:
+            error = _howto_shape_error(obj)
+        if error:
+            rejects.append(_reject("malformed", error, origin, text))
+            continue
+        entries.append(RawEntry(kind="howto", origin=origin, title=obj["title"], steps=list(obj["steps"])))
+    return entries, rejects
+
+
+def _howto_shape_error(obj: Any) -> str | None:
+    if not isinstance(obj, dict):
+        return f"expected a JSON object, got {type(obj).__name__}"
+    if not isinstance(obj.get("title"), str):
+        return "field title: missing or not a string"
+    steps = obj.get("steps")
+    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+        return "field steps: missing or not a list of strings"
+    return None
+
+
+def _parse_queries(location: str, data: bytes) -> tuple[list[RawEntry], list[Rejected]]:
+    entries, rejects = [], []
+    for number, _raw, text, error in iter_lines(data, location):
+        origin = f"{location}:{number}"
+        if error:
+            rejects.append(_reject("malformed", error, origin, text))
+        else:
+            entries.append(RawEntry(kind="query", origin=origin, title=text.strip()))
+    return entries, rejects
+
+
+_HEADING2 = re.compile(r"^##\s+(.+?)\s*#*\s*$")
+_LIST_ITEM = re.compile(r"^\s{0,3}(?:\d{1,3}[.)]|[-*+])\s+(.*)$")
+
+
+def _parse_docs(location: str, data: bytes) -> tuple[list[RawEntry], list[Rejected]]:
+    rejects = []
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        # Keep the sections that decode; the bad bytes' section is rejected below.
+        rejects.append(_reject("malformed", f"not UTF-8: {err.reason} at byte {err.start}", location))
+        text = data.decode("utf-8", "replace")
+    entries = []
+    sections: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        m = _HEADING2.match(line)
+        if m:
+            sections.append((m.group(1), []))
+        elif sections:
+            sections[-1][1].append(line)
+    for k, (title, body) in enumerate(sections, 1):
+        origin = f"{location}#{k}"
+        if "\ufffd" in title or any("\ufffd" in line for line in body):
+            rejects.append(_reject("malformed", "section holds bytes that are not UTF-8", origin, title))
+            continue
+        steps = [m.group(1) for m in map(_LIST_ITEM.match, body) if m]
+        if not steps:
+            rejects.append(_reject("no_plan", "section has no step list", origin, title))
+            continue
+        entries.append(RawEntry(kind="doc", origin=origin, title=title, text="\n".join(body), steps=steps))
+    return entries, rejects
+
+
+# ---- 2. cleaning -------------------------------------------------------------------------------------
+_TAG = re.compile(r"<[^>]{0,200}>")
+_STEP_PREFIX = re.compile(r"^\s*(?:step\s*\d+\s*[:.)-]?|\d{1,3}\s*[.):-]|[-*+•])\s*", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+
+
+def clean_text(text: str) -> str:
+    """Remove HTML tags and entities, control characters and runs of whitespace."""
+    text = html.unescape(_TAG.sub(" ", text))
+    text = "".join(c for c in text if unicodedata.category(c)[0] != "C" or c in "\n\t")
+    return _SPACE.sub(" ", text).strip()
+
+
+def clean_step(step: str) -> str:
+    return _STEP_PREFIX.sub("", clean_text(step), count=1).strip()
+
+
+def clean_entry(entry: RawEntry) -> RawEntry:
+    return entry.model_copy(
+        update={
+            "title": clean_text(entry.title),
+            "text": clean_text(entry.text),
+            "steps": [s for s in (clean_step(s) for s in entry.steps) if s],
+        }
+    )
+
+
+# ---- 4. filters (pure) ---------------------------------------------------------------------------------
+_EN = set(
+    "the a an to in of and or for on with your you it is are be this that from by as at click select "
+    "open choose text document word page then if want how make add change use".split()
+)
+_OTHER_LANG = set(
+    "der die das und ist nicht mit den zu ein eine auf für wie el la los las de que y en un una para con "
+    "por como le les des et est dans pour une sur avec pas du".split()
+)
+_OFF_TOPIC = re.compile(
+    r"\b(?:in|on|using|with|for|from)\s+(?:the\s+|my\s+|an?\s+)?(?:microsoft\s+)?"
+    r"(?:excel|powerpoint|google\s+(?:docs|sheets|slides)|apple\s+pages|pages\s+app|libreoffice|"
+    r"open\s*office|iphone|ipad|android|smartphone|phone|mobile|outlook|onenote|notepad|keynote|numbers)\b",
+    re.IGNORECASE,
+)
+_WORD_TOKEN = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def language_reason(text: str) -> str | None:
+    """'non_english' when the text is not English (script or function words), else None."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return "non_english"
+    if sum(c.isascii() for c in letters) / len(letters) < 0.9:
+        return "non_english"
+    words = [w.lower() for w in _WORD_TOKEN.findall(text)]
+    english, other = sum(w in _EN for w in words), sum(w in _OTHER_LANG for w in words)
+    return "non_english" if other > english else None
+
+
+def length_reason(task: str, plan: list[str], limits: Limits) -> str | None:
+    if len(task) < limits.min_task_chars or len(plan) < limits.min_steps:
+        return "too_short"
+    plan_chars = sum(len(s) for s in plan)
+    if (
+        len(task) > limits.max_task_chars
+        or len(plan) > limits.max_steps
+        or plan_chars > limits.max_plan_chars
+    ):
+        return "too_long"
+    return None
+
+
+def relevance_reason(task: str, plan: list[str]) -> str | None:
+    """'off_topic' for entries about another app or a phone; 'irrelevant' when nothing in them is about a
+    feature of this application."""
+    from lamops.data.knowledge import best_feature
+
+    if _OFF_TOPIC.search(task):
+        return "off_topic"
+    if best_feature(" ".join([task, *plan])) is None:
+        return "irrelevant"
+    return None
+
+
+# ---- 5. deduplication ----------------------------------------------------------------------------------
+NUM_PERM = 64
+BANDS = 16
+_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+_RNG = np.random.default_rng(20241213)
+_A = (_RNG.integers(1, 2**63, NUM_PERM, dtype=np.uint64) | np.uint64(1)).astype(np.uint64)
+_B = _RNG.integers(0, 2**63, NUM_PERM, dtype=np.uint64).astype(np.uint64)
+
+
+def normalise(task: str, plan: list[str]) -> str:
+    text = " ".join([task, *plan]).lower()
+    return " ".join(re.findall(r"[a-z0-9]+", text))
+
+
+def shingles(norm: str, n: int = 3) -> set[str]:
+    words = norm.split()
+    if len(words) < n:
+        return {" ".join(words)}
+    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def minhash(sh: set[str]) -> np.ndarray:
+    base = np.array(
+        [int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little") for s in sorted(sh)],
+        dtype=np.uint64,
+    )
+    with np.errstate(over="ignore"):
+        mixed = base[:, None] * _A[None, :] + _B[None, :]
+        mixed ^= mixed >> np.uint64(29)
+    return mixed.min(axis=0)
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def deduplicate(
+    items: list[dict[str, Any]], threshold: float
+) -> tuple[list[int], dict[int, tuple[str, int]]]:
+    """Indices of `items` to keep (first of each group, in order) and, for each dropped index, its reason
+    (duplicate / near_duplicate) and the index it duplicates. Each item has `norm` and `signature`."""
+    keep: list[int] = []
+    dropped: dict[int, tuple[str, int]] = {}
+    exact: dict[str, int] = {}
+    buckets: dict[tuple[int, bytes], list[int]] = {}
+    rows = NUM_PERM // BANDS
+    shingle_cache: dict[int, set[str]] = {}
+    for i, item in enumerate(items):
+        digest = hashlib.sha1(item["norm"].encode()).hexdigest()
+        if digest in exact:
+            dropped[i] = ("duplicate", exact[digest])
+            continue
+        signature = item["signature"]
+        keys = [(b, signature[b * rows : (b + 1) * rows].tobytes()) for b in range(BANDS)]
+        mine = shingle_cache.setdefault(i, shingles(item["norm"]))
+        match = None
+        for key in keys:
+            for j in buckets.get(key, ()):
+                theirs = shingle_cache.setdefault(j, shingles(items[j]["norm"]))
+                if jaccard(mine, theirs) >= threshold:
+                    match = j
+                    break
+            if match is not None:
+                break
+        if match is not None:
+            dropped[i] = ("near_duplicate", match)
+            continue
+        exact[digest] = i
+        keep.append(i)
+        for key in keys:
+            buckets.setdefault(key, []).append(i)
+    return keep, dropped
+
+
+# ---- the whole stage, as pure-ish functions the stage module calls -------------------------------------
+@dataclass
+class CollectResult:
+    pairs: list[TaskPlanPair]
+    rejected: list[Rejected]
+    raw_entries: int
+    files: int
+    dropped: Counter = field(default_factory=Counter)
+
+
+def pair_id(kind: str, origin: str, k: int) -> str:
+    digest = hashlib.blake2b(f"{origin}|{k}".encode(), digest_size=6).hexdigest()
+    return f"{kind}-{digest}"
+
+
+def process_entries(batch: list[RawEntry], structurer: Structurer, limits: Limits) -> list[dict[str, Any]]:
+    """Clean, structure, filter and sign one batch; each output is {"pair": ...} or {"rejected": ...}."""
+    out: list[dict[str, Any]] = []
+    for entry in batch:
+        entry = clean_entry(entry)
+        try:
+            drafts = structurer.structure(entry)
+        except Exception as err:  # an LLM or rule failure on one entry must not lose the others
+            out.append(
+                {
+                    "rejected": _reject(
+                        "structure_failed", f"{type(err).__name__}: {err}", entry.origin, entry.title
+                    )
+                }
+            )
+            continue
+        if not drafts:
+            reason = language_reason(entry.title) or "no_plan"
+            out.append(
+                {"rejected": _reject(reason, "no task-plan pair in the entry", entry.origin, entry.title)}
+            )
+            continue
+        for k, draft in enumerate(drafts):
+            task = clean_text(draft.task)
+            plan = [s for s in (clean_step(s) for s in draft.plan) if s]
+            text = " ".join([task, *plan])
+            reason = (
+                language_reason(text) or length_reason(task, plan, limits) or relevance_reason(task, plan)
+            )
+            if reason:
+                out.append({"rejected": _reject(reason, "", entry.origin, text)})
+                continue
+            norm = normalise(task, plan)
+            pair = TaskPlanPair(
+                task_id=pair_id(entry.kind, entry.origin, k),
+                task=task,
+                plan=plan,
+                source=entry.kind,
+                origin=entry.origin,
+            )
+            out.append({"pair": pair, "norm": norm, "signature": minhash(shingles(norm))})
+    return out
+
+
+def _reject(reason: str, detail: str, origin: str, record: str = "") -> Rejected:
+    return Rejected(stage=STAGE, reason=reason, detail=detail, origin=origin, record=truncate(record))
+
+
+def iter_entries(
+    files: list[tuple[str, str]], s3_endpoint_url: str | None
+) -> Iterator[tuple[list[RawEntry], list[Rejected]]]:
+    for kind, location in files:
+        try:
+            data = read_source(location, s3_endpoint_url)
+        except OSError as err:
+            yield [], [_reject("unreadable", f"{type(err).__name__}: {err}", location)]
+            continue
+        yield parse_file(kind, location, data)

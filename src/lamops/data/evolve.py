@@ -1,0 +1,102 @@
+"""`evolve`: harder variants of collected task-plan pairs (the paper's data evolving).
+
+Each variant combines a pair with a partner about another feature, as a combination ("A, then B") or an added
+requirement ("A, and also B", at most `max_added_words` words added); the plan is updated to do both. Partners
+are drawn deterministically from the seed. A candidate the evolver declines is counted as `not_evolvable`."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from functools import partial
+
+from lamops.agents.roles import Evolver
+from lamops.data.builtin import stable_int
+from lamops.records import Rejected, TaskPlanPair
+
+STAGE = "evolve"
+MAX_TASK_CHARS = 300  # the task_plans data gate's bound (lamops.validation.suites.TASK_CHARS)
+MAX_ROUNDS = 4  # candidates are drawn in rounds until the target is met or this many rounds have passed
+
+
+def evolved_id(base: TaskPlanPair, other: TaskPlanPair) -> str:
+    return "evo-" + hashlib.blake2b(f"{base.task_id}+{other.task_id}".encode(), digest_size=6).hexdigest()
+
+
+def candidates(pairs: list[TaskPlanPair], count: int, seed: int, start: int) -> list[tuple[int, int]]:
+    """`count` (base, partner) index pairs, the i-th base cycling through `pairs`, partners drawn by seed."""
+    n = len(pairs)
+    out = []
+    for i in range(start, start + count):
+        j = stable_int(seed, i) % n
+        if j == i % n:
+            j = (j + 1) % n
+        out.append((i % n, j))
+    return out
+
+
+def evolve_batch(batch: list[tuple[TaskPlanPair, TaskPlanPair]], evolver: Evolver) -> list[dict]:
+    out = []
+    for base, other in batch:
+        try:
+            drafted = evolver.evolve(base, other)
+        except Exception as err:  # one failed call (an LLM timeout) costs one candidate, not the stage
+            out.append({"rejected": _reject(base, other, "evolve_failed", f"{type(err).__name__}: {err}")})
+            continue
+        if drafted is None or not drafted.plan or not drafted.task.strip():
+            out.append({"rejected": _reject(base, other, "not_evolvable", "the evolver declined")})
+            continue
+        if len(drafted.task) > MAX_TASK_CHARS:
+            detail = f"task of {len(drafted.task)} characters"
+            out.append({"rejected": _reject(base, other, "too_long", detail)})
+            continue
+        pair = TaskPlanPair(
+            task_id=evolved_id(base, other),
+            task=drafted.task,
+            plan=drafted.plan,
+            source="evolved",
+            origin=f"{base.task_id}+{other.task_id}",
+            parents=[base.task_id, other.task_id],
+        )
+        out.append({"pair": pair})
+    return out
+
+
+def _reject(base: TaskPlanPair, other: TaskPlanPair, reason: str, detail: str) -> Rejected:
+    return Rejected(
+        stage=STAGE,
+        reason=reason,
+        detail=detail,
+        origin=f"{base.task_id}+{other.task_id}",
+        record=f"{base.task} || {other.task}",
+    )
+
+
+def evolve_pairs(
+    pairs: list[TaskPlanPair], evolver: Evolver, *, ratio: float, seed: int, map_batches
+) -> tuple[list[TaskPlanPair], list[Rejected], Counter]:
+    """Evolved pairs (about `ratio` x len(pairs)), the declined candidates, and counts by outcome."""
+    target = round(ratio * len(pairs))
+    made: dict[str, TaskPlanPair] = {}
+    rejected: list[Rejected] = []
+    counts: Counter = Counter()
+    drawn = 0
+    for _ in range(MAX_ROUNDS):
+        need = target - len(made)
+        if need <= 0 or len(pairs) < 2:
+            break
+        batch = [(pairs[i], pairs[j]) for i, j in candidates(pairs, need, seed, drawn)]
+        drawn += need
+        for result in map_batches(partial(evolve_batch, evolver=evolver), batch):
+            if "pair" in result:
+                pair = result["pair"]
+                if pair.task_id in made or len(made) >= target:
+                    counts["duplicate_candidate"] += 1
+                    continue
+                made[pair.task_id] = pair
+                counts["evolved"] += 1
+            else:
+                rejected.append(result["rejected"])
+                counts[result["rejected"].reason] += 1
+    counts["target"] = target
+    return sorted(made.values(), key=lambda p: p.task_id), rejected, counts

@@ -1,0 +1,441 @@
+"""Stage logic of `execute`: the expert runs every instantiated task, one environment per Ray actor.
+
+Like UFO's dataflow executor, no LLM is asked per step: the expert grounds each plan step and acts. Judging is
+the next stage, so trajectories are stored without a verdict. Output folder, keyed by task id:
+
+    trajectories/<task_id>.json  the Trajectory (verdict None, timing fields zeroed: see below)
+    documents/<task_id>.docx     the final document (normalised: the same episode gives the same bytes)
+    settings.json                what else the trajectories depend on: settings, template and code hashes
+    timings.jsonl                seconds and step latencies per task id, sorted; the one file that varies
+
+Trajectory files hold `seconds` and `latency` as 0.0 and the measured values go to timings.jsonl, so the
+same tasks give byte-identical trajectories and documents on every run (DVC can cache them) while no timing
+is lost. The folder persists between runs: a task whose trajectory is already there for the same task,
+settings, templates and code is not run again, and files of task ids no longer asked for are removed.
+
+The driver does all file I/O (workers return bytes), so workers need no shared file system. Every file is
+written through a temp file and a rename, the document before its trajectory, and a trajectory is only
+trusted when its document is there: a crash at any moment leaves no partial file and loses nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lamops.data.io import write_atomic
+from lamops.records import InstantiatedTask, Trajectory
+
+log = logging.getLogger(__name__)
+
+TRAJECTORIES = "trajectories"
+DOCUMENTS = "documents"
+SETTINGS_FILE = "settings.json"
+TIMINGS_FILE = "timings.jsonl"
+_JOURNAL = ".timings.journal.jsonl"  # timings appended as tasks finish, merged into TIMINGS_FILE at the end
+CONTROL_FORMATS = ("compact", "json")
+# Comments added during an episode carry the wall-clock time; saved documents carry this one instead.
+COMMENT_DATE = "2024-01-01T00:00:00Z"  # the templates' own comments carry the same
+# Sources whose change can change a trajectory: a change invalidates every stored trajectory.
+_CODE = ("env", "agents/expert.py", "records.py", "data/execute.py")
+_RETRIES = 2  # re-runs of a batch whose actor died (it is restarted each time)
+
+
+class ExecuteSummary(BaseModel):
+    """What one `execute_tasks` call did."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: int = Field(description="Tasks asked for; the output folder holds one trajectory for each.")
+    run: int = Field(description="Tasks the expert ran in this call.")
+    resumed: int = Field(description="Tasks whose stored trajectory was still valid, so not run again.")
+    removed: int = Field(description="Task ids no longer asked for whose files were removed.")
+    failed_to_run: int = Field(description="Tasks of this call the environment could not run (error set).")
+    seconds: float = Field(description="Wall-clock time of the call, Ray start-up excluded.")
+    trajectories_per_s: float = Field(description="Tasks run per second of wall-clock time (run / seconds).")
+    workers: int = Field(description="Ray actors used; 0 when run in-process.")
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    """Passed to `on_batch` after each finished batch: progress, and which worker process ran it."""
+
+    size: int
+    done: int
+    worker_pid: int
+
+
+@dataclass
+class TaskOutput:
+    """What a worker returns for one task: the files' content, and timings kept out of them."""
+
+    task_id: str
+    trajectory: bytes
+    document: bytes | None
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    failed_to_run: bool = False
+
+
+# ---- the work, the same in-process and in a Ray actor --------------------------------------------------
+def document_path(task_id: str) -> str:
+    """Where a task's final document lies, relative to the output folder (stored in the trajectory)."""
+    return f"{DOCUMENTS}/{task_id}.docx"
+
+
+def document_bytes(live) -> bytes:
+    """The episode's document as reproducible .docx bytes: fixed comment dates and zip metadata."""
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+    from docx.oxml.ns import qn
+
+    from lamops.env.templates import normalize_docx_bytes
+
+    # Found through the relationship, not `doc.comments`, which would add a comments part to a document
+    # without one.
+    for rel in live.doc.part.rels.values():
+        if rel.reltype == RT.COMMENTS and not rel.is_external:
+            for el in rel.target_part.element.iter(qn("w:comment")):
+                el.set(qn("w:date"), COMMENT_DATE)
+    return normalize_docx_bytes(live.to_bytes())
+
+
+def run_task(env, agent, task: InstantiatedTask) -> TaskOutput:
+    """Run one task; any failure of the environment becomes a trajectory with `error` set, never a raise."""
+    t0 = time.perf_counter()
+    traj: Trajectory | None = None
+    document = None
+    failed = False
+    try:
+        traj = agent.run(env, task, verify=False)
+        document = document_bytes(env.live)
+    except Exception as e:  # a broken template or an environment bug must not end the stage
+        log.warning("task %s: the environment failed: %s: %s", task.task_id, type(e).__name__, e)
+        failed = True
+        reason = f"the environment failed to run the task: {type(e).__name__}: {e}"
+        traj = (traj or Trajectory(task=task, agent=agent.name)).model_copy(update={"error": reason})
+    seconds = time.perf_counter() - t0
+    stored = traj.model_copy(
+        update={
+            "steps": [s.model_copy(update={"latency": 0.0}) for s in traj.steps],
+            "seconds": 0.0,
+            "verdict": None,
+            "final_document": document_path(task.task_id) if document is not None else None,
+        }
+    )
+    return TaskOutput(
+        task_id=task.task_id,
+        trajectory=(stored.model_dump_json() + "\n").encode("utf-8"),
+        document=document,
+        seconds=seconds,
+        latencies=[s.latency for s in traj.steps],
+        failed_to_run=failed,
+    )
+
+
+class ExecuteWorker:
+    """One environment over the template library and one expert; a Ray actor or an in-process object."""
+
+    def __init__(self, templates: dict[str, bytes], max_steps: int, control_format: str, min_score: float):
+        from lamops.agents.expert import ExpertAgent
+        from lamops.env.word import WordEnv
+
+        self.env = WordEnv(templates, max_steps=max_steps, control_format=control_format)
+        self.agent = ExpertAgent(min_score=min_score)
+
+    def run_batch(self, tasks: list[InstantiatedTask]) -> tuple[int, list[TaskOutput]]:
+        """(this process's id, one output per task)."""
+        return os.getpid(), [run_task(self.env, self.agent, t) for t in tasks]
+
+
+# ---- batches over workers ------------------------------------------------------------------------------
+def map_batches(
+    worker_cls: type,
+    worker_args: tuple,
+    method: str,
+    items: Sequence[Any],
+    *,
+    workers: int,
+    batch_size: int,
+    on_result: Callable[[int, list[Any], Any], None],
+    on_lost: Callable[[int, Any, str], None],
+    load: Callable[[list[Any]], Any] | None = None,
+) -> int:
+    """Call `worker.<method>(load(batch))` on consecutive batches of `items` and hand each result to
+    `on_result(first index, batch, result)` in the calling process, as results arrive; returns the workers
+    used.
+
+    workers 0: one in-process worker, batches in order. Otherwise one Ray actor per worker (one CPU each):
+    every actor keeps two batches queued so it never waits for the driver, and batches shrink towards the end
+    (guided self-scheduling) so no actor is left with a long tail. A killed actor is restarted and its
+    batches re-run (`max_restarts`, `max_task_retries`); a batch whose worker keeps dying is split into
+    single items, and an item that still kills its worker goes to `on_lost(index, item, why)`."""
+    load = load or (lambda batch: batch)
+    if workers == 0:
+        worker = worker_cls(*worker_args)
+        for start in range(0, len(items), batch_size):
+            batch = list(items[start : start + batch_size])
+            on_result(start, batch, getattr(worker, method)(load(batch)))
+        return 0
+    if not items:
+        return workers
+
+    import ray
+    from ray.exceptions import ObjectLostError, OutOfMemoryError, RayActorError, WorkerCrashedError
+
+    from lamops.data.parallel import ensure_ray
+
+    ensure_ray()
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if cpus < 1:
+        raise RuntimeError("the Ray cluster has no CPU to place a worker on; start it with num_cpus >= 1")
+    if workers > cpus:
+        log.warning("%d workers asked for, but Ray has %d CPUs: using %d", workers, cpus, cpus)
+        workers = cpus
+    remote = ray.remote(worker_cls).options(num_cpus=1, max_restarts=-1, max_task_retries=_RETRIES)
+    args = [ray.put(a) if isinstance(a, dict) else a for a in worker_args]  # put large arguments once
+    actors = [remote.remote(*args) for _ in range(workers)]
+    depth = 2
+    next_index = 0
+    retry: deque[tuple[int, list[Any]]] = deque()
+    in_flight: dict[Any, tuple[int, int, list[Any]]] = {}
+    load_of = [0] * workers
+
+    def take() -> tuple[int, list[Any]] | None:
+        nonlocal next_index
+        if retry:
+            return retry.popleft()
+        remaining = len(items) - next_index
+        if remaining <= 0:
+            return None
+        size = min(batch_size, max(1, math.ceil(remaining / (2 * workers))))
+        start, next_index = next_index, next_index + size
+        return start, list(items[start:next_index])
+
+    def fill() -> None:
+        for a in range(workers):
+            while load_of[a] < depth and (job := take()) is not None:
+                start, batch = job
+                ref = getattr(actors[a], method).remote(load(batch))
+                in_flight[ref] = (a, start, batch)
+                load_of[a] += 1
+
+    try:
+        fill()
+        while in_flight:
+            [ref], _ = ray.wait(list(in_flight), num_returns=1)
+            a, start, batch = in_flight.pop(ref)
+            load_of[a] -= 1
+            try:
+                result = ray.get(ref)
+            except (RayActorError, WorkerCrashedError, ObjectLostError, OutOfMemoryError) as e:
+                if len(batch) > 1:
+                    log.warning("workers died %d times on a batch: re-running it one by one", _RETRIES + 1)
+                    retry.extendleft(reversed([(start + i, [x]) for i, x in enumerate(batch)]))
+                else:
+                    on_lost(start, batch[0], f"{type(e).__name__}: {str(e).splitlines()[0]}")
+            else:
+                on_result(start, batch, result)
+            fill()
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+    return workers
+
+
+# ---- the output folder ---------------------------------------------------------------------------------
+def code_fingerprint() -> str:
+    """sha256 over the sources a trajectory depends on (environment, expert, records, this module)."""
+    import lamops
+
+    root = Path(lamops.__file__).parent
+    h = hashlib.sha256()
+    for rel in _CODE:
+        path = root / rel
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _settings(max_steps: int, control_format: str, min_score: float, shas: dict[str, str]) -> dict:
+    return {
+        "agent": "expert",
+        "max_steps": max_steps,
+        "control_format": control_format,
+        "min_score": min_score,
+        "templates": dict(sorted(shas.items())),
+        "code": code_fingerprint(),
+    }
+
+
+def _is_resumable(path: Path, task: InstantiatedTask, out_dir: Path) -> bool:
+    """A stored trajectory counts when it parses, is for this very task, and its document (if any) exists."""
+    try:
+        stored = Trajectory.model_validate_json(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    if stored.task != task or stored.verdict is not None:
+        return False
+    if stored.final_document is None:
+        return True
+    expected = document_path(task.task_id)
+    return stored.final_document == expected and (out_dir / expected).is_file()
+
+
+def _prepare(out_dir: Path, tasks: Sequence[InstantiatedTask], settings: dict) -> tuple[list, int, int]:
+    """Bring the folder in line with `tasks` and `settings`: (tasks to run, resumed, task ids removed)."""
+    traj_dir, doc_dir = out_dir / TRAJECTORIES, out_dir / DOCUMENTS
+    traj_dir.mkdir(parents=True, exist_ok=True)
+    doc_dir.mkdir(parents=True, exist_ok=True)
+    settings_path = out_dir / SETTINGS_FILE
+    try:
+        same = json.loads(settings_path.read_text(encoding="utf-8")) == settings
+    except (OSError, ValueError):
+        same = False
+    wanted = {t.task_id for t in tasks}
+    removed: set[str] = set()
+    for folder, suffix in ((traj_dir, ".json"), (doc_dir, ".docx")):
+        for f in folder.iterdir():
+            task_id = f.name[: -len(suffix)] if f.name.endswith(suffix) else None
+            if same and task_id in wanted:
+                continue
+            # Anything else goes: other task ids, temp files of a crashed run, everything when settings moved.
+            if task_id and not f.name.startswith(".") and task_id not in wanted:
+                removed.add(task_id)
+            f.unlink()
+    if not same:
+        for name in (TIMINGS_FILE, _JOURNAL):
+            (out_dir / name).unlink(missing_ok=True)
+        write_atomic(settings_path, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
+    to_run = [t for t in tasks if not _is_resumable(traj_dir / f"{t.task_id}.json", t, out_dir)]
+    return to_run, len(tasks) - len(to_run), len(removed)
+
+
+def _read_timings(path: Path) -> dict[str, dict]:
+    """Timings by task id from a JSON Lines file; later lines win, a torn last line is skipped."""
+    out: dict[str, dict] = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+            out[entry["task_id"]] = entry
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def _merge_timings(out_dir: Path, task_ids: set[str]) -> None:
+    timings = _read_timings(out_dir / TIMINGS_FILE) | _read_timings(out_dir / _JOURNAL)
+    lines = [json.dumps(timings[k], sort_keys=True) + "\n" for k in sorted(timings) if k in task_ids]
+    write_atomic(out_dir / TIMINGS_FILE, "".join(lines).encode("utf-8"))
+    (out_dir / _JOURNAL).unlink(missing_ok=True)
+
+
+# ---- the stage function --------------------------------------------------------------------------------
+def execute_tasks(
+    tasks: Sequence[InstantiatedTask],
+    out_dir: Path,
+    *,
+    templates_dir: Path,
+    workers: int,
+    max_steps: int,
+    control_format: str,
+    min_score: float,
+    batch_size: int = 16,
+    progress: bool = True,
+    on_batch: Callable[[BatchDone], None] | None = None,
+) -> ExecuteSummary:
+    """Run the expert on every task not already done in `out_dir` (see the module docstring for the layout).
+
+    workers 0 runs in-process; workers >= 1 runs that many Ray actors (Ray is started here unless it runs
+    already; $RAY_ADDRESS connects to a cluster). `on_batch` is called in this process after every batch."""
+    from lamops.env.templates import load_library
+
+    if workers < 0 or batch_size < 1:
+        raise ValueError(f"execute: workers must be >= 0 and batch_size >= 1 (got {workers}, {batch_size})")
+    if control_format not in CONTROL_FORMATS:
+        raise ValueError(f"execute: control_format {control_format!r} is not one of {CONTROL_FORMATS}")
+    ids = [t.task_id for t in tasks]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise ValueError(f"execute: task ids must be unique, repeated: {', '.join(dup)}")
+    if workers:
+        from lamops.data.parallel import ensure_ray
+
+        ensure_ray()  # before the clock starts: Ray start-up is once per process, not per stage
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    library = load_library(Path(templates_dir))
+    templates = {name: info.path.read_bytes() for name, info in library.items()}
+    settings = _settings(max_steps, control_format, min_score, {n: i.sha256 for n, i in library.items()})
+    to_run, resumed, removed = _prepare(out_dir, tasks, settings)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), initial=resumed, unit="task", desc="execute", disable=not progress)
+    counts = {"done": 0, "failed": 0}
+    journal = (out_dir / _JOURNAL).open("a", encoding="utf-8")
+
+    def write(out: TaskOutput) -> None:
+        doc = out_dir / document_path(out.task_id)
+        if out.document is not None:
+            write_atomic(doc, out.document)
+        else:
+            doc.unlink(missing_ok=True)
+        write_atomic(out_dir / TRAJECTORIES / f"{out.task_id}.json", out.trajectory)
+        timing = {"task_id": out.task_id, "seconds": out.seconds, "step_latency": out.latencies}
+        journal.write(json.dumps(timing, sort_keys=True) + "\n")
+        counts["done"] += 1
+        counts["failed"] += out.failed_to_run
+
+    def on_result(_: int, batch: list[InstantiatedTask], result: tuple[int, list[TaskOutput]]) -> None:
+        pid, outputs = result
+        for out in outputs:
+            write(out)
+        journal.flush()
+        bar.update(len(outputs))
+        if on_batch is not None:
+            on_batch(BatchDone(size=len(outputs), done=counts["done"], worker_pid=pid))
+
+    def on_lost(_: int, task: InstantiatedTask, why: str) -> None:
+        reason = f"the worker process died while running the task: {why}"
+        traj = Trajectory(task=task, agent="expert", error=reason)
+        write(TaskOutput(task.task_id, (traj.model_dump_json() + "\n").encode(), None, 0.0, [], True))
+        bar.update(1)
+
+    try:
+        used = map_batches(
+            ExecuteWorker,
+            (templates, max_steps, control_format, min_score),
+            "run_batch",
+            to_run,
+            workers=workers,
+            batch_size=batch_size,
+            on_result=on_result,
+            on_lost=on_lost,
+        )
+    finally:
+        journal.close()
+        bar.close()
+    _merge_timings(out_dir, set(ids))
+    seconds = time.perf_counter() - start
+    return ExecuteSummary(
+        tasks=len(tasks),
+        run=counts["done"],
+        resumed=resumed,
+        removed=removed,
+        failed_to_run=counts["failed"],
+        seconds=seconds,
+        trajectories_per_s=counts["done"] / seconds if seconds > 0 else 0.0,
+        workers=used,
+    )

@@ -1,0 +1,102 @@
+"""Reading and writing records as JSON Lines: atomic writes, and reads that quarantine bad lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from lamops.records import Rejected
+
+M = TypeVar("M", bound=BaseModel)
+MAX_LINE_CHARS = 1_000_000  # a line longer than this is rejected unparsed (a runaway or hostile input)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temp file in the same folder and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dumps(record: BaseModel | dict[str, Any]) -> str:
+    if isinstance(record, BaseModel):
+        return record.model_dump_json()
+    return json.dumps(record, ensure_ascii=False, sort_keys=True)
+
+
+def write_jsonl(path: Path, records: Iterable[BaseModel | dict[str, Any]]) -> int:
+    """Write one record per line, atomically; returns the number written."""
+    lines = [dumps(r) for r in records]
+    write_atomic(path, "".join(line + "\n" for line in lines).encode("utf-8"))
+    return len(lines)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+
+
+def truncate(text: str, limit: int = 500) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
+
+
+def read_jsonl(path: Path, model: type[M], stage: str) -> tuple[list[M], list[Rejected]]:
+    """Records of `model` from `path`, one per line; a line that is not UTF-8, not JSON or not a valid
+    record becomes a Rejected (with file and line) instead of failing the read."""
+    good: list[M] = []
+    bad: list[Rejected] = []
+    for number, raw, text, error in _lines(path):
+        origin = f"{path}:{number}"
+        if error:
+            bad.append(Rejected(stage=stage, reason="malformed", detail=error, origin=origin, record=text))
+            continue
+        try:
+            good.append(model.model_validate_json(raw))
+        except ValidationError as err:
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in err.errors()[:5]
+            )
+            bad.append(Rejected(stage=stage, reason="malformed", detail=detail, origin=origin, record=text))
+    return good, bad
+
+
+def iter_lines(data: bytes, origin: str) -> Iterator[tuple[int, bytes, str, str | None]]:
+    """(line number, raw bytes, text for a report, error or None) for each non-empty line of `data`."""
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        raw = raw.rstrip(b"\r")
+        if not raw.strip():
+            continue
+        if len(raw) > MAX_LINE_CHARS:
+            yield (
+                number,
+                raw,
+                truncate(raw[:2000].decode("utf-8", "replace")),
+                (f"line of {len(raw):,} bytes is longer than the limit of {MAX_LINE_CHARS:,}"),
+            )
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            yield (
+                number,
+                raw,
+                truncate(raw.decode("utf-8", "replace")),
+                f"not UTF-8: {err.reason} at byte {err.start}",
+            )
+            continue
+        yield number, raw, truncate(text), None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes, str, str | None]]:
+    return iter_lines(Path(path).read_bytes(), str(path))

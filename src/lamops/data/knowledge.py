@@ -1,0 +1,970 @@
+"""The environment's feature knowledge, as an LLM knows the application it writes plans for.
+
+For every task family a `Feature`: how people ask for it (`phrasings`), a generic how-to `plan` that names the
+UI's controls exactly (in the forms docs/data-sources.md lists), the controls that plan uses and the words that
+give the feature away (`keywords`). All of it is derived from the families' own reference tasks (sampled on the
+built-in templates, concrete document text abstracted away) plus a few hand-written ways of asking.
+
+`best_feature` scores a free text against every feature lexically (stemmed words, typo-tolerant, weighted by
+how distinctive a word is) and `is_about_app` says whether a text is about this application at all.
+
+The naming tables at the end are what people write instead of the UI's names: other names for controls,
+keyboard shortcuts, vague steps, steps that do not exist, and the Word 2003 menus; the raw-source generator
+(`lamops.data.sources`) writes plans with them."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import cache, lru_cache
+
+from lamops.env import ribbon
+from lamops.records import InstantiatedTask, PlanStep
+
+# ---- scoring constants ----------------------------------------------------------------------------------
+MIN_SCORE = 18.0  # best_feature returns None below this score (0-100)
+RELEVANT_SCORE = 30.0  # is_about_app: a text that names no app is about it when a feature scores this much
+UNKNOWN_WEIGHT = 1.0  # weight of a query word no feature knows (typical known words weigh 1-4)
+MISSING_SIGNATURE = 0.7  # score factor for each of a feature's signature words the text lacks
+SIGNATURE_SHARE = 0.75  # a word is a feature's signature when this share of its phrasings hold it...
+SIGNATURE_MAX_FAMILIES = 6  # ...and at most this many features know it
+REFERENCE_SEEDS = 6  # seeds sampled per family (see reference_tasks)
+
+
+@dataclass(frozen=True)
+class Feature:
+    family: str
+    category: str
+    description: str
+    keywords: tuple[str, ...]  # distinctive words, most distinctive first
+    phrasings: tuple[str, ...]  # generic ways people ask for it, no document content
+    plan: tuple[str, ...]  # generic how-to plan naming the UI's controls exactly
+    controls: tuple[str, ...]  # the UI control names the reference plan uses, in order
+
+
+# ---- reference tasks and what their steps do in the UI ------------------------------------------------
+@cache
+def reference_tasks(family: str) -> tuple[InstantiatedTask, ...]:
+    """Tasks of `family` sampled with seed 0 on its first applicable template and, when one of the next
+    templates applies too (at most two misses later), on that one, then seeds 1..REFERENCE_SEEDS-1 alternating
+    between them. Deterministic; the first is the feature's reference plan."""
+    from lamops.env.families import sample_task
+    from lamops.env.templates import TEMPLATES
+
+    found: list[tuple[str, InstantiatedTask]] = []
+    misses = 0
+    for name in TEMPLATES:
+        task = sample_task(family, name, 0)
+        if task is not None:
+            found.append((name, task))
+        elif found:
+            misses += 1
+        if len(found) == 2 or misses > 2:
+            break
+    if not found:
+        raise ValueError(f"family {family!r} applies to no built-in template; it needs one to be described")
+    templates = [name for name, _ in found]
+    out = [task for _, task in found]
+    for seed in range(1, REFERENCE_SEEDS):
+        task = sample_task(family, templates[seed % len(templates)], seed)
+        if task is not None:
+            out.append(task)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class UiStep:
+    """One reference plan step as a person describes it: what kind of UI action it is and where."""
+
+    kind: str  # select_text select_paragraph select_table keys type tab open_menu open_dialog menu_item
+    # gallery_item scroll field edit check toggle dialog_button button
+    control: str = ""  # the control's UI name ('' when the step names none)
+    tab: str = ""  # the ribbon tab the control (or the menu's opener) sits on
+    opener: str = ""  # menu items: the control that opened the menu; dialog controls: the dialog's title
+    container: str = ""  # the ribbon container: "menu:font_color", "gallery:styles", "dialog:font"...
+    value: str = ""  # selected or typed text, entered value, keys
+    count: int = 1  # select_paragraph: how many paragraphs
+    first: bool = False  # select_paragraph: starts at the first paragraph
+    off: bool = False  # check boxes: the step clears it
+
+
+_BY_TEXT: dict[str, tuple[ribbon.Control, ...]] = {}
+for _c in ribbon.CONTROLS:
+    _BY_TEXT[_c.text] = _BY_TEXT.get(_c.text, ()) + (_c,)
+_OPENER = {c.opens: c for c in ribbon.CONTROLS if c.opens}  # "menu:x" / "dialog:x" -> the control opening it
+_GALLERY_TAB = {g: after.split("/")[0][4:] for g, after in ribbon.GALLERY_AFTER.items()}
+_GALLERY_NAME = {"gallery:styles": "Styles", "gallery:table_styles": "Table Styles"}
+_SPECIAL_KEYS = re.compile(r"^[\^+%]*\{[A-Z]+\}$")
+
+
+def _find_control(name: str, open_: str | None, edit: bool) -> ribbon.Control | None:
+    cands = [c for c in _BY_TEXT.get(name, ()) if (c.type in ("Edit", "ComboBox")) == edit] or list(
+        _BY_TEXT.get(name, ())
+    )
+    if not cands:
+        return None
+
+    def rank(c: ribbon.Control) -> int:
+        if open_ and c.container == open_:
+            return 0
+        if c.container.startswith("dialog:") or c.container.startswith("menu:"):
+            return 4  # a closed menu's or dialog's control cannot be what is meant
+        if c.type == "TabItem":
+            return 1
+        return 2 if c.container.startswith("tab:") else 3
+
+    return min(cands, key=rank)
+
+
+def _tab_of(c: ribbon.Control) -> str:
+    if c.container.startswith("tab:"):
+        return c.container[4:]
+    if c.container.startswith("gallery:"):
+        return _GALLERY_TAB.get(c.container, "")
+    opener = _OPENER.get(c.container)
+    return _tab_of(opener) if opener is not None and opener.container != c.container else ""
+
+
+def ui_steps(steps: list[PlanStep]) -> list[UiStep]:
+    """What each step of an action plan does in the UI (following which menu or dialog is open)."""
+    out: list[UiStep] = []
+    open_: str | None = None
+    for s in steps:
+        a, f = s.args, s.function
+        if f == "select_text":
+            out.append(UiStep("select_text", value=str(a.get("text", ""))))
+        elif f == "select_paragraph":
+            i, j = int(a.get("start_index", 0)), int(a.get("end_index", 0))
+            out.append(UiStep("select_paragraph", count=j - i + 1, first=i == 0))
+        elif f == "select_table":
+            out.append(UiStep("select_table", value=str(a.get("number", 1))))
+        elif f == "keyboard_input":
+            keys = str(a.get("keys", ""))
+            out.append(UiStep("keys" if _SPECIAL_KEYS.match(keys) else "type", value=keys))
+        elif f == "wheel_mouse_input":
+            c = _find_control(s.control_text, open_, edit=False)
+            container = c.container if c else ""
+            out.append(
+                UiStep(
+                    "scroll",
+                    control=s.control_text,
+                    container=container,
+                    opener=_GALLERY_NAME.get(container, ""),
+                    tab=_tab_of(c) if c else "",
+                )
+            )
+        elif f == "set_edit_text":
+            c = _find_control(s.control_text, open_, edit=True)
+            in_dialog = c is not None and c.container.startswith("dialog:")
+            out.append(
+                UiStep(
+                    "field" if in_dialog else "edit",
+                    control=s.control_text,
+                    container=c.container if c else "",
+                    opener=ribbon.DIALOG_TITLES.get(c.container[7:], "") if in_dialog else "",
+                    tab=_tab_of(c) if c and not in_dialog else "",
+                    value=str(a.get("text", "")),
+                )
+            )
+        else:  # click_input
+            c = _find_control(s.control_text, open_, edit=False)
+            if c is None:
+                out.append(UiStep("button", control=s.control_text))
+                continue
+            kind, opener = "button", ""
+            off = s.subtask.lower().startswith(("untick", "clear", "uncheck", "turn off"))
+            if c.type == "TabItem":
+                kind = "tab"
+            elif c.container.startswith("menu:"):
+                kind = "menu_item"
+                opener = _OPENER[c.container].text if c.container in _OPENER else ""
+            elif c.container.startswith("gallery:"):
+                kind = "gallery_item"
+                opener = _GALLERY_NAME.get(c.container, "")
+            elif c.container.startswith("dialog:"):
+                kind = "check" if c.type == "CheckBox" else "dialog_button"
+                opener = ribbon.DIALOG_TITLES.get(c.container[7:], "")
+            elif c.type == "CheckBox":
+                kind = "toggle"
+            elif c.opens and c.opens.startswith("menu:"):
+                kind = "open_menu"
+            elif c.opens and c.opens.startswith("dialog:"):
+                kind = "open_dialog"
+                opener = ribbon.DIALOG_TITLES.get(c.opens[7:], "")
+            out.append(
+                UiStep(kind, control=c.text, tab=_tab_of(c), opener=opener, container=c.container, off=off)
+            )
+            if c.opens:
+                open_ = c.opens
+            elif c.container.startswith("menu:") or (
+                c.container.startswith("dialog:") and c.command in ("ok", "cancel")
+            ):
+                open_ = None
+    return out
+
+
+def choice_options(family: str) -> dict[str, tuple[str, ...]]:
+    """Per menu or gallery container, the items a family's tasks choose between (all the container's items
+    that run the same command as an item the reference tasks chose), in UI order; only containers where the
+    reference tasks chose more than one item."""
+    return _choice_options(family)
+
+
+@cache
+def _choice_options(family: str) -> dict[str, tuple[str, ...]]:
+    chosen: dict[str, list[str]] = {}
+    for task in reference_tasks(family):
+        for u in ui_steps(task.action_plan):
+            if u.kind in ("menu_item", "gallery_item") and u.container:
+                seen = chosen.setdefault(u.container, [])
+                if u.control not in seen:
+                    seen.append(u.control)
+    out = {}
+    for container, items in chosen.items():
+        if len(items) < 2:
+            continue
+        commands = {c.command for c in ribbon.BY_CONTAINER[container] if c.text in items}
+        out[container] = tuple(c.text for c in ribbon.BY_CONTAINER[container] if c.command in commands)
+    return out
+
+
+# What the choice in a menu or gallery is about, and the value a dialog or layout box takes.
+CHOICE_NOUNS = {
+    "menu:font_color": "colour",
+    "menu:highlight": "highlight colour",
+    "menu:font_size": "size",
+    "menu:font_name": "font",
+    "menu:change_case": "case",
+    "menu:line_spacing": "line spacing",
+    "menu:styles_all": "style",
+    "menu:margins": "margin setting",
+    "menu:orientation": "orientation",
+    "menu:size": "paper size",
+    "menu:columns": "number of columns",
+    "menu:symbol": "symbol",
+    "menu:page_number": "position",
+    "gallery:styles": "style",
+    "gallery:table_styles": "table style",
+}
+FIELD_NOUNS = {
+    "Size": "the font size",
+    "Font": "the font name",
+    "Find what": "the word you want to replace",
+    "Replace with": "the new word",
+    "Address": "the web address",
+    "Text to display": "the text to show",
+    "Comment": "your comment",
+    "Header Text": "the header text",
+    "Footer Text": "the footer text",
+    "Caption": "the caption text",
+    "Number of columns": "the number of columns",
+    "Number of rows": "the number of rows",
+    "Top": "the top margin",
+    "Bottom": "the bottom margin",
+    "Left": "the left margin",
+    "Right": "the right margin",
+    "Spacing Before": "the space before, in points",
+    "Spacing After": "the space after, in points",
+    "Indentation Left": "the left indent",
+    "Indentation Right": "the right indent",
+    "Indent Left": "the indent, in inches",
+    "Indent Right": "the right indent, in inches",
+    "Line Spacing": "the line spacing",
+    "Percent": "the zoom percentage",
+}
+KEY_STEPS = {
+    "^{END}": "Press Ctrl+End to go to the end of the document.",
+    "^{HOME}": "Press Ctrl+Home to go to the start of the document.",
+    "{ENTER}": "Press Enter to start a new paragraph.",
+    "{DELETE}": "Press Delete.",
+    "{BACKSPACE}": "Press Backspace.",
+    "{RIGHT}": "Press the Right Arrow key to put the cursor just after the selection.",
+    "{LEFT}": "Press the Left Arrow key to put the cursor just before the selection.",
+}
+
+
+def _options_text(items: tuple[str, ...]) -> str:
+    named = [f"**{t}**" for t in items]
+    return ", ".join(named[:-1]) + " or " + named[-1] if len(named) > 1 else named[0]
+
+
+def generic_step(u: UiStep, options: dict[str, tuple[str, ...]], family: str = "") -> str:
+    """The step as a generic how-to plan writes it: concrete text abstracted, controls named exactly. A
+    choice between several items names them all, so whichever a concrete task needs is named."""
+    if u.kind == "select_text":
+        return "Select the text you want to change."
+    if u.kind == "select_paragraph":
+        if u.count > 1:
+            return "Select the paragraphs you want to change."
+        return "Select the first paragraph." if u.first and family == "title_paragraph" else (
+            "Click in the paragraph you want to change."
+        )
+    if u.kind == "select_table":
+        return "Click anywhere in the table."
+    if u.kind == "keys":
+        return KEY_STEPS.get(u.value, f"Press {u.value.strip('{}').title()}.")
+    if u.kind == "type":
+        return "Type the new text."
+    if u.kind == "tab":
+        return f"Open the **{u.control}** tab."
+    if u.kind == "open_menu":
+        return f"Open the **{u.control}** {'list' if u.control in ('Font', 'Font Size') else 'menu'}."
+    if u.kind in ("menu_item", "gallery_item"):
+        items = options.get(u.container)
+        if items:
+            return f"Choose the {CHOICE_NOUNS.get(u.container, 'option')} you want: {_options_text(items)}."
+        return f"Choose **{u.control}**." if u.kind == "menu_item" else f"Click the **{u.control}** style."
+    if u.kind == "scroll":
+        return f"Scroll down in the {u.opener or 'style'} gallery until the style you want shows."
+    if u.kind == "open_dialog":
+        return f"Click **{u.control}** to open the {u.opener} dialog."
+    if u.kind in ("field", "edit"):
+        return f"Type {FIELD_NOUNS.get(u.control, 'the value you want')} in the **{u.control}** box."
+    if u.kind in ("check", "toggle"):
+        if u.kind == "toggle" and not u.off:
+            return f"Click **{u.control}** to turn it on."
+        return f"{'Clear' if u.off else 'Select'} the **{u.control}** check box."
+    return f"Click **{u.control}**."
+
+
+# ---- abstracting a concrete request into a generic one -------------------------------------------------
+# Placeholders: {obj} the selected text or paragraph, {objs} several paragraphs, {find} / {repl} the words of a
+# replacement, {comment} {header} {footer} {caption} {typed} {link} {other}: the task's own values.
+_FIELD_SLOT = {
+    "Find what": "find",
+    "Replace with": "repl",
+    "Comment": "comment",
+    "Header Text": "header",
+    "Footer Text": "footer",
+    "Caption": "caption",
+    "Address": "link",
+}
+_PARAGRAPH_POINTERS = (
+    (
+        re.compile(
+            r"the (?:paragraph|opening line)(?: that| which)? (?:starting|starts|begins|beginning)"
+            r"(?: with| at)? \{obj\}"
+        ),
+        "{obj}",
+    ),
+    (re.compile(r"the first paragraph \(\{obj\}\)"), "the first paragraph"),
+    (re.compile(r"the (?:opening line|first paragraph) \{obj\}"), "the opening line"),
+    (re.compile(r"the \d+ paragraphs (?:from|starting at) \{obj\}(?: on)?"), "{objs}"),
+    (re.compile(r"(?i:the) (?:paragraph|words|text|phrase) \{obj\}"), "{obj}"),
+    (re.compile(r"\btable (?:number )?1\b"), "the table"),
+    (re.compile(r"\b(?:the|a) the table\b"), "the table"),
+    (re.compile(r"\bthe first table\b"), "the table"),
+)
+_QUOTED = re.compile(r"'([^']{2,}?)'(?=[\s.,:;!?)]|$)")
+_URL = re.compile(r"https?://\S+?(?=[.,;]?(?:\s|$))")
+
+
+def abstract_request(task: InstantiatedTask) -> str:
+    """The task's request with its concrete values as placeholders (see above); document words never stay."""
+    slots: list[tuple[str, str]] = []  # (value, slot) longest first
+    for s in task.action_plan:
+        a = s.args
+        if s.function == "select_text":
+            slots.append((str(a.get("text", "")), "obj"))
+        elif s.function == "set_edit_text" and s.control_text in _FIELD_SLOT:
+            slots.append((str(a.get("text", "")), _FIELD_SLOT[s.control_text]))
+        elif s.function == "keyboard_input" and not _SPECIAL_KEYS.match(str(a.get("keys", ""))):
+            slots.append((str(a.get("keys", "")), "typed"))
+        elif s.function == "select_paragraph":
+            m = re.search(r"'(.+)'", s.subtask)
+            if m:
+                slots.append((m.group(1), "obj"))
+    controls = {s.control_text for s in task.action_plan if s.control_text}
+    text = _URL.sub("{link}", task.request)
+    for value, slot in sorted(slots, key=lambda x: -len(x[0])):
+        if value:
+            text = re.sub(
+                r"'" + re.escape(value) + r"(?:\.\.\.)?'|\(?'?" + re.escape(value) + r"\.\.\.'?\)?",
+                "{" + slot + "}",
+                text,
+            )
+    has_select = any(s.function.startswith("select_") for s in task.action_plan)
+
+    def leftover(m: re.Match) -> str:
+        inner = m.group(1)
+        if inner in controls:
+            return inner
+        if has_select and "{obj}" not in text:
+            return "{obj}"
+        return "{other}"
+
+    text = _QUOTED.sub(leftover, text)
+    for pattern, repl in _PARAGRAPH_POINTERS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def fill(template: str, **values: str) -> str:
+    """A template from `abstract_request` with its placeholders filled (missing ones by generic words)."""
+    defaults = {
+        "obj": "the text",
+        "objs": "the paragraphs",
+        "find": "'old word'",
+        "repl": "'new word'",
+        "comment": "'your note'",
+        "header": "'your header text'",
+        "footer": "'your footer text'",
+        "caption": "'your caption'",
+        "typed": "'your text'",
+        "link": "a web address",
+        "other": "'the comment text'",
+    }
+    defaults.update(values)
+    out = re.sub(r"\{(\w+)\}", lambda m: defaults.get(m.group(1), m.group(0)), template)
+    out = re.sub(r"\s+([.,:;!?])", r"\1", re.sub(r"\s{2,}", " ", out)).strip()
+    return out[:1].upper() + out[1:]
+
+
+def object_kind(task: InstantiatedTask) -> str:
+    """What the task's {obj} is: text, paragraph, paragraphs, table or '' (no object)."""
+    for s in task.action_plan:
+        if s.function == "select_text":
+            return "text"
+        if s.function == "select_paragraph":
+            n = int(s.args.get("end_index", 0)) - int(s.args.get("start_index", 0)) + 1
+            return "paragraphs" if n > 1 else "paragraph"
+        if s.function == "select_table":
+            return "table"
+    return ""
+
+
+# Short ways people ask for each feature that the families' requests do not cover (search-box style).
+EXTRA_PHRASINGS: dict[str, tuple[str, ...]] = {
+    "emphasize_phrase": ("Make text bold in Word", "bold and italicize a word", "underline a sentence"),
+    "highlight_phrase": ("Highlight text in Word", "use the highlighter on a sentence"),
+    "color_phrase": ("Change the font colour", "make text red", "change text color"),
+    "size_phrase": ("Make the text bigger", "change the font size", "increase the size of a word"),
+    "size_phrase_dialog": ("Set an exact font size like 13 pt", "font size that is not in the list"),
+    "font_effect_phrase": ("Strike through text", "make text superscript", "apply small caps"),
+    "font_name_phrase": ("Change the font", "change the typeface to Arial"),
+    "change_case_phrase": ("Change text to uppercase", "make text all lowercase", "change case"),
+    "clear_formatting_phrase": ("Clear formatting from text", "remove all formatting from text"),
+    "retype_phrase": ("Retype a phrase", "type over some words", "overwrite a phrase with new wording"),
+    "delete_phrase": ("Delete some words", "remove a phrase", "erase a sentence"),
+    "replace_all": ("Find and replace a word everywhere", "replace all occurrences of a word"),
+    "replace_match_case": ("Find and replace with match case", "case-sensitive replace"),
+    "highlight_and_bold": ("Bold and highlight text", "make a phrase stand out, bold and highlighted"),
+    "hyperlink_phrase": ("Insert a hyperlink", "add a link to text", "link text to a website"),
+    "comment_phrase": ("Add a comment", "insert a comment on a word", "leave a review note"),
+    "highlight_and_comment": ("Highlight text and add a comment", "flag text for review"),
+    "align_paragraph": ("Center a paragraph", "right align text", "justify a paragraph"),
+    "line_spacing": ("Double space a paragraph", "change line spacing", "set 1.5 line spacing"),
+    "paragraph_spacing": ("Add space before and after a paragraph", "change paragraph spacing"),
+    "indent_paragraph": ("Indent a paragraph", "set a left indent"),
+    "apply_style": ("Apply a heading style", "make a paragraph Heading 2", "use the Styles gallery"),
+    "style_from_menu": ("Apply the Caption style", "apply the No Spacing style from the style list"),
+    "title_paragraph": ("Make the first line a title", "add a centered Title style"),
+    "format_heading": ("Make a centered coloured heading", "format a Heading 1 with color"),
+    "make_list": ("Make a bulleted list", "create a numbered list", "turn paragraphs into bullet points"),
+    "convert_list": ("Change bullets to numbers", "convert a numbered list to bullets"),
+    "page_orientation": ("Change the page to landscape", "rotate the page orientation"),
+    "margins_preset": ("Change margins to narrow", "use wide margins"),
+    "custom_margins": ("Set custom margins", "change the top and bottom margins"),
+    "landscape_narrow": ("Landscape with narrow margins", "landscape pages and margin preset"),
+    "page_size": ("Change the paper size to A4", "set page size to legal"),
+    "page_columns": ("Make two columns", "split text into columns"),
+    "insert_table": ("Insert a table", "add a 3x4 table", "create a table"),
+    "table_style": ("Change the table style", "apply a table design"),
+    "table_header_style": ("Turn off the header row of a table", "table style without header row"),
+    "table_add_row": ("Add a row to a table", "insert a row above"),
+    "table_add_column": ("Add a column to a table", "insert a column on the right"),
+    "delete_table": ("Delete a table", "remove a table"),
+    "table_caption": ("Add a caption to a table", "caption a table"),
+    "table_of_contents": ("Insert a table of contents", "make a TOC"),
+    "page_break_before": ("Insert a page break", "start a paragraph on a new page"),
+    "append_paragraph": ("Add a paragraph at the end", "add a closing line to the end of the document"),
+    "insert_symbol": ("Insert a copyright symbol", "add a special character like ™", "insert a euro sign"),
+    "delete_all_comments": ("Delete all comments", "remove every comment"),
+    "delete_one_comment": ("Delete a comment", "remove one comment"),
+    "track_changes": ("Turn on track changes", "track edits"),
+    "set_header": ("Add a header", "put text in the header"),
+    "set_footer": ("Add a footer", "put text in the footer"),
+    "header_and_footer": ("Add a header and a footer", "put text in the header and the footer"),
+    "page_numbers": ("Add page numbers", "number the pages"),
+    "remove_header": ("Remove the header", "delete the header"),
+}
+
+# ---- lexical matching ------------------------------------------------------------------------------------
+STOPWORDS = frozenset(
+    """a an the to in on of for with and or how do does did i my your you me we our it its this that these
+    those is are was be been can could should would will into from by at as about so then than there here
+    what which when where who why please want need get way using use step steps also just some any
+    word microsoft ms msword office document doc docx file 365 2003 2007 2010 2013 2016 2019 2021 2024
+    s t""".split()
+)
+_SPELLING = {
+    "colour": "color",
+    "colours": "colors",
+    "coloured": "colored",
+    "centre": "center",
+    "centred": "centered",
+    "centring": "centering",
+    "emphasise": "emphasize",
+    "emphasised": "emphasized",
+    "capitalise": "capitalize",
+    "italicise": "italicize",
+    "italicize": "italic",
+    "italicized": "italic",
+    "italics": "italic",
+    "organise": "organize",
+    "grey": "gray",
+    "txt": "text",
+    "pls": "please",
+}
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """A light, deterministic stemmer: spelling variants unified, plural / -ing / -ed / final e dropped."""
+    w = _SPELLING.get(word, word)
+    if len(w) > 4 and w.endswith("ies"):
+        w = w[:-3] + "y"
+    elif len(w) > 5 and w.endswith("ing"):
+        w = w[:-3]
+    elif len(w) > 4 and w.endswith("ed"):
+        w = w[:-2]
+    elif len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+        w = w[:-1]
+    if len(w) > 3 and w.endswith("e"):
+        w = w[:-1]
+    return w
+
+
+def words(text: str) -> list[str]:
+    """Content words of a text, stemmed, in order (stopwords dropped)."""
+    return [stem(t) for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS]
+
+
+@dataclass(frozen=True)
+class _Index:
+    features: tuple[Feature, ...]
+    idf: dict[str, float]
+    postings: dict[str, tuple[tuple[int, float], ...]]
+    signature: tuple[tuple[str, ...], ...]
+    deletes: dict[str, tuple[str, ...]]
+
+
+def _deletes(word: str) -> list[str]:
+    return [word[:i] + word[i + 1 :] for i in range(len(word))]
+
+
+def _feature_documents(family: str) -> list[str]:
+    """The texts a feature's vocabulary is learnt from: its phrasings, description and plan, and the other
+    names of its controls."""
+    from lamops.env.families import get_family
+
+    fam = get_family(family)
+    tasks = reference_tasks(family)
+    phrasings = _phrasings(family)
+    names: list[str] = []
+    for u in ui_steps(tasks[0].action_plan):
+        if u.control:
+            names.extend(CONTROL_SYNONYMS.get(u.control, ()))
+            if u.control in OLD_UI:
+                names.append(OLD_UI[u.control])
+    for items in choice_options(family).values():
+        names.extend(items)
+    return [*phrasings, fam.description, " ".join(_plan(family)), " ".join(names)]
+
+
+@cache
+def _phrasings(family: str) -> tuple[str, ...]:
+    from lamops.env.families import get_family
+
+    out: list[str] = []
+    for task in reference_tasks(family):
+        kind = object_kind(task)
+        obj = {"paragraph": "the paragraph", "paragraphs": "the paragraphs", "table": "the table"}.get(
+            kind, "the text"
+        )
+        out.append(fill(abstract_request(task), obj=obj))
+    out.append(get_family(family).description)
+    out.extend(EXTRA_PHRASINGS.get(family, ()))
+    seen: list[str] = []
+    for p in out:
+        if p not in seen:
+            seen.append(p)
+    return tuple(seen)
+
+
+@cache
+def _plan(family: str) -> tuple[str, ...]:
+    options = choice_options(family)
+    return tuple(generic_step(u, options, family) for u in ui_steps(reference_tasks(family)[0].action_plan))
+
+
+def _controls(family: str) -> tuple[str, ...]:
+    return tuple(s.control_text for s in reference_tasks(family)[0].action_plan if s.control_text)
+
+
+@cache
+def _index() -> _Index:
+    from lamops.env.families import FAMILIES
+
+    names = list(FAMILIES)
+    docs = {f: [set(words(d)) for d in _feature_documents(f)] for f in names}
+    vocab: dict[str, set[int]] = {}
+    for i, f in enumerate(names):
+        for d in docs[f]:
+            for t in d:
+                vocab.setdefault(t, set()).add(i)
+    n = len(names)
+    idf = {t: math.log(1 + n / len(fs)) for t, fs in sorted(vocab.items())}
+    postings: dict[str, list[tuple[int, float]]] = {}
+    signature: list[tuple[str, ...]] = []
+    features: list[Feature] = []
+    for i, f in enumerate(names):
+        fdocs = docs[f]
+        share = {t: sum(t in d for d in fdocs) / len(fdocs) for t in sorted(set().union(*fdocs))}
+        for t, frac in share.items():
+            postings.setdefault(t, []).append((i, idf[t] * (0.4 + 0.6 * frac)))
+        phr = [set(words(p)) for p in _phrasings(f)]
+        sig = tuple(
+            t
+            for t in sorted(share)
+            if sum(t in p for p in phr) / len(phr) >= SIGNATURE_SHARE and len(vocab[t]) <= SIGNATURE_MAX_FAMILIES
+        )
+        signature.append(sig)
+        fam = FAMILIES[f]
+        features.append(
+            Feature(
+                family=f,
+                category=fam.category,
+                description=fam.description,
+                keywords=_keywords(f, share, idf),
+                phrasings=_phrasings(f),
+                plan=_plan(f),
+                controls=_controls(f),
+            )
+        )
+    deletes: dict[str, list[str]] = {}
+    for t in sorted(vocab):
+        if len(t) >= 4:
+            for d in [t, *_deletes(t)]:
+                deletes.setdefault(d, []).append(t)
+    return _Index(
+        features=tuple(features),
+        idf=idf,
+        postings={t: tuple(p) for t, p in postings.items()},
+        signature=tuple(signature),
+        deletes={d: tuple(ts) for d, ts in deletes.items()},
+    )
+
+
+def _keywords(family: str, share: dict[str, float], idf: dict[str, float], k: int = 8) -> tuple[str, ...]:
+    """The feature's most distinctive words, each in the surface form its texts use most."""
+    surface: dict[str, dict[str, int]] = {}
+    for d in _feature_documents(family):
+        for t in _TOKEN.findall(d.lower()):
+            if t not in STOPWORDS and len(t) > 1:
+                forms = surface.setdefault(stem(t), {})
+                forms[t] = forms.get(t, 0) + 1
+    ranked = sorted((t for t in share if t in surface), key=lambda t: (-share[t] * idf[t] ** 2, t))
+    return tuple(max(sorted(surface[t]), key=lambda w: surface[t][w]) for t in ranked[:k])
+
+
+def features() -> dict[str, Feature]:
+    """Every family's Feature, in FAMILIES order (built once per process, deterministic)."""
+    return {f.family: f for f in _index().features}
+
+
+@lru_cache(maxsize=131072)
+def _correct(token: str) -> str | None:
+    """A known word one edit (insert, delete, substitute, swap) from an unknown one, or None."""
+    ix = _index()
+    if token in ix.idf:
+        return token
+    if len(token) < 4:
+        return None
+    cands: list[str] = []
+    for d in [token, *_deletes(token)]:
+        cands.extend(ix.deletes.get(d, ()))
+    return min(cands, key=lambda t: (abs(len(t) - len(token)), -ix.idf[t], t)) if cands else None
+
+
+def score_features(text: str) -> list[tuple[Feature, float]]:
+    """Every feature the text scores above zero for, best first (ties in FAMILIES order)."""
+    ix = _index()
+    present: set[str] = set()
+    total = 0.0
+    acc: dict[int, float] = {}
+    for raw in dict.fromkeys(words(text)):
+        t = _correct(raw)
+        if t is None or t in present:
+            if t is None:
+                total += UNKNOWN_WEIGHT
+            continue
+        present.add(t)
+        total += ix.idf[t]
+        for i, w in ix.postings[t]:
+            acc[i] = acc.get(i, 0.0) + w
+    if not acc:
+        return []
+    out = []
+    for i, matched in acc.items():
+        score = 100.0 * matched / total
+        for s in ix.signature[i]:
+            if s not in present:
+                score *= MISSING_SIGNATURE
+        out.append((i, score))
+    out.sort(key=lambda x: (-x[1], x[0]))
+    return [(ix.features[i], round(s, 3)) for i, s in out]
+
+
+def best_feature(text: str) -> tuple[Feature, float] | None:
+    """The feature a free text (title, request, query, plan) is most about and its lexical relevance (0-100);
+    None when no feature reaches MIN_SCORE."""
+    ranked = score_features(text)
+    if not ranked or ranked[0][1] < MIN_SCORE:
+        return None
+    return ranked[0]
+
+
+_PLATFORM = re.compile(
+    r"\b(?:android|iphone|ipad|ios|smartphones?|phones?|tablets?|mobile|chromebook|apple watch)\b", re.I
+)
+_OTHER_APP = re.compile(
+    r"\b(?:excel|powerpoint|google (?:docs|sheets|slides|drive)|libre ?office|open ?office|wps|wordpad|"
+    r"notepad|onenote|outlook|gmail|apple pages|pages (?:app|on mac)|keynote|notes app|apple notes|canva|"
+    r"photoshop|spreadsheets?)\b",
+    re.I,
+)
+_WORD_APP = re.compile(
+    r"\b(?:microsoft word|ms[- ]?word|msword|winword|word (?:docs?|documents?|files?|20\d\d|365|online|"
+    r"for (?:windows|mac))|(?:in|into|to|from|with|using) word)\b|\.docx?\b",
+    re.I,
+)
+
+
+def other_app(text: str) -> str | None:
+    """The phone platform or other application a text is about instead of this one, or None."""
+    m = _PLATFORM.search(text)
+    if m:
+        return m.group(0)
+    m = _OTHER_APP.search(text)
+    if m and not _WORD_APP.search(text):
+        return m.group(0)
+    return None
+
+
+def is_about_app(text: str) -> bool:
+    """Whether a text is about this application (Word on a computer): not about a phone or another app, and
+    either naming Word or about one of its features."""
+    if other_app(text) is not None:
+        return False
+    if _WORD_APP.search(text):
+        return True
+    found = best_feature(text)
+    return found is not None and found[1] >= RELEVANT_SCORE
+
+
+# ---- how people name controls instead ----------------------------------------------------------------
+# Other names people use for a control: older or informal names, the icon, a near miss.
+CONTROL_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "Bold": ("the B button", "the B icon", "Bold Text", "the bold B"),
+    "Italic": ("the I button", "the slanted I icon", "Italics"),
+    "Underline": ("the U button", "the underlined U icon"),
+    "Strikethrough": ("Strike Through", "the abc icon"),
+    "Font Color": ("Font Colour", "Text Colour", "Text Color", "the A with the red bar", "Colour"),
+    "Text Highlight Color": ("Highlighter", "Highlight", "the highlighter pen", "Highlight Colour"),
+    "Font Size": ("Size", "the font size drop-down", "Text Size"),
+    "Font": ("Font Name", "Typeface", "the font drop-down"),
+    "Font Settings": ("the Font dialog launcher", "the small arrow in the Font group", "More Font Options"),
+    "Change Case": ("the Aa button", "Case", "Text Case"),
+    "Clear All Formatting": ("Clear Formatting", "the eraser icon", "Remove Formatting"),
+    "Replace": ("Find and Replace", "Find & Replace"),
+    "Replace All": ("Replace Everything", "Change All"),
+    "Find what": ("Find", "Search for"),
+    "Replace with": ("Replace", "Change to"),
+    "Match case": ("Case sensitive", "Match Case option"),
+    "Link": ("Hyperlink", "Insert Link", "the chain icon"),
+    "Address": ("URL", "Link address"),
+    "New Comment": ("Add Comment", "Insert Comment", "the speech bubble icon"),
+    "Post": ("Send", "Save comment", "the arrow icon"),
+    "Center": ("Centre", "Center Text", "Align Center"),
+    "Align Right": ("Right Align", "Align Text Right"),
+    "Align Left": ("Left Align", "Align Text Left"),
+    "Justify": ("Justified", "Align Justify", "Full Justify"),
+    "Line and Paragraph Spacing": ("Line Spacing", "Spacing", "the line spacing icon"),
+    "Paragraph Settings": ("the Paragraph dialog launcher", "the arrow in the Paragraph group"),
+    "Spacing Before": ("Before", "Space Before"),
+    "Spacing After": ("After", "Space After"),
+    "Layout": ("Page Layout",),
+    "Indent Left": ("Left Indent", "Indent"),
+    "More Styles": ("the Styles pane", "the Styles arrow", "Styles"),
+    "Heading 1": ("Header 1", "Heading One"),
+    "Heading 2": ("Header 2",),
+    "Title": ("Title style", "Document Title"),
+    "Numbering": ("Numbered List", "the 1, 2, 3 button", "Numbers"),
+    "Bullets": ("Bullet List", "Bulleted List", "Bullet Points"),
+    "Increase Indent": ("Indent More", "the indent arrow"),
+    "Orientation": ("Page Orientation", "Rotate Page"),
+    "Margins": ("Page Margins", "Margin"),
+    "Custom Margins...": ("Custom", "Margin Settings"),
+    "Size": ("Paper Size", "Page Size"),
+    "Columns": ("Text Columns", "Column"),
+    "Table": ("Add Table", "the table grid"),
+    "Insert Table...": ("New Table", "Draw Table"),
+    "Number of columns": ("Columns", "Cols"),
+    "Number of rows": ("Rows",),
+    "Table Design": ("Design", "Table Tools Design", "Table Styles"),
+    "Table Layout": ("Layout", "Table Tools Layout", "Table Tools"),
+    "Header Row": ("Header Row option", "Heading Row"),
+    "Insert Above": ("Insert Row Above", "Add Row Above"),
+    "Insert Below": ("Insert Row Below", "Add Row"),
+    "Insert Left": ("Insert Column Left", "Add Column Left"),
+    "Insert Right": ("Insert Column Right", "Add Column"),
+    "Delete": ("Delete Table Options", "Remove"),
+    "Delete Table": ("Remove Table", "Delete Entire Table"),
+    "Insert Caption": ("Add Caption", "Caption"),
+    "References": ("Reference",),
+    "Table of Contents": ("TOC", "Contents", "Index and Tables"),
+    "Automatic Table": ("Automatic Table 1", "Auto Table"),
+    "Page Break": ("Break", "Insert Page Break", "New Page"),
+    "Symbol": ("Special Characters", "Symbols", "Omega symbol"),
+    "Review": ("Reviewing",),
+    "Track Changes": ("Track Edits", "Tracking", "Record Changes"),
+    "Delete Comment": ("Remove Comment", "the delete comment icon"),
+    "Delete All Comments in Document": ("Delete All", "Remove All Comments"),
+    "Next Comment": ("Next", "Go to Next Comment"),
+    "Header": ("Headers", "Page Header"),
+    "Footer": ("Footers", "Page Footer"),
+    "Edit Header": ("Header Text", "Edit"),
+    "Edit Footer": ("Footer Text", "Edit"),
+    "Close Header and Footer": ("Close", "the red X", "Done"),
+    "Page Number": ("Page Numbers", "Numbering", "Insert Page Numbers"),
+    "Remove Header": ("Delete Header", "Clear Header"),
+    "Insert": ("Insert menu", "Insert ribbon"),
+    "OK": ("Apply", "Done", "Save"),
+    "Close": ("Done", "Cancel", "the X"),
+}
+# Keyboard shortcuts people cite instead of the control (the environment clicks controls).
+SHORTCUTS: dict[str, str] = {
+    "Bold": "Ctrl+B",
+    "Italic": "Ctrl+I",
+    "Underline": "Ctrl+U",
+    "Center": "Ctrl+E",
+    "Align Left": "Ctrl+L",
+    "Align Right": "Ctrl+R",
+    "Justify": "Ctrl+J",
+    "Page Break": "Ctrl+Enter",
+    "Replace": "Ctrl+H",
+    "Link": "Ctrl+K",
+    "Font Settings": "Ctrl+D",
+    "Subscript": "Ctrl+=",
+    "Superscript": "Ctrl+Shift+=",
+    "Clear All Formatting": "Ctrl+Space",
+    "New Comment": "Ctrl+Alt+M",
+    "Track Changes": "Ctrl+Shift+E",
+    "Change Case": "Shift+F3",
+    "Paragraph Settings": "Alt+O, P",
+    "Save": "Ctrl+S",
+}
+# Word 2003: menus and toolbars instead of the ribbon. A control's old-UI step as a menu path.
+OLD_UI: dict[str, str] = {
+    "Bold": "Format > Font... > Bold",
+    "Italic": "Format > Font... > Italic",
+    "Underline": "Format > Font... > Underline style",
+    "Font": "Format > Font...",
+    "Font Size": "Format > Font... > Size",
+    "Font Color": "Format > Font... > Font color",
+    "Font Settings": "Format > Font...",
+    "Text Highlight Color": "View > Toolbars > Formatting > Highlight",
+    "Change Case": "Format > Change Case...",
+    "Clear All Formatting": "Edit > Clear > Formats",
+    "Bullets": "Format > Bullets and Numbering... > Bulleted",
+    "Numbering": "Format > Bullets and Numbering... > Numbered",
+    "Increase Indent": "Format > Paragraph... > Indentation",
+    "Indent Left": "Format > Paragraph... > Indentation",
+    "Align Left": "Format > Paragraph... > Alignment",
+    "Center": "Format > Paragraph... > Alignment",
+    "Align Right": "Format > Paragraph... > Alignment",
+    "Justify": "Format > Paragraph... > Alignment",
+    "Line and Paragraph Spacing": "Format > Paragraph... > Line spacing",
+    "Paragraph Settings": "Format > Paragraph...",
+    "More Styles": "Format > Styles and Formatting...",
+    "Replace": "Edit > Replace...",
+    "Page Break": "Insert > Break... > Page break",
+    "Table": "Table > Insert > Table...",
+    "Insert Table...": "Table > Insert > Table...",
+    "Link": "Insert > Hyperlink...",
+    "New Comment": "Insert > Comment",
+    "Header": "View > Header and Footer",
+    "Footer": "View > Header and Footer",
+    "Edit Header": "View > Header and Footer",
+    "Edit Footer": "View > Header and Footer",
+    "Page Number": "Insert > Page Numbers...",
+    "Symbol": "Insert > Symbol...",
+    "Margins": "File > Page Setup... > Margins",
+    "Custom Margins...": "File > Page Setup... > Margins",
+    "Orientation": "File > Page Setup... > Orientation",
+    "Size": "File > Page Setup... > Paper",
+    "Columns": "Format > Columns...",
+    "Table of Contents": "Insert > Reference > Index and Tables... > Table of Contents",
+    "Insert Caption": "Insert > Reference > Caption...",
+    "Track Changes": "Tools > Track Changes",
+    "Word Count": "Tools > Word Count...",
+    "Delete Comment": "View > Toolbars > Reviewing > Reject Change/Delete Comment",
+    "Next Comment": "View > Toolbars > Reviewing > Next",
+    "Table Design": "Table > Table AutoFormat...",
+    "Header Row": "Table > Table AutoFormat... > Heading rows",
+    "Insert Above": "Table > Insert > Rows Above",
+    "Insert Below": "Table > Insert > Rows Below",
+    "Insert Left": "Table > Insert > Columns to the Left",
+    "Insert Right": "Table > Insert > Columns to the Right",
+    "Delete": "Table > Delete",
+    "Delete Table": "Table > Delete > Table",
+    "Save": "File > Save",
+    "Select All": "Edit > Select All",
+}
+# Steps that say what to do without naming where, by the kind of step they replace.
+VAGUE_STEPS: dict[str, tuple[str, ...]] = {
+    "tab": (
+        "Go to the right tab at the top.",
+        "Find the tab with the option you need.",
+        "Switch to the other ribbon tab.",
+    ),
+    "open_menu": (
+        "Open the menu for this setting.",
+        "Click the drop-down for it.",
+        "Find the option in the ribbon and open it.",
+    ),
+    "menu_item": (
+        "Pick the option you want.",
+        "Choose the one you like from the list.",
+        "Select the right setting from the menu.",
+    ),
+    "field": (
+        "Fill in the values you need.",
+        "Type what you want in the box.",
+        "Enter the settings you want in the dialog.",
+    ),
+    "dialog_button": ("Confirm the change.", "Close the window to apply it.", "Apply the change."),
+    "button": (
+        "Use the formatting options to change it.",
+        "Click the button for this in the ribbon.",
+        "Apply the formatting you want.",
+        "Use the toolbar to make the change.",
+        "Find the right command and click it.",
+    ),
+}
+# Steps that are not there in this UI (or not needed), that some writers add.
+EXTRA_STEPS: tuple[str, ...] = (
+    "Click **Apply**.",
+    "Open the **Format** menu.",
+    "Click the **Design** tab.",
+    "Right-click the selection and choose **Properties**.",
+    "Click **Enable Editing** at the top of the window.",
+    "Open the **Page Layout** tab.",
+    "Click the **File** tab and choose **Options**.",
+    "Click **Format Painter** first.",
+    "Press **F9** to refresh.",
+    "Make sure the **Formatting** toolbar is visible.",
+)

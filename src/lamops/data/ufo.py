@@ -1,0 +1,791 @@
+"""UFO dataflow interchange: import its result records as lamops records; export task-plan pairs as its tasks.
+
+UFO's `dataflow/` (microsoft/UFO) instantiates and executes task-plan pairs in Word on Windows and writes one
+result JSON per task (its `schema/execution_schema.json`), routed into folders by outcome:
+`results/<mode>/execution_pass|execution_fail|execution_unsure/` and
+`results/instantiation/instantiation_pass|instantiation_fail/`. `import_dir` reads such a tree (or a folder of
+UFO task files) and turns each record into what it can honestly become:
+
+- a `TaskPlanPair` (original task + original steps)                      -> LAM1 (`plan_pretrain`);
+- an `InstantiatedTask` (chosen template, instantiated request and plan) -> re-executable by lamops only when
+  its template is one of the built-in environment's;
+- a `UfoOutcome` (the judge's verdict and UFO's per-step Success)       -> no per-step observations, so never
+  LAM2-LAM4 step samples by itself.
+
+The record's `execution_result.result.complete` is the truth; the folder a file sits in is only a hint, and a
+disagreement is reported. Malformed files are rejected with a reason and never stop the import.
+
+`export_pairs` writes task-plan pairs as UFO's dataflow input: one JSON file per task,
+`{"app", "unique_id", "task", "refined_steps"}`, in a folder that `python -m dataflow batch dataflow <folder>`
+runs whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import textwrap
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lamops.data.io import write_jsonl
+from lamops.records import ID_PATTERN, InstantiatedTask, PlanStep, Rejected, TaskPlanPair, Verdict
+from lamops.stages.base import replace_dir
+
+__all__ = [
+    "ImportResult",
+    "ImportedFile",
+    "UfoOutcome",
+    "UnusableIdError",
+    "export_pairs",
+    "import_dir",
+    "read_pairs_jsonl",
+    "safe_id",
+]
+
+STAGE = "ufo_import"  # the `stage` of every Rejected record written by the import
+UFO_APPS = ("word", "excel", "powerpoint")  # dataflow's AppEnum, matched case-insensitively by UFO
+MAX_FILE_BYTES = 16 * 2**20  # a real result record is a few KB; anything this big is not one
+MAX_TEXT_CHARS = 100_000  # per string value or key; a task, step or traceback is far shorter
+_MAX_ID_CHARS = 128  # ID_PATTERN's limit
+_ID_RE = re.compile(ID_PATTERN)
+_VERDICT_VALUES = ("yes", "no", "unsure")
+# Folder names UFO routes result files into, and what they claim: (kind, claim).
+_FOLDER_HINTS = {
+    "execution_pass": ("execution", "yes"),
+    "execution_fail": ("execution", "no"),
+    "execution_unsure": ("execution", "unsure"),
+    "pass": ("execution", "yes"),
+    "fail": ("execution", "no"),
+    "unsure": ("execution", "unsure"),
+    "instantiation_pass": ("instantiation", "pass"),
+    "instantiation_fail": ("instantiation", "fail"),
+}
+_WINDOWS_RESERVED = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}
+_HELP = {
+    "empty_file": "the run that wrote it was probably interrupted; re-run the task or delete the file",
+    "too_large": "a UFO result record is a few KB; check that this file is one",
+    "not_utf8": "re-save the file as UTF-8",
+    "bad_json": "UFO writes one JSON object per file; fix or delete the file",
+    "missing_field": "see UFO's dataflow/schema/execution_schema.json for the record's shape",
+    "wrong_type": "see UFO's dataflow/schema/execution_schema.json for the record's shape",
+    "wrong_value": "the judge answers yes, no or unsure; fix the value or re-run the evaluation",
+    "unreadable": "check the file's permissions",
+    "bad_unique_id": "give the task a unique_id of letters, digits, '_', '-' or '.', without path parts",
+}
+
+
+# ---- records the import produces -------------------------------------------------------------------------
+class UfoOutcome(BaseModel):
+    """How UFO's execution of one instantiated task went: the judge's verdict and UFO's per-step Success.
+
+    There are no per-step observations (control lists, canvas): UFO keeps them only in its logs and
+    screenshots, so an outcome is not a source of step-level training samples."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str = Field(pattern=ID_PATTERN)
+    verdict: Verdict | None  # None: execution stopped with an error before the judge ran
+    request: str  # the instantiated request that was executed
+    plan: list[PlanStep]  # the instantiated action plan, in execution order
+    step_success: list[bool | None]  # UFO's `Success` per plan step; None: not reached
+    error: str | None = None  # "RuntimeError: Step 2 execution failed. ..." from execution_result.error
+    filed_under: str | None = None  # the folder UFO routed the file to (a hint, not the truth)
+    origin: str  # the result file
+
+    @property
+    def success(self) -> bool:
+        return self.verdict is not None and self.verdict.complete == "yes"
+
+
+@dataclass
+class ImportedFile:
+    """What one accepted file became: its id, which records, and anything worth a human's attention."""
+
+    file: str  # relative to the import's source
+    task_id: str
+    pair: bool = False
+    task: str = "-"  # "built-in" | "foreign" | "filtered" | "-"
+    outcome: str = "-"  # the verdict (yes / no / unsure), "error", or "-"
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImportResult:
+    """Everything `import_dir` made of a folder of UFO dataflow files."""
+
+    src: Path
+    pairs: list[TaskPlanPair] = field(default_factory=list)
+    tasks: list[InstantiatedTask] = field(default_factory=list)
+    outcomes: dict[str, UfoOutcome] = field(default_factory=dict)  # by task_id
+    rejected: list[Rejected] = field(default_factory=list)
+    files: list[ImportedFile] = field(default_factory=list)  # one per accepted file, in path order
+    mismatches: list[str] = field(default_factory=list)  # folder says one thing, the record another
+    skipped: int = 0  # files under src that are not .json (UFO's logs, documents, screenshots)
+    builtin_templates: frozenset[str] = frozenset()
+
+    def write(self, out_dir: Path) -> dict[str, Path]:
+        """Write pairs.jsonl, tasks.jsonl, outcomes.jsonl and rejected.jsonl, each atomically."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        groups: dict[str, Iterable[BaseModel]] = {
+            "pairs": self.pairs,
+            "tasks": self.tasks,
+            "outcomes": self.outcomes.values(),
+            "rejected": self.rejected,
+        }
+        written = {}
+        for name, records in groups.items():
+            written[name] = out_dir / f"{name}.jsonl"
+            write_jsonl(written[name], records)
+        return written
+
+    def summary(self, max_rows: int = 40) -> str:
+        """A human report: what each file became, the rejections, and which lamops phases can use what."""
+        lines = [
+            f"UFO import from {self.src}: {len(self.files) + len(self.rejected)} JSON files, "
+            f"{len(self.files)} imported, {len(self.rejected)} rejected"
+            + (f", {self.skipped} non-JSON files skipped" if self.skipped else "")
+        ]
+        if self.files:
+            lines += ["", *_table(self.files, max_rows)]
+        if self.rejected:
+            lines += ["", "Rejected files:"]
+            lines += [f"  {r.origin}: {r.reason}: {r.detail}" for r in self.rejected[:max_rows]]
+            if len(self.rejected) > max_rows:
+                lines.append(f"  ... and {len(self.rejected) - max_rows} more in rejected.jsonl")
+        if self.mismatches:
+            lines += ["", "Folder and record disagree (the record's verdict was used):"]
+            lines += [f"  {m}" for m in self.mismatches]
+        lines += ["", *self._usage()]
+        return "\n".join(lines)
+
+    def _usage(self) -> list[str]:
+        builtin = sorted({t.template for t in self.tasks if t.template in self.builtin_templates})
+        n_builtin = sum(t.template in self.builtin_templates for t in self.tasks)
+        foreign = [t.template for t in self.tasks if t.template not in self.builtin_templates]
+        filtered = sum(f.task == "filtered" for f in self.files)
+        judged = Counter(o.verdict.complete for o in self.outcomes.values() if o.verdict is not None)
+        errors = sum(o.verdict is None for o in self.outcomes.values())
+        tasks = (
+            f"{n_builtin} on a built-in template ({', '.join(builtin) or 'none'}): lamops's expert and "
+            "agents can re-execute them in the built-in environment (execute, self_boost); they have no task "
+            "family, so the judge decides success, not a goal predicate. "
+            f"{len(foreign)} on documents lamops does not have"
+            + (f" (e.g. {foreign[0]})" if foreign else "")
+            + ": not executable here."
+            + (f" Not counted: {filtered} that UFO's instantiation filter rejected." if filtered else "")
+        )
+        outcomes = (
+            ", ".join(f"{judged[v]} {v}" for v in _VERDICT_VALUES)
+            + f", {errors} stopped by an execution error (no verdict). They carry the plan and UFO's "
+            "per-step Success but NOT per-step observations (control lists, canvas), so they cannot become "
+            "LAM2-LAM4 step samples (imitate, self_boost, reward_model, offline_rl) directly. Step samples "
+            "come only from re-executing the built-in-template tasks in lamops."
+        )
+        items = [
+            (len(self.pairs), "task-plan pairs", "LAM1 (plan_pretrain): task -> plan."),
+            (len(self.tasks), "instantiated tasks", tasks),
+            (len(self.outcomes), "UFO outcomes", outcomes),
+        ]
+        if self.rejected:
+            items.append((len(self.rejected), "rejected files", "rejected.jsonl, with the reason for each."))
+        out = ["What lamops can use:"]
+        for count, label, text in items:
+            head = f"  {count:5d} {label:<18} -> "
+            wrapped = textwrap.wrap(
+                text, 110, initial_indent=head, subsequent_indent=" " * len(head), break_on_hyphens=False
+            )
+            out += wrapped
+        return out
+
+
+def _table(files: list[ImportedFile], max_rows: int) -> list[str]:
+    head = ("file", "task_id", "pair", "task", "outcome", "notes")
+    rows = [
+        (f.file, f.task_id, "yes" if f.pair else "-", f.task, f.outcome, "; ".join(f.notes))
+        for f in files[:max_rows]
+    ]
+    widths = [min(48, max(len(r[i]) for r in (head, *rows))) for i in range(len(head) - 1)]
+
+    def fmt(row: tuple[str, ...]) -> str:
+        cells = [_clip(c, w).ljust(w) for c, w in zip(row[:-1], widths, strict=True)]
+        return "  ".join([*cells, row[-1]]).rstrip()
+
+    out = [fmt(head), fmt(tuple("-" * w for w in widths) + ("-----",)), *(fmt(r) for r in rows)]
+    if len(files) > max_rows:
+        out.append(f"... and {len(files) - max_rows} more files (see the JSONL files)")
+    return out
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+# ---- ids ------------------------------------------------------------------------------------------------
+class UnusableIdError(ValueError):
+    """A unique_id lamops cannot turn into a safe task id."""
+
+
+def safe_id(raw: object) -> str:
+    """A task id matching ID_PATTERN derived from UFO's unique_id; identical when it already matches.
+
+    Odd characters (spaces, separators inside the id, non-ASCII) become '_'; an id that names a path out of
+    its folder ('..', a leading separator or drive), is empty, or holds control characters is unusable."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise UnusableIdError(f"unique_id must be a string, got {_json_type(raw)}")
+    text = str(raw).strip()
+    if _ID_RE.match(text):
+        return text
+    if not text:
+        raise UnusableIdError("unique_id is empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise UnusableIdError(f"unique_id {_short(text)} holds control characters")
+    parts = re.split(r"[\\/]", text)
+    if ".." in parts or text[0] in "\\/" or re.match(r"^[A-Za-z]:", text):
+        raise UnusableIdError(f"unique_id {_short(text)} looks like a path that leaves its folder")
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+    cleaned = re.sub(r"^[^A-Za-z0-9]+", "", cleaned)
+    if not cleaned:
+        raise UnusableIdError(f"unique_id {_short(text)} has no letters or digits")
+    if len(cleaned) > _MAX_ID_CHARS:
+        cleaned = f"{cleaned[: _MAX_ID_CHARS - 9]}-{_hash(text)}"
+    return cleaned
+
+
+def _hash(text: str, n: int = 8) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:n]
+
+
+def _with_suffix(base: str, key: str) -> str:
+    suffix = "-" + _hash(key)
+    return base[: _MAX_ID_CHARS - len(suffix)] + suffix
+
+
+# ---- import ---------------------------------------------------------------------------------------------
+class _Invalid(Exception):
+    """A file that cannot be imported: a short reason code and a message saying what and where."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class _In(BaseModel):
+    # UFO adds keys between versions (and its LLMs add more); what lamops does not read is ignored.
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Original(_In):
+    original_task: str
+    original_steps: list[str]
+
+
+class _Step(_In):
+    Step: int
+    Subtask: str
+    ControlText: str | None = None
+    Function: str
+    Args: dict[str, Any] | None = None  # the prefill LLM sometimes omits it
+    Success: bool | None = None
+
+
+class _Prefill(_In):
+    instantiated_request: str
+    instantiated_plan: list[_Step] | None
+
+
+class _Judged(_In):
+    reason: str = ""
+    sub_scores: dict[str, str] = Field(default_factory=dict)
+    complete: str
+
+
+class _Execution(_In):
+    result: _Judged | None = None
+    error: Any = None  # {type, message, traceback}
+
+
+class _Stage(_In):
+    result: Any = None
+    error: Any = None  # UFO writes {type, error_message, traceback} here although its schema says string
+
+
+class _PrefillStage(_In):
+    result: _Prefill | None = None
+    error: Any = None
+
+
+class _Instantiation(_In):
+    choose_template: _Stage | None = None
+    prefill: _PrefillStage | None = None
+    instantiation_evaluation: _Stage | None = None
+
+
+class _ResultFile(_In):
+    unique_id: Any
+    app: str = "word"
+    original: _Original
+    execution_result: _Execution | None  # required, null allowed (the schema's ["object", "null"])
+    instantiation_result: _Instantiation
+
+
+class _TaskFile(_In):
+    """UFO's dataflow input: one task-plan pair."""
+
+    unique_id: Any
+    app: str = "word"
+    task: str
+    refined_steps: list[str]
+
+
+@dataclass
+class _Parsed:
+    path: Path
+    rel: str
+    hint: tuple[str, str, str] | None  # (folder, kind, claim)
+    record: _ResultFile | _TaskFile
+
+
+def import_dir(src: Path, builtin_templates: Iterable[str] | None = None) -> ImportResult:
+    """Read every UFO dataflow result file (and task file) under `src`, recursively; or `src` if a file.
+
+    `builtin_templates`: the template names lamops's environment has (default: lamops.env.templates.
+    TEMPLATES); an instantiated task is re-executable here only when its template is one of them."""
+    src = Path(src)
+    if not src.exists():
+        raise FileNotFoundError(
+            f"UFO import: {src} does not exist; point it at UFO's dataflow results folder"
+        )
+    if builtin_templates is None:
+        from lamops.env.templates import TEMPLATES  # python-docx; only when the caller did not say
+
+        builtin_templates = TEMPLATES
+    result = ImportResult(src=src, builtin_templates=frozenset(builtin_templates))
+    if src.is_file():
+        paths, result.skipped = [src], 0
+    else:
+        found = sorted(
+            (p for p in src.rglob("*") if p.is_file()), key=lambda p: p.relative_to(src).as_posix()
+        )
+        paths = [p for p in found if p.suffix.lower() == ".json" and not p.name.startswith(".")]
+        result.skipped = len(found) - len(paths)
+
+    parsed: list[_Parsed] = []
+    for path in paths:
+        rel = path.name if path == src else path.relative_to(src).as_posix()
+        try:
+            parsed.append(_Parsed(path, rel, _folder_hint(rel), _parse(path)))
+        except _Invalid as bad:
+            result.rejected.append(_rejected(path, bad))
+
+    for item, task_id in _assign_ids(parsed, result):
+        _keep(item, task_id, result)
+    return result
+
+
+def _rejected(path: Path, bad: _Invalid) -> Rejected:
+    detail = f"{bad.detail} ({_HELP[bad.reason]})" if bad.reason in _HELP else bad.detail
+    try:
+        with path.open("rb") as handle:
+            record = handle.read(200).decode("utf-8", errors="replace")  # the file's start, for a human
+    except OSError:
+        record = ""
+    return Rejected(stage=STAGE, reason=bad.reason, detail=detail, origin=str(path), record=record)
+
+
+def _parse(path: Path) -> _ResultFile | _TaskFile:
+    """Read and validate one file; raise _Invalid saying what is wrong and where."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise _Invalid("too_large", f"file is {size:,} bytes (limit {MAX_FILE_BYTES:,})")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _Invalid("unreadable", f"cannot read the file: {exc.strerror or exc}") from None
+    if not data.strip():
+        raise _Invalid("empty_file", "file is empty" if not data else "file holds only whitespace")
+    try:
+        text = data.decode("utf-8-sig")  # a BOM is what Windows tools add; tolerate it
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise _Invalid(
+            "not_utf8", f"not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line})"
+        ) from None
+    try:
+        doc = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise _Invalid(
+            "bad_json", f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except ValueError as exc:  # NaN / Infinity, which JSONL readers downstream would choke on
+        raise _Invalid("bad_json", f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise _Invalid("bad_json", "invalid JSON: nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise _Invalid("wrong_type", f"top level is {_json_type(doc)}, expected an object")
+    _check_sizes(doc)
+    is_task_file = "original" not in doc and "task" in doc and "refined_steps" in doc
+    model: type[_ResultFile | _TaskFile] = _TaskFile if is_task_file else _ResultFile
+    try:
+        record = model.model_validate(doc)
+    except ValidationError as exc:
+        raise _invalid_from(exc) from None
+    task = record.task if isinstance(record, _TaskFile) else record.original.original_task
+    if not task.strip():
+        where = "task" if isinstance(record, _TaskFile) else "original.original_task"
+        raise _Invalid("missing_field", f"{where} is empty")
+    if isinstance(record, _ResultFile) and record.execution_result and record.execution_result.result:
+        _verdict(record.execution_result.result)  # raise here, before any record of the file is kept
+    return record
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _check_sizes(doc: Any) -> None:
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+            raise _Invalid(
+                "too_large",
+                f"{where or 'value'} is {len(value):,} characters long (limit {MAX_TEXT_CHARS:,})",
+            )
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if len(key) > MAX_TEXT_CHARS:
+                    raise _Invalid(
+                        "too_large", f"a key under {where or 'the top level'} is {len(key):,} characters"
+                    )
+                stack.append((f"{where}.{key}" if where else key, item))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+
+
+def _invalid_from(exc: ValidationError) -> _Invalid:
+    errors = exc.errors()
+    first = errors[0]
+    where = ""
+    for part in first["loc"]:
+        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    if first["type"] == "missing":
+        return _Invalid("missing_field", f"missing field {where}{more}")
+    got = _json_type(first.get("input"))
+    return _Invalid("wrong_type", f"{where}: {first['msg'].lower()}, got {got}{more}")
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return names.get(type(value), type(value).__name__)
+
+
+def _short(text: str, n: int = 60) -> str:
+    return repr(text if len(text) <= n else text[:n] + "...")
+
+
+def _verdict(judged: _Judged) -> Verdict:
+    def norm(value: str, where: str) -> str:
+        out = value.strip().strip(".").lower()
+        if out not in _VERDICT_VALUES:
+            raise _Invalid("wrong_value", f"{where} is {_short(value)}, expected yes, no or unsure")
+        return out
+
+    scores = {k: norm(v, f"execution_result.result.sub_scores[{k!r}]") for k, v in judged.sub_scores.items()}
+    complete = norm(judged.complete, "execution_result.result.complete")
+    return Verdict.model_validate({"complete": complete, "reason": judged.reason, "sub_scores": scores})
+
+
+def _folder_hint(rel: str) -> tuple[str, str, str] | None:
+    for part in reversed(PurePosixPath(rel).parts[:-1]):
+        hint = _FOLDER_HINTS.get(part.lower())
+        if hint:
+            return (part, *hint)
+    return None
+
+
+def _assign_ids(parsed: list[_Parsed], result: ImportResult) -> Iterator[tuple[_Parsed, str]]:
+    """Safe, unique, deterministic task ids: the unique_id when it is already safe and unique, else a
+    sanitized one; files whose ids collide all get a suffix hashed from their path, in any order."""
+    bases: list[tuple[_Parsed, str]] = []
+    for item in parsed:
+        try:
+            bases.append((item, safe_id(item.record.unique_id)))
+        except UnusableIdError as exc:
+            result.rejected.append(_rejected(item.path, _Invalid("bad_unique_id", str(exc))))
+    counts = Counter(base for _, base in bases)
+    final = [(item, base if counts[base] == 1 else _with_suffix(base, item.rel)) for item, base in bases]
+    taken = Counter(task_id for _, task_id in final)
+    for item, task_id in final:
+        if taken[task_id] > 1:  # a suffixed id equal to another file's literal id: refuse rather than guess
+            bad = _Invalid("bad_unique_id", f"task id {task_id!r} is not unique after de-duplication")
+            result.rejected.append(_rejected(item.path, bad))
+            continue
+        yield item, task_id
+
+
+@dataclass
+class _Converted:
+    """All records one file became; kept only once the whole file converted, so no file is half imported."""
+
+    entry: ImportedFile
+    pair: TaskPlanPair
+    task: InstantiatedTask | None = None
+    outcome: UfoOutcome | None = None
+    mismatch: str | None = None
+
+
+def _keep(item: _Parsed, task_id: str, result: ImportResult) -> None:
+    try:
+        done = _convert(item, task_id, result.builtin_templates)
+    except _Invalid as bad:
+        result.rejected.append(_rejected(item.path, bad))
+        return
+    except ValidationError as exc:  # a value lamops's records refuse although UFO's shape allowed it
+        result.rejected.append(_rejected(item.path, _invalid_from(exc)))
+        return
+    result.files.append(done.entry)
+    result.pairs.append(done.pair)
+    if done.task is not None:
+        result.tasks.append(done.task)
+    if done.outcome is not None:
+        result.outcomes[task_id] = done.outcome
+    if done.mismatch:
+        result.mismatches.append(f"{item.rel}: {done.mismatch}")
+
+
+def _convert(item: _Parsed, task_id: str, builtin_templates: frozenset[str]) -> _Converted:
+    rec = item.record
+    origin = str(item.path)
+    entry = ImportedFile(file=item.rel, task_id=task_id, pair=True)
+    raw_id = str(rec.unique_id).strip()
+    if task_id != raw_id:
+        entry.notes.append(f"unique_id {_short(raw_id, 30)} -> {task_id}")
+    if rec.app.lower() not in UFO_APPS:
+        entry.notes.append(f"app {_short(rec.app, 20)} is not one UFO's dataflow knows")
+
+    if isinstance(rec, _TaskFile):
+        entry.notes.append("UFO task file (not yet run)")
+        pair = TaskPlanPair(
+            task_id=task_id, task=rec.task, plan=rec.refined_steps, source="ufo", origin=origin
+        )
+        return _Converted(entry, pair)
+
+    original = rec.original
+    done = _Converted(
+        entry,
+        TaskPlanPair(
+            task_id=task_id,
+            task=original.original_task,
+            plan=original.original_steps,
+            source="ufo",
+            origin=origin,
+        ),
+    )
+
+    inst = rec.instantiation_result
+    template = _template(inst.choose_template.result if inst.choose_template else None)
+    prefill = inst.prefill.result if inst.prefill else None
+    steps = (prefill.instantiated_plan or []) if prefill else []
+    plan = [
+        PlanStep(
+            step=s.Step,
+            subtask=s.Subtask,
+            control_text=s.ControlText or "",
+            function=s.Function,
+            args=s.Args or {},
+        )
+        for s in steps
+    ]
+    filter_result = inst.instantiation_evaluation.result if inst.instantiation_evaluation else None
+    judge = filter_result.get("judge") if isinstance(filter_result, dict) else None
+
+    if prefill is None:
+        entry.notes.append("not instantiated" + _error_note(inst.prefill.error if inst.prefill else None))
+    elif prefill.instantiated_plan is None:
+        entry.notes.append("prefill wrote no plan")
+    elif template is None:
+        entry.notes.append("prefill without a chosen template")
+    elif judge is False:
+        entry.task = "filtered"
+        kind = filter_result.get("request_type") if isinstance(filter_result, dict) else None
+        entry.notes.append(f"UFO's filter rejected the request ({kind or 'no type'})")
+    else:
+        done.task = InstantiatedTask(
+            task_id=task_id,
+            family=None,
+            template=template,
+            request=prefill.instantiated_request,
+            plan=original.original_steps,
+            action_plan=plan,
+            source_id=task_id,
+        )
+        entry.task = "built-in" if template in builtin_templates else "foreign"
+
+    execution = rec.execution_result
+    verdict = _verdict(execution.result) if execution and execution.result else None
+    error = _error_text(execution.error) if execution else None
+    if verdict is None and error and not plan:
+        entry.notes.append(f"execution error without a plan: {_clip(error, 60)}")
+    elif verdict is not None or error:
+        done.outcome = UfoOutcome(
+            task_id=task_id,
+            verdict=verdict,
+            request=prefill.instantiated_request if prefill else "",
+            plan=plan,
+            step_success=[s.Success for s in steps],
+            error=error,
+            filed_under=item.hint[0] if item.hint else None,
+            origin=origin,
+        )
+        entry.outcome = verdict.complete if verdict else "error"
+    else:
+        entry.notes.append("not executed")
+
+    done.mismatch = _mismatch(item, verdict, judge)
+    if done.mismatch:
+        entry.notes.append(done.mismatch)
+    return done
+
+
+def _template(value: Any) -> str | None:
+    """UFO writes the copied template's path; lamops's own records write {"template": name}."""
+    if isinstance(value, dict):
+        value = value.get("template")
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _error_text(error: Any) -> str | None:
+    if not error:
+        return None
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("error_message") or ""
+        kind = re.sub(r"^<class '(?:[\w.]+\.)?(\w+)'>$", r"\1", str(error.get("type", "Error")))
+        text = f"{kind}: {message}".strip()
+    else:
+        text = str(error)
+    return _clip(text, 500)
+
+
+def _error_note(error: Any) -> str:
+    text = _error_text(error)
+    return f" ({_clip(text, 60)})" if text else ""
+
+
+def _mismatch(item: _Parsed, verdict: Verdict | None, judge: Any) -> str | None:
+    if item.hint is None:
+        return None
+    folder, kind, claim = item.hint
+    if kind == "execution":
+        actual = verdict.complete if verdict else "no"  # UFO routes a record without a verdict to fail
+        if actual != claim:
+            said = f"complete is {actual!r}" if verdict else "has no verdict"
+            return f"filed under {folder} but the record {said}"
+    else:
+        actual = "pass" if judge is True else "fail"
+        if actual != claim:
+            return f"filed under {folder} but UFO's filter judge is {judge!r}"
+    return None
+
+
+# ---- export ---------------------------------------------------------------------------------------------
+def export_pairs(
+    pairs: Iterable[TaskPlanPair],
+    out_dir: Path,
+    app: str = "word",
+    shard_size: int | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write `pairs` as UFO dataflow task files, one `<task_id>.json` per pair; return the files written.
+
+    UFO's batch mode (`python -m dataflow batch dataflow <folder>`) runs every file directly in one folder, so
+    the folder holds nothing else. `shard_size`: at most that many files per `part-NNNN/` subfolder, one batch
+    each (for several Windows machines); None: all in `out_dir`. The whole folder is replaced atomically; an
+    existing non-empty `out_dir` is replaced only with `overwrite` (old tasks left beside new ones would run).
+    Files are pure ASCII: UFO opens them with the Windows locale's encoding, not UTF-8."""
+    app = app.lower()
+    if app not in UFO_APPS:
+        raise ValueError(f"app {app!r} is not one UFO's dataflow knows: {', '.join(UFO_APPS)}")
+    if shard_size is not None and shard_size < 1:
+        raise ValueError(f"shard_size must be a positive number of files, got {shard_size}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"{out_dir} is a file; export_pairs writes a folder of UFO task files")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"{out_dir} is not empty; UFO's batch mode runs every file in a folder, so old tasks would run "
+            "with the new ones. Choose an empty folder or pass overwrite=True to replace it."
+        )
+    pairs = list(pairs)
+    seen = Counter(p.task_id for p in pairs)
+    dupes = sorted(k for k, n in seen.items() if n > 1)
+    if dupes:
+        raise ValueError(f"duplicate task_id in the pairs to export: {', '.join(dupes[:5])}")
+
+    names = _file_stems([p.task_id for p in pairs])
+    relative: list[Path] = []
+    with replace_dir(out_dir) as staging:
+        for i, pair in enumerate(pairs):
+            folder = Path(f"part-{i // shard_size:04d}") if shard_size else Path()
+            rel = folder / f"{names[pair.task_id]}.json"
+            (staging / folder).mkdir(exist_ok=True)
+            task = {"app": app, "unique_id": pair.task_id, "task": pair.task, "refined_steps": pair.plan}
+            (staging / rel).write_text(json.dumps(task, indent=4, ensure_ascii=True) + "\n", encoding="ascii")
+            relative.append(rel)
+    return [out_dir / rel for rel in relative]
+
+
+def _file_stems(task_ids: list[str]) -> dict[str, str]:
+    """A file stem per task id that UFO and Windows keep apart.
+
+    UFO names the task's saved document and logs after the file name up to its first '.', and Windows compares
+    names without case and refuses CON, NUL, COM1...: stems have no dots, and clashes get a hashed suffix."""
+
+    def stem(task_id: str) -> str:
+        out = task_id.replace(".", "_")
+        return out + "_" if out.upper() in _WINDOWS_RESERVED else out
+
+    groups: dict[str, list[str]] = defaultdict(list)
+    for task_id in task_ids:
+        groups[stem(task_id).casefold()].append(task_id)
+    stems = {
+        task_id: stem(task_id) if len(group) == 1 else f"{stem(task_id)}-{_hash(task_id)}"
+        for group in groups.values()
+        for task_id in group
+    }
+    clashes = [n for n, c in Counter(v.casefold() for v in stems.values()).items() if c > 1]
+    if clashes:  # only if a task id literally ends in another's hash suffix; never overwrite a task file
+        raise ValueError(f"task ids give the same UFO file name: {', '.join(clashes[:5])}; rename them")
+    return stems
+
+
+# ---- helpers for the CLI ---------------------------------------------------------------------------------
+def read_pairs_jsonl(path: Path) -> Iterator[TaskPlanPair]:
+    """The task-plan pairs of a JSONL file (e.g. data/task_plans/collected.jsonl), one per non-blank line."""
+    path = Path(path)
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                yield TaskPlanPair.model_validate_json(line)
+            except ValidationError as exc:
+                raise ValueError(f"{path}:{lineno}: not a task-plan pair: {exc.errors()[0]['msg']}") from None

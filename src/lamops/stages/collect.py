@@ -1,0 +1,90 @@
+"""Collect task-plan pairs from raw sources: parse, clean, structure, filter, deduplicate, quarantine."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from functools import partial
+
+from lamops.config import Config
+from lamops.data.io import write_json, write_jsonl
+from lamops.stages.base import StageResult, gate, progress, replace_dir
+from lamops.tracking import stage_run
+
+PAIRS_FILE = "pairs.jsonl"
+QUARANTINE_FILE = "quarantine.jsonl"
+STATS_FILE = "stats.json"
+
+
+def source_root(cfg: Config) -> str:
+    root = cfg.collect.sources
+    return root if root.startswith("s3://") else str(cfg.path(root))
+
+
+def run(cfg: Config) -> StageResult:
+    from lamops.agents.roles import make_roles
+    from lamops.data.collect import Limits, deduplicate, iter_entries, list_source_files, process_entries
+    from lamops.data.parallel import map_batches
+    from lamops.records import Rejected
+
+    start = time.perf_counter()
+    c = cfg.collect
+    out_dir = cfg.path(c.out_dir)
+    with stage_run(cfg, "collect") as tracked:
+        files = list_source_files(source_root(cfg), c.s3_endpoint_url)
+        entries, rejected = [], []
+        for good, bad in progress(iter_entries(files, c.s3_endpoint_url), "collect: read", len(files)):
+            entries.extend(good)
+            rejected.extend(bad)
+        limits = Limits(c.min_task_chars, c.max_task_chars, c.min_steps, c.max_steps, c.max_plan_chars)
+        fn = partial(process_entries, structurer=make_roles(cfg.llm).structure, limits=limits)
+        results = map_batches(fn, entries, workers=c.workers, ray_cfg=cfg.ray, batch_size=512)
+        candidates = [r for r in results if "pair" in r]
+        rejected.extend(r["rejected"] for r in results if "rejected" in r)
+        keep, dropped = deduplicate(candidates, c.near_duplicate_threshold)
+        for i, (reason, j) in sorted(dropped.items()):
+            pair, first = candidates[i]["pair"], candidates[j]["pair"]
+            rejected.append(
+                Rejected(
+                    stage="collect",
+                    reason=reason,
+                    detail=f"duplicate of {first.task_id} ({first.origin})",
+                    origin=pair.origin,
+                    record=pair.task,
+                )
+            )
+        pairs, seen = [], set()
+        for i in keep:
+            pair = candidates[i]["pair"]
+            if pair.task_id in seen:  # a hash collision of two origins: keep both, distinctly named
+                pair = pair.model_copy(update={"task_id": f"{pair.task_id}-{i}"})
+            seen.add(pair.task_id)
+            pairs.append(pair)
+        dropped_by = Counter(r.reason for r in rejected)
+        stats = {
+            "files": len(files),
+            "raw_entries": len(entries) + sum(1 for r in rejected if r.reason in ("malformed", "unreadable")),
+            "kept": len(pairs),
+            "dropped": dict(sorted(dropped_by.items())),
+            "dropped_total": len(rejected),
+            "by_source": dict(sorted(Counter(p.source for p in pairs).items())),
+        }
+        tracked.log_metrics(stats)
+        gate(tracked, "task_plans", pairs)
+        with replace_dir(out_dir) as staging:
+            write_jsonl(staging / PAIRS_FILE, pairs)
+            write_jsonl(staging / QUARANTINE_FILE, sorted(rejected, key=lambda r: (r.origin, r.reason)))
+            write_json(staging / STATS_FILE, stats)
+        tracked.log_dataset(
+            out_dir / PAIRS_FILE, [p.model_dump() for p in pairs], "task_plans_collected", "output"
+        )
+        tracked.log_artifact(out_dir / QUARANTINE_FILE, "quarantine")
+    return StageResult(
+        stage="collect",
+        outputs=[str(out_dir)],
+        metrics={"kept": len(pairs), "dropped": len(rejected), "files": len(files)},
+        seconds=time.perf_counter() - start,
+        message=f"{len(pairs)} task-plan pairs kept, {len(rejected)} dropped "
+        f"({', '.join(f'{k} {v}' for k, v in dropped_by.most_common())}); quarantine: "
+        f"{out_dir / QUARANTINE_FILE}",
+    )

@@ -1,0 +1,94 @@
+"""Build the datasets: plan SFT (LAM1), step SFT (LAM2/3), reward samples, tasks; a frozen test split."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from lamops.config import Config
+from lamops.stages.base import StageResult, gate, replace_dir
+from lamops.tracking import stage_run
+
+# Each data stage's stats.json, gathered into the DVC metrics file by stage name.
+_STATS = {
+    "sources": lambda cfg: cfg.sources.out_dir,
+    "collect": lambda cfg: cfg.collect.out_dir,
+    "evolve": lambda cfg: cfg.evolve.out_dir,
+    "instantiate": lambda cfg: cfg.instantiate.out_dir,
+    "execute": lambda cfg: cfg.execute.out_dir,
+    "judge": lambda cfg: cfg.judge.out_dir,
+}
+
+
+def run(cfg: Config) -> StageResult:
+    from lamops.data.datasets import build, leaks
+    from lamops.data.io import read_jsonl, write_atomic, write_json, write_jsonl
+    from lamops.records import InstantiatedTask, TaskPlanPair, Trajectory
+
+    start = time.perf_counter()
+    c = cfg.datasets
+    out_dir = cfg.path(c.out_dir)
+    with stage_run(cfg, "datasets") as tracked:
+        collected, _ = read_jsonl(cfg.path(cfg.collect.out_dir) / "pairs.jsonl", TaskPlanPair, "datasets")
+        evolved, _ = read_jsonl(cfg.path(cfg.evolve.out_dir) / "pairs.jsonl", TaskPlanPair, "datasets")
+        tasks, _ = read_jsonl(cfg.path(cfg.instantiate.out_dir) / "tasks.jsonl", InstantiatedTask, "datasets")
+        judged, bad = read_jsonl(cfg.path(cfg.judge.out_dir) / "judged.jsonl", Trajectory, "datasets")
+        if bad:
+            raise ValueError(f"{bad[0].origin}: unreadable judged trajectory: {bad[0].detail}")
+        sets, counts, test_ids = build(
+            collected + evolved, tasks, judged, salt=c.split_salt, test_fraction=c.test_fraction
+        )
+        leaked = leaks(sets, test_ids)
+        if leaked:  # a check, not a convention: a leak is a bug and the stage fails
+            raise RuntimeError(
+                f"test ids in training sets: {json.dumps({k: v[:5] for k, v in leaked.items()})}"
+            )
+        gate(tracked, "plan_sft", sets["plan_sft"]["train"], forbidden_ids=test_ids)
+        gate(
+            tracked,
+            "sft",
+            [{**r, "split": s} for s in ("train", "test") for r in sets["sft"][s]],
+            forbidden_ids=test_ids,
+        )
+        gate(tracked, "reward", sets["reward"]["train"], forbidden_ids=test_ids)
+        with replace_dir(out_dir) as staging:
+            for name, by_split in sets.items():
+                for split, rows in by_split.items():
+                    write_jsonl(staging / name / f"{split}.jsonl", rows)
+            write_atomic(staging / "test_ids.txt", "".join(f"{i}\n" for i in sorted(test_ids)).encode())
+            write_json(staging / "stats.json", counts)
+        for name, by_split in sets.items():
+            for split, rows in by_split.items():
+                if rows and name != "tasks":
+                    tracked.log_dataset(
+                        out_dir / name / f"{split}.jsonl",
+                        rows[:50_000],
+                        f"{name}_{split}",
+                        "training" if split == "train" else "evaluation",
+                    )
+        metrics = data_metrics(cfg, counts)
+        write_json(cfg.path(c.metrics_file), metrics)
+        tracked.log_metrics(counts)
+        tracked.log_json(metrics, "data.json")
+    return StageResult(
+        stage="datasets",
+        outputs=[str(out_dir), str(cfg.path(c.metrics_file))],
+        metrics={k: v for k, v in counts.items() if isinstance(v, int | float)},
+        seconds=time.perf_counter() - start,
+        message=f"plan SFT {counts['plan_sft_train']}/{counts['plan_sft_test']}, step SFT "
+        f"{counts['sft_train']}/{counts['sft_test']}, reward "
+        f"{counts['reward_train']}/{counts['reward_test']} "
+        f"(train/test); {counts['tasks_train']} expert-failed training tasks kept for self_boost",
+    )
+
+
+def data_metrics(cfg: Config, datasets_counts: dict) -> dict:
+    """Every data stage's counts in one DVC metrics file: how much data, how good."""
+    out = {}
+    for stage, folder in _STATS.items():
+        path = Path(cfg.path(folder(cfg))) / "stats.json"
+        if path.is_file():
+            out[stage] = json.loads(path.read_text())
+    out["datasets"] = datasets_counts
+    return out

@@ -1,0 +1,62 @@
+"""Evolve harder task-plan variants from collected ones (combinations, added requirements)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from functools import partial
+
+from lamops.config import Config
+from lamops.data.io import read_jsonl, write_json, write_jsonl
+from lamops.stages.base import StageResult, gate, replace_dir
+from lamops.tracking import stage_run
+
+PAIRS_FILE = "pairs.jsonl"
+
+
+def run(cfg: Config) -> StageResult:
+    from lamops.agents.roles import make_roles
+    from lamops.data.evolve import evolve_pairs
+    from lamops.data.parallel import map_batches
+    from lamops.records import TaskPlanPair
+
+    start = time.perf_counter()
+    c = cfg.evolve
+    out_dir = cfg.path(c.out_dir)
+    source = cfg.path(cfg.collect.out_dir) / PAIRS_FILE
+    with stage_run(cfg, "evolve") as tracked:
+        pairs, bad = read_jsonl(source, TaskPlanPair, "evolve")
+        roles = make_roles(cfg.llm, max_added_words=c.max_added_words)
+        evolved, rejected, counts = evolve_pairs(
+            pairs,
+            roles.evolve,
+            ratio=c.ratio,
+            seed=c.seed,
+            map_batches=partial(map_batches, workers=c.workers, ray_cfg=cfg.ray, batch_size=512),
+        )
+        rejected = bad + rejected
+        stats = {
+            "input": len(pairs),
+            "evolved": len(evolved),
+            "target": counts.pop("target"),
+            "total_for_lam1": len(pairs) + len(evolved),
+            "dropped": dict(sorted(Counter(r.reason for r in rejected).items())),
+        }
+        tracked.log_metrics(stats)
+        gate(tracked, "task_plans", evolved)
+        with replace_dir(out_dir) as staging:
+            write_jsonl(staging / PAIRS_FILE, evolved)
+            write_jsonl(staging / "quarantine.jsonl", sorted(rejected, key=lambda r: (r.origin, r.reason)))
+            write_json(staging / "stats.json", stats)
+        tracked.log_dataset(source, [p.model_dump() for p in pairs], "task_plans_collected", "input")
+        tracked.log_dataset(
+            out_dir / PAIRS_FILE, [p.model_dump() for p in evolved], "task_plans_evolved", "output"
+        )
+    return StageResult(
+        stage="evolve",
+        outputs=[str(out_dir)],
+        metrics={"evolved": len(evolved), "input": len(pairs), "declined": len(rejected)},
+        seconds=time.perf_counter() - start,
+        message=f"{len(evolved)} evolved pairs from {len(pairs)} collected "
+        f"({stats['total_for_lam1']} for LAM1)",
+    )

@@ -1,0 +1,55 @@
+"""Execute every instantiated task with the expert, in Ray actors holding one environment each (resumable)."""
+
+from __future__ import annotations
+
+import time
+
+from lamops.config import Config
+from lamops.data.io import read_jsonl, write_json
+from lamops.stages.base import StageResult
+from lamops.tracking import stage_run
+
+
+def run(cfg: Config) -> StageResult:
+    from lamops.data.execute import execute_tasks
+    from lamops.data.parallel import ensure_ray
+    from lamops.records import InstantiatedTask
+
+    start = time.perf_counter()
+    c = cfg.execute
+    out_dir = cfg.path(c.out_dir)
+    source = cfg.path(cfg.instantiate.out_dir) / "tasks.jsonl"
+    with stage_run(cfg, "execute") as tracked:
+        tasks, bad = read_jsonl(source, InstantiatedTask, "execute")
+        if bad:  # instantiate wrote and validated this file: a bad line means it was damaged since
+            raise ValueError(
+                f"{source}: {len(bad)} malformed task line(s), first: {bad[0].origin}: {bad[0].detail}"
+            )
+        if c.workers:
+            ensure_ray(cfg.ray)
+        summary = execute_tasks(
+            tasks,
+            out_dir,
+            templates_dir=cfg.path(cfg.templates.out_dir),
+            workers=c.workers,
+            max_steps=cfg.env.max_steps,
+            control_format=cfg.env.control_format,
+            min_score=c.min_score,
+            batch_size=c.batch_size,
+        )
+        stats = summary.model_dump()
+        # Not a DVC output file of its own: the folder is persistent (resumable), so stats live inside it.
+        write_json(
+            out_dir / "stats.json", {k: v for k, v in stats.items() if k in ("tasks", "failed_to_run")}
+        )
+        tracked.log_metrics(stats)
+        tracked.log_dataset(source, [t.model_dump() for t in tasks], "instantiated_tasks", "input")
+    return StageResult(
+        stage="execute",
+        outputs=[str(out_dir)],
+        metrics={k: v for k, v in stats.items() if isinstance(v, int | float)},
+        seconds=time.perf_counter() - start,
+        message=f"{summary.tasks} trajectories in {out_dir}: {summary.run} run, {summary.resumed} resumed, "
+        f"{summary.removed} removed, {summary.failed_to_run} could not run "
+        f"({summary.trajectories_per_s:.1f} trajectories/s on {summary.workers} worker(s))",
+    )
