@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from lamops.config import DEFAULT_PROFILE, ConfigError, load_config
+from lamops.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,7 @@ def test_defaults_load_from_params_yaml(project: Path) -> None:
     assert cfg.root == project.parent.resolve()
     assert cfg.project.name == "lamops"
     assert cfg.env.control_format == "compact"
-    assert cfg.pipeline.stages == ("templates",)
+    assert cfg.pipeline.stages == STAGES
     assert cfg.path(cfg.templates.out_dir) == project.parent.resolve() / "data/templates"
 
 

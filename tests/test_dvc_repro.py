@@ -37,15 +37,15 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_repro_builds_templates_then_skips_then_reruns_on_param_change(project: Path) -> None:
-    run(["dvc", "repro"], project)
+    run(["dvc", "repro", "templates"], project)
     index = json.loads((project / "data/templates/index.json").read_text())
     assert len(index) >= 8 and all((project / "data/templates" / e["file"]).is_file() for e in index)
 
-    second = run(["dvc", "repro"], project)
+    second = run(["dvc", "repro", "templates"], project)
     assert "didn't change, skipping" in second
 
     params = project / "params.yaml"
     params.write_text(params.read_text().replace("out_dir: data/templates", "out_dir: data/library"))
-    third = run(["dvc", "repro"], project)
+    third = run(["dvc", "repro", "templates"], project)
     assert "Running stage 'templates'" in third
     assert (project / "data/library/index.json").is_file()

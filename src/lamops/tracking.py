@@ -39,7 +39,14 @@ def setup(cfg: Config) -> str:
     """Point MLflow at the configured store and experiment; returns the experiment id."""
     import mlflow
 
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, which would then override every later
+    # config's store in this process (and mean "a tracking server" to tracking_uri): keep the user's value.
+    user_value = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri(cfg))
+    if user_value is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = user_value
     experiment = mlflow.get_experiment_by_name(cfg.tracking.experiment)
     if experiment is None:
         return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=artifact_location(cfg))

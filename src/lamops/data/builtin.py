@@ -210,8 +210,13 @@ class BuiltinPrefiller:
         task = self._task(pair, template)
         if task is None:
             return None
+        request = task.request
+        if not BuiltinFilter().filter(pair.task, task.action_plan).judge:
+            # What makes the task unfit (another app, the environment, taste) stays in the request, as an
+            # LLM's prefill keeps the user's demand, so that the filter can see it.
+            request = f"{request} Also: {pair.task.rstrip('.')}."
         return Prefilled(
-            request=task.request,
+            request=request,
             action_plan=task.action_plan,
             family=task.family,
             params=task.params,

@@ -401,12 +401,16 @@ def _reject(reason: str, detail: str, origin: str, record: str = "") -> Rejected
 
 
 def iter_entries(
-    files: list[tuple[str, str]], s3_endpoint_url: str | None
+    files: list[tuple[str, str]], s3_endpoint_url: str | None, root: str
 ) -> Iterator[tuple[list[RawEntry], list[Rejected]]]:
+    """The entries of each file; origins are relative to `root`, so outputs do not depend on where the
+    project lives."""
+    prefix = root.rstrip("/") + "/"
     for kind, location in files:
+        name = location[len(prefix) :] if location.startswith(prefix) else location
         try:
             data = read_source(location, s3_endpoint_url)
-        except OSError as err:
-            yield [], [_reject("unreadable", f"{type(err).__name__}: {err}", location)]
+        except Exception as err:  # a file that cannot be read is quarantined, the others are still read
+            yield [], [_reject("unreadable", f"{type(err).__name__}: {err}", name)]
             continue
-        yield parse_file(kind, location, data)
+        yield parse_file(kind, name, data)

@@ -7,7 +7,7 @@
 
 Splits are by lineage, not by row: a task-plan pair and everything made from it (its instantiated task, its
 trajectory, evolved pairs that used it) share a split. A pair is in the test split when the hash of
-`split_salt` and its id falls below `test_fraction`; an evolved pair when any of its parents is. The split of
+`split_salt` and its id falls below `test_fraction`; an evolved pair when either of its parents is. The split of
 an id never depends on what else is in the data, so it is frozen as long as the salt is, and `leaks` checks
 that no test id reaches a training file."""
 
@@ -29,7 +29,8 @@ def in_test(task_id: str, salt: str, test_fraction: float) -> bool:
 
 
 def split_of(pair: TaskPlanPair, salt: str, test_fraction: float) -> str:
-    ids = [pair.task_id, *pair.parents]
+    # An evolved pair's lineage is its parents: it is a test pair when either parent is one.
+    ids = pair.parents or [pair.task_id]
     return "test" if any(in_test(i, salt, test_fraction) for i in ids) else "train"
 
 

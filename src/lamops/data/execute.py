@@ -158,98 +158,136 @@ class ExecuteWorker:
 
 
 # ---- batches over workers ------------------------------------------------------------------------------
-def map_batches(
-    worker_cls: type,
-    worker_args: tuple,
-    method: str,
-    items: Sequence[Any],
-    *,
-    workers: int,
-    batch_size: int,
-    on_result: Callable[[int, list[Any], Any], None],
-    on_lost: Callable[[int, Any, str], None],
-    load: Callable[[list[Any]], Any] | None = None,
-) -> int:
-    """Call `worker.<method>(load(batch))` on consecutive batches of `items` and hand each result to
-    `on_result(first index, batch, result)` in the calling process, as results arrive; returns the workers
-    used.
+class _Host:
+    """The Ray actor around a worker. Large constructor arguments come as object refs nested in a list,
+    fetched here, so a restarted actor fetches them again (top-level refs would be resolved by Ray and
+    make it warn that a restart may fail)."""
 
-    workers 0: one in-process worker, batches in order. Otherwise one Ray actor per worker (one CPU each):
-    every actor keeps two batches queued so it never waits for the driver, and batches shrink towards the end
-    (guided self-scheduling) so no actor is left with a long tail. A killed actor is restarted and its
-    batches re-run (`max_restarts`, `max_task_retries`); a batch whose worker keeps dying is split into
-    single items, and an item that still kills its worker goes to `on_lost(index, item, why)`."""
-    load = load or (lambda batch: batch)
-    if workers == 0:
-        worker = worker_cls(*worker_args)
-        for start in range(0, len(items), batch_size):
-            batch = list(items[start : start + batch_size])
-            on_result(start, batch, getattr(worker, method)(load(batch)))
-        return 0
-    if not items:
-        return workers
+    def __init__(self, worker_cls: type, args: list[Any]):
+        import ray
 
-    import ray
-    from ray.exceptions import ObjectLostError, OutOfMemoryError, RayActorError, WorkerCrashedError
+        self.worker = worker_cls(*(ray.get(a[0]) if isinstance(a, list) else a for a in args))
 
-    from lamops.data.parallel import ensure_ray
+    def call(self, method: str, payload: Any) -> Any:
+        return getattr(self.worker, method)(payload)
 
-    ensure_ray()
-    cpus = int(ray.cluster_resources().get("CPU", 0))
-    if cpus < 1:
-        raise RuntimeError("the Ray cluster has no CPU to place a worker on; start it with num_cpus >= 1")
-    if workers > cpus:
-        log.warning("%d workers asked for, but Ray has %d CPUs: using %d", workers, cpus, cpus)
-        workers = cpus
-    remote = ray.remote(worker_cls).options(num_cpus=1, max_restarts=-1, max_task_retries=_RETRIES)
-    args = [ray.put(a) if isinstance(a, dict) else a for a in worker_args]  # put large arguments once
-    actors = [remote.remote(*args) for _ in range(workers)]
-    depth = 2
-    next_index = 0
-    retry: deque[tuple[int, list[Any]]] = deque()
-    in_flight: dict[Any, tuple[int, int, list[Any]]] = {}
-    load_of = [0] * workers
 
-    def take() -> tuple[int, list[Any]] | None:
-        nonlocal next_index
-        if retry:
-            return retry.popleft()
-        remaining = len(items) - next_index
-        if remaining <= 0:
-            return None
-        size = min(batch_size, max(1, math.ceil(remaining / (2 * workers))))
-        start, next_index = next_index, next_index + size
-        return start, list(items[start:next_index])
+class WorkerPool:
+    """Workers that take batches: one in-process object (workers 0) or Ray actors, one CPU each.
 
-    def fill() -> None:
-        for a in range(workers):
-            while load_of[a] < depth and (job := take()) is not None:
-                start, batch = job
-                ref = getattr(actors[a], method).remote(load(batch))
-                in_flight[ref] = (a, start, batch)
-                load_of[a] += 1
+    Actors start when the pool is made (asynchronously: the caller can prepare its work meanwhile) and are
+    killed when it closes. A killed actor is restarted and its batches re-run (`max_restarts`,
+    `max_task_retries`); a batch whose worker keeps dying is split into single items, and an item that
+    still kills its worker is reported to `on_lost`."""
 
-    try:
+    DEPTH = 2  # batches queued per actor, so an actor never waits for the driver between two
+
+    def __init__(self, worker_cls: type, worker_args: tuple, workers: int):
+        self.workers = workers
+        self.actors: list[Any] = []
+        self._refs: list[Any] = []
+        if workers == 0:
+            self.local = worker_cls(*worker_args)
+            return
+        import ray
+
+        from lamops.data.parallel import ensure_ray
+
+        ensure_ray()
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        if cpus < 1:
+            raise RuntimeError("the Ray cluster has no CPU to place a worker on; start it with num_cpus >= 1")
+        if workers > cpus:
+            log.warning("%d workers asked for, but Ray has %d CPUs: using %d", workers, cpus, cpus)
+            self.workers = cpus
+        args: list[Any] = []
+        for a in worker_args:
+            if isinstance(a, dict):  # large: put once, fetched by each actor (and again after a restart)
+                self._refs.append(ray.put(a))
+                a = [self._refs[-1]]
+            args.append(a)
+        remote = ray.remote(_Host).options(num_cpus=1, max_restarts=-1, max_task_retries=_RETRIES)
+        self.actors = [remote.remote(worker_cls, args) for _ in range(self.workers)]
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.actors:
+            import ray
+
+            for actor in self.actors:
+                ray.kill(actor)
+        self.actors, self._refs = [], []
+
+    def map(
+        self,
+        method: str,
+        items: Sequence[Any],
+        *,
+        batch_size: int,
+        on_result: Callable[[int, list[Any], Any], None],
+        on_lost: Callable[[int, Any, str], None],
+        load: Callable[[list[Any]], Any] | None = None,
+    ) -> None:
+        """Call `worker.<method>(load(batch))` on consecutive batches of `items`; each result goes to
+        `on_result(index of the batch's first item, batch, result)` in this process as it arrives.
+
+        In-process the batches run in order. On Ray, batches shrink towards the end (guided self-scheduling:
+        at most 1/(2 x workers) of what is left) so that no actor is left with a long tail."""
+        load = load or (lambda batch: batch)
+        if not self.actors:
+            for start in range(0, len(items), batch_size):
+                batch = list(items[start : start + batch_size])
+                on_result(start, batch, getattr(self.local, method)(load(batch)))
+            return
+
+        import ray
+        from ray.exceptions import ObjectLostError, OutOfMemoryError, RayActorError, WorkerCrashedError
+
+        n = len(self.actors)
+        next_index = 0
+        retry: deque[tuple[int, list[Any]]] = deque()
+        in_flight: dict[Any, tuple[int, int, list[Any]]] = {}
+        queued = [0] * n
+
+        def take() -> tuple[int, list[Any]] | None:
+            nonlocal next_index
+            if retry:
+                return retry.popleft()
+            remaining = len(items) - next_index
+            if remaining <= 0:
+                return None
+            size = min(batch_size, max(1, math.ceil(remaining / (2 * n))))
+            start, next_index = next_index, next_index + size
+            return start, list(items[start:next_index])
+
+        def fill() -> None:
+            for a in range(n):
+                while queued[a] < self.DEPTH and (job := take()) is not None:
+                    start, batch = job
+                    in_flight[self.actors[a].call.remote(method, load(batch))] = (a, start, batch)
+                    queued[a] += 1
+
         fill()
         while in_flight:
             [ref], _ = ray.wait(list(in_flight), num_returns=1)
             a, start, batch = in_flight.pop(ref)
-            load_of[a] -= 1
+            queued[a] -= 1
             try:
                 result = ray.get(ref)
             except (RayActorError, WorkerCrashedError, ObjectLostError, OutOfMemoryError) as e:
                 if len(batch) > 1:
-                    log.warning("workers died %d times on a batch: re-running it one by one", _RETRIES + 1)
+                    log.warning("workers died %d times on a batch: re-running it item by item", _RETRIES + 1)
                     retry.extendleft(reversed([(start + i, [x]) for i, x in enumerate(batch)]))
                 else:
                     on_lost(start, batch[0], f"{type(e).__name__}: {str(e).splitlines()[0]}")
             else:
                 on_result(start, batch, result)
             fill()
-    finally:
-        for actor in actors:
-            ray.kill(actor)
-    return workers
 
 
 # ---- the output folder ---------------------------------------------------------------------------------
@@ -378,7 +416,12 @@ def execute_tasks(
     library = load_library(Path(templates_dir))
     templates = {name: info.path.read_bytes() for name, info in library.items()}
     settings = _settings(max_steps, control_format, min_score, {n: i.sha256 for n, i in library.items()})
-    to_run, resumed, removed = _prepare(out_dir, tasks, settings)
+    pool = WorkerPool(ExecuteWorker, (templates, max_steps, control_format, min_score), workers)
+    try:
+        to_run, resumed, removed = _prepare(out_dir, tasks, settings)  # while the actors start
+    except BaseException:
+        pool.close()
+        raise
 
     from tqdm import tqdm
 
@@ -414,17 +457,9 @@ def execute_tasks(
         bar.update(1)
 
     try:
-        used = map_batches(
-            ExecuteWorker,
-            (templates, max_steps, control_format, min_score),
-            "run_batch",
-            to_run,
-            workers=workers,
-            batch_size=batch_size,
-            on_result=on_result,
-            on_lost=on_lost,
-        )
+        pool.map("run_batch", to_run, batch_size=batch_size, on_result=on_result, on_lost=on_lost)
     finally:
+        pool.close()
         journal.close()
         bar.close()
     _merge_timings(out_dir, set(ids))
@@ -437,5 +472,5 @@ def execute_tasks(
         failed_to_run=counts["failed"],
         seconds=seconds,
         trajectories_per_s=counts["done"] / seconds if seconds > 0 else 0.0,
-        workers=used,
+        workers=pool.workers,
     )

@@ -1,9 +1,9 @@
 """The environment's feature knowledge, as an LLM knows the application it writes plans for.
 
-For every task family a `Feature`: how people ask for it (`phrasings`), a generic how-to `plan` that names the
-UI's controls exactly (in the forms docs/data-sources.md lists), the controls that plan uses and the words that
-give the feature away (`keywords`). All of it is derived from the families' own reference tasks (sampled on the
-built-in templates, concrete document text abstracted away) plus a few hand-written ways of asking.
+For every task family a `Feature`: how people ask for it (`phrasings`), a generic how-to `plan` that names
+the UI's controls exactly (in the forms docs/data-sources.md lists), the controls that plan uses and the words
+that give the feature away (`keywords`). All of it is derived from the families' own reference tasks (sampled
+on the built-in templates, concrete document text abstracted away) plus a few hand-written ways of asking.
 
 `best_feature` scores a free text against every feature lexically (stemmed words, typo-tolerant, weighted by
 how distinctive a word is) and `is_about_app` says whether a text is about this application at all.
@@ -22,13 +22,16 @@ from functools import cache, lru_cache
 from lamops.env import ribbon
 from lamops.records import InstantiatedTask, PlanStep
 
-# ---- scoring constants ----------------------------------------------------------------------------------
-MIN_SCORE = 18.0  # best_feature returns None below this score (0-100)
+# ---- scoring constants -------------------------------------------------------------------------------------
+MIN_SCORE = 18.0  # best_feature returns None below this score (0-100)...
+MIN_DISTINCTIVE_IDF = 1.8  # ...and when none of the words it matches is at least this distinctive
+SATURATION = 12.0  # a text's matched word weight is scored against at most this much (long texts: plans)
 RELEVANT_SCORE = 30.0  # is_about_app: a text that names no app is about it when a feature scores this much
 UNKNOWN_WEIGHT = 1.0  # weight of a query word no feature knows (typical known words weigh 1-4)
-MISSING_SIGNATURE = 0.7  # score factor for each of a feature's signature words the text lacks
+BIGRAM_WEIGHT = 0.5  # weight of a known pair of adjacent words ("paragraph spacing") relative to a word
+MISSING_SIGNATURE = 0.75  # score factor when a text lacks any of a feature's signature words
 SIGNATURE_SHARE = 0.75  # a word is a feature's signature when this share of its phrasings hold it...
-SIGNATURE_MAX_FAMILIES = 6  # ...and at most this many features know it
+SIGNATURE_MAX_FAMILIES = 8  # ...and at most this many features know it
 REFERENCE_SEEDS = 6  # seeds sampled per family (see reference_tasks)
 
 
@@ -43,7 +46,7 @@ class Feature:
     controls: tuple[str, ...]  # the UI control names the reference plan uses, in order
 
 
-# ---- reference tasks and what their steps do in the UI ------------------------------------------------
+# ---- reference tasks and what their steps do in the UI -----------------------------------------------------
 @cache
 def reference_tasks(family: str) -> tuple[InstantiatedTask, ...]:
     """Tasks of `family` sampled with seed 0 on its first applicable template and, when one of the next
@@ -204,15 +207,11 @@ def ui_steps(steps: list[PlanStep]) -> list[UiStep]:
     return out
 
 
+@cache
 def choice_options(family: str) -> dict[str, tuple[str, ...]]:
     """Per menu or gallery container, the items a family's tasks choose between (all the container's items
     that run the same command as an item the reference tasks chose), in UI order; only containers where the
-    reference tasks chose more than one item."""
-    return _choice_options(family)
-
-
-@cache
-def _choice_options(family: str) -> dict[str, tuple[str, ...]]:
+    reference tasks chose more than one item. Cached: do not modify."""
     chosen: dict[str, list[str]] = {}
     for task in reference_tasks(family):
         for u in ui_steps(task.action_plan):
@@ -297,9 +296,9 @@ def generic_step(u: UiStep, options: dict[str, tuple[str, ...]], family: str = "
     if u.kind == "select_paragraph":
         if u.count > 1:
             return "Select the paragraphs you want to change."
-        return "Select the first paragraph." if u.first and family == "title_paragraph" else (
-            "Click in the paragraph you want to change."
-        )
+        if u.first and family == "title_paragraph":
+            return "Select the first paragraph."
+        return "Click in the paragraph you want to change."
     if u.kind == "select_table":
         return "Click anywhere in the table."
     if u.kind == "keys":
@@ -328,9 +327,9 @@ def generic_step(u: UiStep, options: dict[str, tuple[str, ...]], family: str = "
     return f"Click **{u.control}**."
 
 
-# ---- abstracting a concrete request into a generic one -------------------------------------------------
-# Placeholders: {obj} the selected text or paragraph, {objs} several paragraphs, {find} / {repl} the words of a
-# replacement, {comment} {header} {footer} {caption} {typed} {link} {other}: the task's own values.
+# ---- abstracting a concrete request into a generic one -----------------------------------------------------
+# Placeholders: {obj} the selected text or paragraph, {objs} several paragraphs, {find} / {repl} the words of
+# a replacement, {comment} {header} {footer} {caption} {typed} {link} {other}: the task's own values.
 _FIELD_SLOT = {
     "Find what": "find",
     "Replace with": "repl",
@@ -411,7 +410,7 @@ def fill(template: str, **values: str) -> str:
         "header": "'your header text'",
         "footer": "'your footer text'",
         "caption": "'your caption'",
-        "typed": "'your text'",
+        "typed": "'new wording'",
         "link": "a web address",
         "other": "'the comment text'",
     }
@@ -439,10 +438,19 @@ EXTRA_PHRASINGS: dict[str, tuple[str, ...]] = {
     "emphasize_phrase": ("Make text bold in Word", "bold and italicize a word", "underline a sentence"),
     "highlight_phrase": ("Highlight text in Word", "use the highlighter on a sentence"),
     "color_phrase": ("Change the font colour", "make text red", "change text color"),
-    "size_phrase": ("Make the text bigger", "change the font size", "increase the size of a word"),
+    "size_phrase": (
+        "Make the text bigger",
+        "change the font size",
+        "increase the font size of a word",
+        "pick a font size from the list",
+    ),
     "size_phrase_dialog": ("Set an exact font size like 13 pt", "font size that is not in the list"),
     "font_effect_phrase": ("Strike through text", "make text superscript", "apply small caps"),
-    "font_name_phrase": ("Change the font", "change the typeface to Arial"),
+    "font_name_phrase": (
+        "Change the font",
+        "change the typeface to Arial",
+        "use a different font for a heading",
+    ),
     "change_case_phrase": ("Change text to uppercase", "make text all lowercase", "change case"),
     "clear_formatting_phrase": ("Clear formatting from text", "remove all formatting from text"),
     "retype_phrase": ("Retype a phrase", "type over some words", "overwrite a phrase with new wording"),
@@ -490,13 +498,15 @@ EXTRA_PHRASINGS: dict[str, tuple[str, ...]] = {
     "remove_header": ("Remove the header", "delete the header"),
 }
 
-# ---- lexical matching ------------------------------------------------------------------------------------
+# ---- lexical matching --------------------------------------------------------------------------------------
 STOPWORDS = frozenset(
     """a an the to in on of for with and or how do does did i my your you me we our it its this that these
     those is are was be been can could should would will into from by at as about so then than there here
     what which when where who why please want need get way using use step steps also just some any
     word microsoft ms msword office document doc docx file 365 2003 2007 2010 2013 2016 2019 2021 2024
-    s t""".split()
+    s t click clicking clicked select selected choose pick open go tab button menu ribbon window drag
+    across cursor mouse anywhere somewhere inside next arrow like then first once find look see sure
+    there done hit""".split()
 )
 _SPELLING = {
     "colour": "color",
@@ -515,6 +525,7 @@ _SPELLING = {
     "organise": "organize",
     "grey": "gray",
     "txt": "text",
+    "exactly": "exact",
     "pls": "please",
 }
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -537,9 +548,20 @@ def stem(word: str) -> str:
     return w
 
 
+# Control names whose words would point at the wrong feature: "Close Header and Footer" ends a header-only
+# task as well as a footer-only one.
+NEUTRAL_NAMES = re.compile(r"close header and footer", re.IGNORECASE)
+
+
 def words(text: str) -> list[str]:
-    """Content words of a text, stemmed, in order (stopwords dropped)."""
+    """Content words of a text, stemmed, in order (stopwords and NEUTRAL_NAMES dropped)."""
+    text = NEUTRAL_NAMES.sub(" ", text)
     return [stem(t) for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS]
+
+
+def terms(tokens: list[str]) -> list[str]:
+    """Words and pairs of adjacent words ("paragraph_spac"): what features are indexed by."""
+    return [*tokens, *(f"{a}_{b}" for a, b in zip(tokens, tokens[1:], strict=False))]
 
 
 @dataclass(frozen=True)
@@ -609,7 +631,8 @@ def _index() -> _Index:
     from lamops.env.families import FAMILIES
 
     names = list(FAMILIES)
-    docs = {f: [set(words(d)) for d in _feature_documents(f)] for f in names}
+    texts = {f: _feature_documents(f) for f in names}
+    docs = {f: [set(terms(words(d))) for d in texts[f]] for f in names}
     vocab: dict[str, set[int]] = {}
     for i, f in enumerate(names):
         for d in docs[f]:
@@ -629,7 +652,8 @@ def _index() -> _Index:
         sig = tuple(
             t
             for t in sorted(share)
-            if sum(t in p for p in phr) / len(phr) >= SIGNATURE_SHARE and len(vocab[t]) <= SIGNATURE_MAX_FAMILIES
+            if sum(t in p for p in phr) / len(phr) >= SIGNATURE_SHARE
+            and len(vocab[t]) <= SIGNATURE_MAX_FAMILIES
         )
         signature.append(sig)
         fam = FAMILIES[f]
@@ -638,7 +662,7 @@ def _index() -> _Index:
                 family=f,
                 category=fam.category,
                 description=fam.description,
-                keywords=_keywords(f, share, idf),
+                keywords=_keywords(texts[f], share, idf),
                 phrasings=_phrasings(f),
                 plan=_plan(f),
                 controls=_controls(f),
@@ -646,7 +670,7 @@ def _index() -> _Index:
         )
     deletes: dict[str, list[str]] = {}
     for t in sorted(vocab):
-        if len(t) >= 4:
+        if len(t) >= 4 and "_" not in t:
             for d in [t, *_deletes(t)]:
                 deletes.setdefault(d, []).append(t)
     return _Index(
@@ -658,10 +682,12 @@ def _index() -> _Index:
     )
 
 
-def _keywords(family: str, share: dict[str, float], idf: dict[str, float], k: int = 8) -> tuple[str, ...]:
-    """The feature's most distinctive words, each in the surface form its texts use most."""
+def _keywords(
+    texts: list[str], share: dict[str, float], idf: dict[str, float], k: int = 8
+) -> tuple[str, ...]:
+    """A feature's most distinctive words, each in the surface form its texts use most."""
     surface: dict[str, dict[str, int]] = {}
-    for d in _feature_documents(family):
+    for d in texts:
         for t in _TOKEN.findall(d.lower()):
             if t not in STOPWORDS and len(t) > 1:
                 forms = surface.setdefault(stem(t), {})
@@ -675,52 +701,83 @@ def features() -> dict[str, Feature]:
     return {f.family: f for f in _index().features}
 
 
+def _one_edit(a: str, b: str) -> bool:
+    """Whether b is one insertion, deletion, swap of adjacent letters or (words of 6+ letters) substitution
+    away from a: "yelow" -> "yellow", but not "bread" -> "break"."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        swap = a[i : i + 2] == b[i : i + 2][::-1] and a[i + 2 :] == b[i + 2 :]
+        return swap or (len(a) >= 6 and a[i + 1 :] == b[i + 1 :])
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return longer[i + 1 :] == shorter[i:]
+
+
 @lru_cache(maxsize=131072)
 def _correct(token: str) -> str | None:
     """A known word one edit (insert, delete, substitute, swap) from an unknown one, or None."""
     ix = _index()
     if token in ix.idf:
         return token
-    if len(token) < 4:
+    if len(token) < 5:
         return None
-    cands: list[str] = []
+    cands: set[str] = set()
     for d in [token, *_deletes(token)]:
-        cands.extend(ix.deletes.get(d, ()))
-    return min(cands, key=lambda t: (abs(len(t) - len(token)), -ix.idf[t], t)) if cands else None
+        cands.update(t for t in ix.deletes.get(d, ()) if _one_edit(token, t))
+    return min(cands, key=lambda t: (-ix.idf[t], t)) if cands else None
 
 
 def score_features(text: str) -> list[tuple[Feature, float]]:
-    """Every feature the text scores above zero for, best first (ties in FAMILIES order)."""
+    """Every feature the text scores above zero for, best first (ties in FAMILIES order).
+
+    A feature's score is the share of the text's word weight (idf; a long text's weight counts up to
+    SATURATION) it matches, its own weight for each word growing with how many of its texts hold it, times
+    MISSING_SIGNATURE when a signature word is absent."""
     ix = _index()
-    present: set[str] = set()
-    total = 0.0
-    acc: dict[int, float] = {}
-    for raw in dict.fromkeys(words(text)):
+    tokens: list[str] = []
+    unknown: set[str] = set()
+    for raw in words(text):
         t = _correct(raw)
-        if t is None or t in present:
-            if t is None:
-                total += UNKNOWN_WEIGHT
-            continue
-        present.add(t)
+        if t is None:
+            unknown.add(raw)
+        else:
+            tokens.append(t)
+    total = UNKNOWN_WEIGHT * len(unknown)
+    present = dict.fromkeys(tokens)
+    acc: dict[int, float] = {}
+    distinctive = 0.0
+    for t in present:
         total += ix.idf[t]
+        distinctive = max(distinctive, ix.idf[t])
         for i, w in ix.postings[t]:
             acc[i] = acc.get(i, 0.0) + w
-    if not acc:
+    if not acc or distinctive < MIN_DISTINCTIVE_IDF:
         return []
+    for b in dict.fromkeys(terms(tokens)[len(tokens) :]):
+        if b in ix.idf:
+            total += BIGRAM_WEIGHT * ix.idf[b]
+            for i, w in ix.postings[b]:
+                acc[i] = acc.get(i, 0.0) + BIGRAM_WEIGHT * w
     out = []
+    scale = min(total, SATURATION)
     for i, matched in acc.items():
-        score = 100.0 * matched / total
-        for s in ix.signature[i]:
-            if s not in present:
-                score *= MISSING_SIGNATURE
+        score = 100.0 * matched / scale
+        if any(s not in present for s in ix.signature[i]):
+            score *= MISSING_SIGNATURE
         out.append((i, score))
-    out.sort(key=lambda x: (-x[1], x[0]))
-    return [(ix.features[i], round(s, 3)) for i, s in out]
+    out.sort(key=lambda x: (-x[1], x[0]))  # ranked unclamped: a long text can exceed 100 for several
+    return [(ix.features[i], round(min(s, 100.0), 3)) for i, s in out]
 
 
 def best_feature(text: str) -> tuple[Feature, float] | None:
     """The feature a free text (title, request, query, plan) is most about and its lexical relevance (0-100);
-    None when no feature reaches MIN_SCORE."""
+    None when the text is about a phone or another application (`other_app`), matches only common words, or
+    no feature reaches MIN_SCORE."""
+    if other_app(text) is not None:
+        return None
     ranked = score_features(text)
     if not ranked or ranked[0][1] < MIN_SCORE:
         return None
@@ -733,7 +790,7 @@ _PLATFORM = re.compile(
 _OTHER_APP = re.compile(
     r"\b(?:excel|powerpoint|google (?:docs|sheets|slides|drive)|libre ?office|open ?office|wps|wordpad|"
     r"notepad|onenote|outlook|gmail|apple pages|pages (?:app|on mac)|keynote|notes app|apple notes|canva|"
-    r"photoshop|spreadsheets?)\b",
+    r"photoshop)\b",
     re.I,
 )
 _WORD_APP = re.compile(
@@ -765,7 +822,7 @@ def is_about_app(text: str) -> bool:
     return found is not None and found[1] >= RELEVANT_SCORE
 
 
-# ---- how people name controls instead ----------------------------------------------------------------
+# ---- how people name controls instead ----------------------------------------------------------------------
 # Other names people use for a control: older or informal names, the icon, a near miss.
 CONTROL_SYNONYMS: dict[str, tuple[str, ...]] = {
     "Bold": ("the B button", "the B icon", "Bold Text", "the bold B"),
@@ -787,7 +844,7 @@ CONTROL_SYNONYMS: dict[str, tuple[str, ...]] = {
     "Link": ("Hyperlink", "Insert Link", "the chain icon"),
     "Address": ("URL", "Link address"),
     "New Comment": ("Add Comment", "Insert Comment", "the speech bubble icon"),
-    "Post": ("Send", "Save comment", "the arrow icon"),
+    "Post": ("Send", "the arrow icon"),
     "Center": ("Centre", "Center Text", "Align Center"),
     "Align Right": ("Right Align", "Align Text Right"),
     "Align Left": ("Left Align", "Align Text Left"),
@@ -842,7 +899,7 @@ CONTROL_SYNONYMS: dict[str, tuple[str, ...]] = {
     "Page Number": ("Page Numbers", "Numbering", "Insert Page Numbers"),
     "Remove Header": ("Delete Header", "Clear Header"),
     "Insert": ("Insert menu", "Insert ribbon"),
-    "OK": ("Apply", "Done", "Save"),
+    "OK": ("Apply", "Done", "Confirm"),
     "Close": ("Done", "Cancel", "the X"),
 }
 # Keyboard shortcuts people cite instead of the control (the environment clicks controls).

@@ -31,9 +31,10 @@ def run(cfg: Config) -> StageResult:
     c = cfg.collect
     out_dir = cfg.path(c.out_dir)
     with stage_run(cfg, "collect") as tracked:
-        files = list_source_files(source_root(cfg), c.s3_endpoint_url)
+        root = source_root(cfg)
+        files = list_source_files(root, c.s3_endpoint_url)
         entries, rejected = [], []
-        for good, bad in progress(iter_entries(files, c.s3_endpoint_url), "collect: read", len(files)):
+        for good, bad in progress(iter_entries(files, c.s3_endpoint_url, root), "collect: read", len(files)):
             entries.extend(good)
             rejected.extend(bad)
         limits = Limits(c.min_task_chars, c.max_task_chars, c.min_steps, c.max_steps, c.max_plan_chars)

@@ -35,14 +35,11 @@ def run(cfg: Config) -> StageResult:
             if bad:
                 raise ValueError(f"judge wrote {len(bad)} unreadable line(s): {bad[0].detail}")
             gate(tracked, "trajectories", judged)
-            stats = summary.model_dump()
-            stats["success_rate"] = (
-                round(100 * summary.pass_ / max(1, summary.judged), 2)
-                if hasattr(summary, "pass_")
-                else round(100 * stats.get("pass", 0) / max(1, stats.get("judged", 0)), 2)
-            )
+            # stats.json is a DVC output: counts only, timings go to MLflow, so re-runs write the same bytes.
+            stats = summary.model_dump(exclude={"seconds"})
+            stats["success_rate"] = round(100 * summary.pass_ / max(1, summary.judged), 2)
             write_json(staging / "stats.json", stats)
-        tracked.log_metrics(stats)
+        tracked.log_metrics({**stats, "seconds": summary.seconds})
         tracked.log_dataset(
             out_dir / "judged.jsonl",
             [
@@ -63,7 +60,6 @@ def run(cfg: Config) -> StageResult:
         outputs=[str(out_dir)],
         metrics={k: v for k, v in stats.items() if isinstance(v, int | float)},
         seconds=time.perf_counter() - start,
-        message=f"{stats.get('judged')} trajectories judged: {stats.get('pass')} pass, "
-        f"{stats.get('fail')} fail, "
-        f"{stats.get('unsure')} unsure (expert success {stats['success_rate']}%)",
+        message=f"{summary.judged} trajectories judged: {summary.pass_} pass, {summary.fail} fail, "
+        f"{summary.unsure} unsure (expert success {stats['success_rate']}%)",
     )

@@ -1,0 +1,144 @@
+"""Benchmark the execute and judge stages: in-process against Ray with 2 workers, on the same tasks.
+
+Builds N tasks (every family x applicable template, seed 0, then seed 1, ... until N), writes the template
+library to a temp folder, then runs execute + judge in-process (workers 0) and on a local Ray with 2 actors
+(each stage into its own temp folder) and checks that both give byte-identical outputs. Ray start-up is timed
+apart and left out of the rates; actor start-up is in them (every stage run pays it).
+
+Target: ray_speedup >= 1.8 x on 2 cores.
+
+Output: one figure per line, `name: value unit`: tasks, serial_execute_seconds, serial_judge_seconds,
+serial_trajectories_per_s, ray_init_seconds, execute_seconds, judge_seconds (Ray), ray_trajectories_per_s,
+ray_speedup, execute_speedup, judge_speedup, paper_scale_seconds (extrapolated: 4,500 trajectories at the Ray
+rate, execute + judge).
+
+Usage: python bench/data_build.py [--tasks N] [--batch-size B] [--workers W]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+PAPER_SCALE = 4500  # trajectories: the paper's 2,192 successes + 2,284 retried failures, rounded
+
+
+def build_tasks(n: int) -> list:
+    from lamops.env.families import FAMILIES, applicable_templates, sample_task
+
+    pairs = [(f, t) for f in sorted(FAMILIES) for t in applicable_templates(f)]
+    tasks = []
+    seed = 0
+    while len(tasks) < n:
+        for family, template in pairs:
+            task = sample_task(family, template, seed)
+            if task is not None and len(tasks) < n:
+                tasks.append(task)
+        seed += 1
+    return tasks
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "timings.jsonl"
+    }
+
+
+def run_both(tasks, root: Path, library: Path, workers: int, batch_size: int) -> tuple[float, float]:
+    """(execute seconds, judge seconds) of one execute + judge run into root/execute and root/judge."""
+    from lamops.data.builtin import BuiltinJudge
+    from lamops.data.execute import execute_tasks
+    from lamops.data.judge import judge_trajectories
+
+    t0 = time.perf_counter()
+    summary = execute_tasks(
+        tasks,
+        root / "execute",
+        templates_dir=library,
+        workers=workers,
+        max_steps=30,
+        control_format="compact",
+        min_score=80,
+        batch_size=batch_size,
+        progress=False,
+    )
+    t1 = time.perf_counter()
+    judged = judge_trajectories(
+        root / "execute",
+        root / "judge",
+        templates_dir=library,
+        judge=BuiltinJudge(),
+        workers=workers,
+        batch_size=batch_size,
+        progress=False,
+    )
+    t2 = time.perf_counter()
+    assert summary.run == len(tasks) and judged.judged == len(tasks), (summary, judged)
+    print(
+        f"# workers {workers}: {summary.failed_to_run} failed to run; verdicts pass {judged.pass_}, "
+        f"fail {judged.fail}, unsure {judged.unsure}",
+        file=sys.stderr,
+    )
+    return t1 - t0, t2 - t1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Time execute + judge in-process and on Ray (2 workers).")
+    parser.add_argument("--tasks", type=int, default=600, help="tasks to build and run (default: 600)")
+    parser.add_argument("--batch-size", type=int, default=16, help="tasks per Ray call (default: 16)")
+    parser.add_argument("--workers", type=int, default=2, help="Ray workers (default: 2)")
+    args = parser.parse_args(argv)
+    if args.tasks < 1 or args.workers < 1:
+        parser.error("--tasks and --workers must be >= 1")
+
+    from lamops.env.templates import build_library
+
+    tasks = build_tasks(args.tasks)
+    with tempfile.TemporaryDirectory(prefix="lamops-bench-") as tmp:
+        root = Path(tmp)
+        library = root / "templates"
+        build_library(library)
+
+        serial_exec, serial_judge = run_both(tasks, root / "serial", library, 0, args.batch_size)
+
+        import ray
+
+        t0 = time.perf_counter()
+        ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+        ray_init = time.perf_counter() - t0
+        try:
+            ray_exec, ray_judge = run_both(tasks, root / "ray", library, args.workers, args.batch_size)
+        finally:
+            ray.shutdown()
+        same = all(digests(root / "serial" / d) == digests(root / "ray" / d) for d in ("execute", "judge"))
+        print(f"# serial and Ray outputs byte-identical: {'yes' if same else 'NO'}", file=sys.stderr)
+
+    n = len(tasks)
+    serial_rate = n / (serial_exec + serial_judge)
+    ray_rate = n / (ray_exec + ray_judge)
+    print(f"tasks: {n} tasks")
+    print(f"serial_execute_seconds: {serial_exec:.2f} s")
+    print(f"serial_judge_seconds: {serial_judge:.2f} s")
+    print(f"serial_trajectories_per_s: {serial_rate:.1f} traj/s")
+    print(f"ray_init_seconds: {ray_init:.2f} s")
+    print(f"execute_seconds: {ray_exec:.2f} s")
+    print(f"judge_seconds: {ray_judge:.2f} s")
+    print(f"ray_trajectories_per_s: {ray_rate:.1f} traj/s")
+    print(f"ray_speedup: {ray_rate / serial_rate:.2f} x")
+    print(f"execute_speedup: {serial_exec / ray_exec:.2f} x")
+    print(f"judge_speedup: {serial_judge / ray_judge:.2f} x")
+    print(f"# paper_scale_seconds is extrapolated: {PAPER_SCALE} trajectories at ray_trajectories_per_s")
+    print(f"paper_scale_seconds: {PAPER_SCALE / ray_rate:.0f} s")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The data stages in-process on a small corpus: outputs, quarantines, gates and their MLflow runs."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lamops.config import load_config
+from lamops.stages import get_stage
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = [
+    "sources.docs_pages=2",
+    "sources.howto_articles=60",
+    "sources.queries=20",
+    "collect.workers=0",
+    "evolve.workers=0",
+    "instantiate.max_tasks=30",
+    "execute.workers=0",
+    "judge.workers=0",
+]
+
+
+def config(root: Path, *extra: str):
+    return load_config(root / "params.yaml", "tiny", [*SMALL, *extra])
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("project")
+    shutil.copy(ROOT / "params.yaml", root)
+    cfg = config(root)
+    for stage in ("templates", "sources", "collect", "evolve", "instantiate", "execute", "judge", "datasets"):
+        get_stage(stage)(cfg)
+    return root
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def runs(root: Path) -> dict:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("lamops")
+    return {r.info.run_name: r for r in client.search_runs(experiment.experiment_id)}
+
+
+def test_every_stage_wrote_its_outputs(project: Path):
+    data = project / "data"
+    pairs = lines(data / "task_plans/collected/pairs.jsonl")
+    rejects = lines(data / "task_plans/collected/quarantine.jsonl")
+    stats = json.loads((data / "task_plans/collected/stats.json").read_text())
+    assert stats["kept"] == len(pairs) > 0
+    assert stats["dropped_total"] == len(rejects) == sum(stats["dropped"].values())
+    assert all(r["reason"] and r["origin"] for r in rejects)
+    evolved = lines(data / "task_plans/evolved/pairs.jsonl")
+    assert evolved and all(len(p["parents"]) == 2 for p in evolved)
+    tasks = lines(data / "instantiated/tasks.jsonl")
+    records = lines(data / "instantiated/records.jsonl")
+    assert len(records) == 30 and {t["task_id"] for t in tasks} <= {r["unique_id"] for r in records}
+    assert all(
+        set(r["time_cost"]) >= {"choose_template", "prefill", "instantiation_evaluation", "total"}
+        for r in records
+    )
+    judged = lines(data / "trajectories/judged/judged.jsonl")
+    assert sorted(t["task"]["task_id"] for t in judged) == sorted(t["task_id"] for t in tasks)
+    sets = data / "datasets"
+    for name in ("plan_sft", "sft", "reward", "tasks"):
+        assert (sets / name / "train.jsonl").is_file() and (sets / name / "test.jsonl").is_file()
+    test_ids = set((sets / "test_ids.txt").read_text().split())
+    for name in ("plan_sft", "sft", "reward"):
+        assert not {r["task_id"] for r in lines(sets / name / "train.jsonl")} & test_ids
+    metrics = json.loads((project / "metrics/data.json").read_text())
+    assert set(metrics) >= {"sources", "collect", "evolve", "instantiate", "execute", "judge", "datasets"}
+
+
+def test_stage_runs_are_in_mlflow(project: Path):
+    found = runs(project)
+    assert {"sources", "collect", "evolve", "instantiate", "execute", "judge", "datasets"} <= set(found)
+    collect = found["collect"]
+    assert collect.data.metrics["kept"] > 0
+    assert [d.dataset.name for d in collect.inputs.dataset_inputs] == ["task_plans_collected"]
+
+
+def test_a_damaged_input_line_is_quarantined_and_the_rest_kept(project: Path, tmp_path: Path):
+    root = tmp_path / "p"
+    shutil.copytree(project, root)
+    pairs = root / "data/task_plans/collected/pairs.jsonl"
+    good = pairs.read_text().splitlines()
+    pairs.write_bytes(
+        "\n".join(good).encode()
+        + b'\n{"task_id": "a/../../b", "task": "x", "plan": [], "source": "howto", "origin": "o"}\n'
+        + b"\xff\xfe\n"
+        + b'{"task_id": "z", "task": '
+        + b'"'
+        + b"y" * 3_000_000
+        + b'"}\n'
+    )
+    get_stage("evolve")(config(root))
+    quarantine = lines(root / "data/task_plans/evolved/quarantine.jsonl")
+    malformed = [q for q in quarantine if q["reason"] == "malformed"]
+    assert len(malformed) == 3
+    assert all(len(q["record"]) < 3000 for q in malformed)
+    stats = json.loads((root / "data/task_plans/evolved/stats.json").read_text())
+    assert stats["input"] == len(good)
+
+
+def test_a_failing_gate_fails_the_stage_and_logs_its_report(project: Path, tmp_path: Path):
+    from lamops.validation import DataValidationError
+
+    root = tmp_path / "p"
+    shutil.copytree(project, root)
+    pairs = root / "data/task_plans/collected/pairs.jsonl"
+    rows = lines(pairs)
+    for row in rows:  # plans of 16 steps: any two combined exceed the gate's 30 steps
+        row["plan"] = [f"Step {k}." for k in range(16)]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = (root / "data/task_plans/evolved/pairs.jsonl").read_bytes()
+    with pytest.raises(DataValidationError, match="n_steps"):
+        get_stage("evolve")(config(root, "evolve.seed=1"))
+    assert (root / "data/task_plans/evolved/pairs.jsonl").read_bytes() == before  # nothing half-written
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("lamops").experiment_id
+    failed = [
+        r for r in client.search_runs(experiment) if r.info.run_name == "evolve" and r.info.status == "FAILED"
+    ]
+    assert len(failed) == 1, [(r.info.run_name, r.info.status) for r in client.search_runs(experiment)]
+    artifacts = [a.path for a in client.list_artifacts(failed[0].info.run_id, "validation")]
+    assert artifacts == ["validation/task_plans.md"]
