@@ -2,15 +2,19 @@
 
 Builds N tasks (every family x applicable template, seed 0, then seed 1, ... until N), writes the template
 library to a temp folder, then runs execute + judge in-process (workers 0) and on a local Ray with 2 actors
-(each stage into its own temp folder) and checks that both give byte-identical outputs. Ray start-up is timed
-apart and left out of the rates; actor start-up is in them (every stage run pays it).
+(each stage into its own temp folder) and checks that both give byte-identical outputs. Ray start-up (ray.init
+and the client's first serialisation, once per process) is timed apart and left out of the rates; actor
+start-up is in them (every stage run pays it: ~0.2 s from Ray's prestarted workers, ~0.5 s when a stage
+follows another in the same Ray session and new worker processes must be spawned).
 
 Target: ray_speedup >= 1.8 x on 2 cores.
 
 Output: one figure per line, `name: value unit`: tasks, serial_execute_seconds, serial_judge_seconds,
 serial_trajectories_per_s, ray_init_seconds, execute_seconds, judge_seconds (Ray), ray_trajectories_per_s,
 ray_speedup, execute_speedup, judge_speedup, paper_scale_seconds (extrapolated: 4,500 trajectories at the Ray
-rate, execute + judge).
+rate, execute + judge); serial_cpu_seconds and ray_cpu_seconds (CPU time of this process and its Ray
+processes), other_load_serial_cores and other_load_ray_cores (cores other programs kept busy meanwhile: a
+shared machine bounds the speedup by its free cores).
 
 Usage: python bench/data_build.py [--tasks N] [--batch-size B] [--workers W]
 """
@@ -22,11 +26,62 @@ import hashlib
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 PAPER_SCALE = 4500  # trajectories: the paper's 2,192 successes + 2,284 retried failures, rounded
+
+
+class CpuMeter:
+    """CPU used during a phase: by the whole machine (/proc/stat) and by this process and its descendants
+    (Ray's raylet, GCS and workers; sampled every 0.2 s, so a process's last 0.2 s before it exits is lost).
+    The difference is what other programs took from the cores meanwhile."""
+
+    def __init__(self):
+        import psutil
+
+        self.psutil = psutil
+        self.me = psutil.Process()
+        self.hz = os.sysconf("SC_CLK_TCK")
+
+    def _machine(self) -> float:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        return (sum(fields[:8]) - fields[3] - fields[4]) / self.hz  # all but idle and iowait
+
+    def _ours(self) -> dict[int, float]:
+        out = {}
+        for p in [self.me, *self.me.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                out[p.pid] = t.user + t.system
+            except self.psutil.Error:
+                continue
+        return out
+
+    def __enter__(self) -> CpuMeter:
+        self.wall0, self.machine0 = time.perf_counter(), self._machine()
+        self.first = self._ours()
+        self.last = dict(self.first)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            self.last.update(self._ours())
+
+    def __exit__(self, *exc) -> None:
+        self.last.update(self._ours())
+        self._stop.set()
+        self._thread.join()
+        self.wall = time.perf_counter() - self.wall0
+        machine = self._machine() - self.machine0
+        self.ours = sum(t - self.first.get(pid, 0.0) for pid, t in self.last.items())
+        self.others_cores = max(0.0, machine - self.ours) / self.wall
 
 
 def build_tasks(n: int) -> list:
@@ -107,15 +162,18 @@ def main(argv: list[str] | None = None) -> int:
         library = root / "templates"
         build_library(library)
 
-        serial_exec, serial_judge = run_both(tasks, root / "serial", library, 0, args.batch_size)
+        with CpuMeter() as serial_cpu:
+            serial_exec, serial_judge = run_both(tasks, root / "serial", library, 0, args.batch_size)
 
         import ray
 
         t0 = time.perf_counter()
         ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+        ray.put(None)  # the client's first serialisation imports pyarrow and numpy: once per process
         ray_init = time.perf_counter() - t0
         try:
-            ray_exec, ray_judge = run_both(tasks, root / "ray", library, args.workers, args.batch_size)
+            with CpuMeter() as ray_cpu:
+                ray_exec, ray_judge = run_both(tasks, root / "ray", library, args.workers, args.batch_size)
         finally:
             ray.shutdown()
         same = all(digests(root / "serial" / d) == digests(root / "ray" / d) for d in ("execute", "judge"))
@@ -135,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ray_speedup: {ray_rate / serial_rate:.2f} x")
     print(f"execute_speedup: {serial_exec / ray_exec:.2f} x")
     print(f"judge_speedup: {serial_judge / ray_judge:.2f} x")
+    # Other programs on the machine take cores from the Ray run; these say how much (approximate).
+    print(f"serial_cpu_seconds: {serial_cpu.ours:.2f} s")
+    print(f"ray_cpu_seconds: {ray_cpu.ours:.2f} s")
+    print(f"other_load_serial_cores: {serial_cpu.others_cores:.2f} cores")
+    print(f"other_load_ray_cores: {ray_cpu.others_cores:.2f} cores")
     print(f"# paper_scale_seconds is extrapolated: {PAPER_SCALE} trajectories at ray_trajectories_per_s")
     print(f"paper_scale_seconds: {PAPER_SCALE / ray_rate:.0f} s")
     return 0 if same else 1

@@ -198,3 +198,13 @@ def test_ray_judges_as_serial_does(ray_local, episodes, judged, template_library
     for name in (JUDGED_FILE, "results/pass.jsonl", "results/fail.jsonl", "results/unsure.jsonl"):
         assert (tmp_path / "out" / name).read_bytes() == (judged[0] / name).read_bytes(), name
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["judged.jsonl", "results"]
+
+
+def test_a_damaged_trajectory_file_is_named(episodes, template_library, tmp_path):
+    exec_dir = tmp_path / "execute"
+    shutil.copytree(episodes[0], exec_dir)
+    (exec_dir / "trajectories" / "zz-damaged-0.json").write_text('{"task": {"task_id": "zz"}}')
+    with pytest.raises(ValueError, match="zz-damaged-0.json: not a trajectory"):
+        judge_trajectories(
+            exec_dir, tmp_path / "out", templates_dir=template_library, judge=RecordingJudge(), workers=0
+        )

@@ -7,9 +7,9 @@
 
 Splits are by lineage, not by row: a task-plan pair and everything made from it (its instantiated task, its
 trajectory, evolved pairs that used it) share a split. A pair is in the test split when the hash of
-`split_salt` and its id falls below `test_fraction`; an evolved pair when either of its parents is. The split of
-an id never depends on what else is in the data, so it is frozen as long as the salt is, and `leaks` checks
-that no test id reaches a training file."""
+`split_salt` and its id falls below `test_fraction`; an evolved pair when either of its parents is. The
+split of an id never depends on what else is in the data, so it is frozen as long as the salt is, and
+`leaks` checks that no test id reaches a training file."""
 
 from __future__ import annotations
 

@@ -20,12 +20,15 @@ trusted when its document is there: a crash at any moment leaves no partial file
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
 import os
+import shutil
 import time
-from collections import deque
+import zipfile
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +36,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lamops.data.io import write_atomic
 from lamops.records import InstantiatedTask, Trajectory
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ COMMENT_DATE = "2024-01-01T00:00:00Z"  # the templates' own comments carry the s
 # Sources whose change can change a trajectory: a change invalidates every stored trajectory.
 _CODE = ("env", "agents/expert.py", "records.py", "data/execute.py")
 _RETRIES = 2  # re-runs of a batch whose actor died (it is restarted each time)
+# The error of a task whose worker kept dying (out of memory, say): run again on resume, unlike other errors.
+LOST = "the worker process died while running the task"
 
 
 class ExecuteSummary(BaseModel):
@@ -93,12 +97,31 @@ def document_path(task_id: str) -> str:
     return f"{DOCUMENTS}/{task_id}.docx"
 
 
-def document_bytes(live) -> bytes:
-    """The episode's document as reproducible .docx bytes: fixed comment dates and zip metadata."""
-    from docx.opc.constants import RELATIONSHIP_TYPE as RT
-    from docx.oxml.ns import qn
+class _NormalisedEntries:
+    """python-docx's physical package writer interface, writing entries as `normalize_docx_bytes` does."""
 
-    from lamops.env.templates import normalize_docx_bytes
+    def __init__(self, zf: zipfile.ZipFile):
+        from lamops.env import templates
+
+        self.zf, self.t = zf, templates
+
+    def write(self, pack_uri, blob: bytes) -> None:
+        info = zipfile.ZipInfo(pack_uri.membername, date_time=self.t._ZIP_DATE_TIME)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = self.t._ZIP_EXTERNAL_ATTR
+        info.create_system = self.t._ZIP_CREATE_SYSTEM
+        self.zf.writestr(info, blob, compresslevel=self.t._ZIP_COMPRESSLEVEL)
+
+
+def document_bytes(live) -> bytes:
+    """The episode's document as reproducible .docx bytes, equal to `normalize_docx_bytes` of a save: fixed
+    comment dates and zip metadata.
+
+    Built in one pass from python-docx's package writer, where saving and then normalising compressed every
+    part twice (a save was two thirds of a task's time)."""
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+    from docx.opc.pkgwriter import PackageWriter
+    from docx.oxml.ns import qn
 
     # Found through the relationship, not `doc.comments`, which would add a comments part to a document
     # without one.
@@ -106,7 +129,17 @@ def document_bytes(live) -> bytes:
         if rel.reltype == RT.COMMENTS and not rel.is_external:
             for el in rel.target_part.element.iter(qn("w:comment")):
                 el.set(qn("w:date"), COMMENT_DATE)
-    return normalize_docx_bytes(live.to_bytes())
+    package = live.doc.part.package
+    for part in package.parts:
+        part.before_marshal()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        # PackageWriter.write of python-docx 1.x, with our writer in place of its zip writer.
+        entries = _NormalisedEntries(zf)
+        PackageWriter._write_content_types_stream(entries, package.parts)
+        PackageWriter._write_pkg_rels(entries, package.rels)
+        PackageWriter._write_parts(entries, package.parts)
+    return out.getvalue()
 
 
 def run_task(env, agent, task: InstantiatedTask) -> TaskOutput:
@@ -158,17 +191,32 @@ class ExecuteWorker:
 
 
 # ---- batches over workers ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Put:
+    """A large worker argument, put in the object store once and fetched by each actor."""
+
+    ref: Any
+
+
 class _Host:
-    """The Ray actor around a worker. Large constructor arguments come as object refs nested in a list,
-    fetched here, so a restarted actor fetches them again (top-level refs would be resolved by Ray and
-    make it warn that a restart may fail)."""
+    """The Ray actor around a worker, which it builds on its first call (and again after a restart).
 
-    def __init__(self, worker_cls: type, args: list[Any]):
-        import ray
+    The worker's arguments come with every call rather than to the constructor: Ray warns (at error level)
+    that a restart may fail whenever a constructor receives an object ref, and the refs here live as long as
+    the pool that holds them."""
 
-        self.worker = worker_cls(*(ray.get(a[0]) if isinstance(a, list) else a for a in args))
+    def __init__(self, worker_cls: type):
+        self.worker_cls = worker_cls
+        self.worker = None
 
-    def call(self, method: str, payload: Any) -> Any:
+    def ready(self, args: list[Any]) -> None:
+        if self.worker is None:
+            import ray
+
+            self.worker = self.worker_cls(*(ray.get(a.ref) if isinstance(a, _Put) else a for a in args))
+
+    def call(self, args: list[Any], method: str, payload: Any) -> Any:
+        self.ready(args)
         return getattr(self.worker, method)(payload)
 
 
@@ -185,7 +233,7 @@ class WorkerPool:
     def __init__(self, worker_cls: type, worker_args: tuple, workers: int):
         self.workers = workers
         self.actors: list[Any] = []
-        self._refs: list[Any] = []
+        self._args: list[Any] = []
         if workers == 0:
             self.local = worker_cls(*worker_args)
             return
@@ -200,14 +248,12 @@ class WorkerPool:
         if workers > cpus:
             log.warning("%d workers asked for, but Ray has %d CPUs: using %d", workers, cpus, cpus)
             self.workers = cpus
-        args: list[Any] = []
-        for a in worker_args:
-            if isinstance(a, dict):  # large: put once, fetched by each actor (and again after a restart)
-                self._refs.append(ray.put(a))
-                a = [self._refs[-1]]
-            args.append(a)
+        # Dicts (the template library) go to the object store once, not with every call.
+        self._args = [_Put(ray.put(a)) if isinstance(a, dict) else a for a in worker_args]
         remote = ray.remote(_Host).options(num_cpus=1, max_restarts=-1, max_task_retries=_RETRIES)
-        self.actors = [remote.remote(worker_cls, args) for _ in range(self.workers)]
+        self.actors = [remote.remote(worker_cls) for _ in range(self.workers)]
+        for actor in self.actors:
+            actor.ready.remote(self._args)  # build the workers now, while the caller prepares the work
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -221,7 +267,7 @@ class WorkerPool:
 
             for actor in self.actors:
                 ray.kill(actor)
-        self.actors, self._refs = [], []
+        self.actors, self._args = [], []
 
     def map(
         self,
@@ -269,7 +315,8 @@ class WorkerPool:
             for a in range(n):
                 while queued[a] < self.DEPTH and (job := take()) is not None:
                     start, batch = job
-                    in_flight[self.actors[a].call.remote(method, load(batch))] = (a, start, batch)
+                    ref = self.actors[a].call.remote(self._args, method, load(batch))
+                    in_flight[ref] = (a, start, batch)
                     queued[a] += 1
 
         fill()
@@ -291,6 +338,19 @@ class WorkerPool:
 
 
 # ---- the output folder ---------------------------------------------------------------------------------
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temp file beside `path` and a rename. One process writes a folder at a time and
+    `_prepare` deletes left-over temp files, so a fixed temp name does (mkstemp cost a third of the
+    driver's time)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def code_fingerprint() -> str:
     """sha256 over the sources a trajectory depends on (environment, expert, records, this module)."""
     import lamops
@@ -321,7 +381,7 @@ def _is_resumable(path: Path, task: InstantiatedTask, out_dir: Path) -> bool:
         stored = Trajectory.model_validate_json(path.read_bytes())
     except (OSError, ValueError):
         return False
-    if stored.task != task or stored.verdict is not None:
+    if stored.task != task or stored.verdict is not None or (stored.error or "").startswith(LOST):
         return False
     if stored.final_document is None:
         return True
@@ -349,11 +409,14 @@ def _prepare(out_dir: Path, tasks: Sequence[InstantiatedTask], settings: dict) -
             # Anything else goes: other task ids, temp files of a crashed run, everything when settings moved.
             if task_id and not f.name.startswith(".") and task_id not in wanted:
                 removed.add(task_id)
-            f.unlink()
+            if f.is_dir():
+                shutil.rmtree(f)
+            else:
+                f.unlink()
     if not same:
         for name in (TIMINGS_FILE, _JOURNAL):
             (out_dir / name).unlink(missing_ok=True)
-        write_atomic(settings_path, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
+        _write_atomic(settings_path, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
     to_run = [t for t in tasks if not _is_resumable(traj_dir / f"{t.task_id}.json", t, out_dir)]
     return to_run, len(tasks) - len(to_run), len(removed)
 
@@ -375,8 +438,53 @@ def _read_timings(path: Path) -> dict[str, dict]:
 def _merge_timings(out_dir: Path, task_ids: set[str]) -> None:
     timings = _read_timings(out_dir / TIMINGS_FILE) | _read_timings(out_dir / _JOURNAL)
     lines = [json.dumps(timings[k], sort_keys=True) + "\n" for k in sorted(timings) if k in task_ids]
-    write_atomic(out_dir / TIMINGS_FILE, "".join(lines).encode("utf-8"))
+    _write_atomic(out_dir / TIMINGS_FILE, "".join(lines).encode("utf-8"))
     (out_dir / _JOURNAL).unlink(missing_ok=True)
+
+
+class _Writer:
+    """Writes workers' outputs as they arrive (in the driver): document, then trajectory, then timing."""
+
+    def __init__(self, out_dir: Path, total: int, resumed: int, progress: bool, on_batch) -> None:
+        from tqdm import tqdm
+
+        self.out_dir, self.on_batch = out_dir, on_batch
+        self.done = self.failed = 0
+        self.journal = (out_dir / _JOURNAL).open("a", encoding="utf-8")
+        self.bar = tqdm(total=total, initial=resumed, unit="task", desc="execute", disable=not progress)
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.journal.close()
+        self.bar.close()
+
+    def write(self, out: TaskOutput) -> None:
+        doc = self.out_dir / document_path(out.task_id)
+        if out.document is not None:
+            _write_atomic(doc, out.document)
+        else:
+            doc.unlink(missing_ok=True)
+        _write_atomic(self.out_dir / TRAJECTORIES / f"{out.task_id}.json", out.trajectory)
+        timing = {"task_id": out.task_id, "seconds": out.seconds, "step_latency": out.latencies}
+        self.journal.write(json.dumps(timing, sort_keys=True) + "\n")
+        self.done += 1
+        self.failed += out.failed_to_run
+
+    def batch(self, _: int, tasks: list[InstantiatedTask], result: tuple[int, list[TaskOutput]]) -> None:
+        pid, outputs = result
+        for out in outputs:
+            self.write(out)
+        self.journal.flush()
+        self.bar.update(len(outputs))
+        if self.on_batch is not None:
+            self.on_batch(BatchDone(size=len(outputs), done=self.done, worker_pid=pid))
+
+    def lost(self, _: int, task: InstantiatedTask, why: str) -> None:
+        traj = Trajectory(task=task, agent="expert", error=f"{LOST}: {why}")
+        self.write(TaskOutput(task.task_id, (traj.model_dump_json() + "\n").encode(), None, 0.0, [], True))
+        self.bar.update(1)
 
 
 # ---- the stage function --------------------------------------------------------------------------------
@@ -405,7 +513,7 @@ def execute_tasks(
         raise ValueError(f"execute: control_format {control_format!r} is not one of {CONTROL_FORMATS}")
     ids = [t.task_id for t in tasks]
     if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        dup = sorted(i for i, n in Counter(ids).items() if n > 1)[:5]
         raise ValueError(f"execute: task ids must be unique, repeated: {', '.join(dup)}")
     if workers:
         from lamops.data.parallel import ensure_ray
@@ -416,61 +524,20 @@ def execute_tasks(
     library = load_library(Path(templates_dir))
     templates = {name: info.path.read_bytes() for name, info in library.items()}
     settings = _settings(max_steps, control_format, min_score, {n: i.sha256 for n, i in library.items()})
-    pool = WorkerPool(ExecuteWorker, (templates, max_steps, control_format, min_score), workers)
-    try:
+    worker_args = (templates, max_steps, control_format, min_score)
+    with WorkerPool(ExecuteWorker, worker_args, workers) as pool:
         to_run, resumed, removed = _prepare(out_dir, tasks, settings)  # while the actors start
-    except BaseException:
-        pool.close()
-        raise
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(tasks), initial=resumed, unit="task", desc="execute", disable=not progress)
-    counts = {"done": 0, "failed": 0}
-    journal = (out_dir / _JOURNAL).open("a", encoding="utf-8")
-
-    def write(out: TaskOutput) -> None:
-        doc = out_dir / document_path(out.task_id)
-        if out.document is not None:
-            write_atomic(doc, out.document)
-        else:
-            doc.unlink(missing_ok=True)
-        write_atomic(out_dir / TRAJECTORIES / f"{out.task_id}.json", out.trajectory)
-        timing = {"task_id": out.task_id, "seconds": out.seconds, "step_latency": out.latencies}
-        journal.write(json.dumps(timing, sort_keys=True) + "\n")
-        counts["done"] += 1
-        counts["failed"] += out.failed_to_run
-
-    def on_result(_: int, batch: list[InstantiatedTask], result: tuple[int, list[TaskOutput]]) -> None:
-        pid, outputs = result
-        for out in outputs:
-            write(out)
-        journal.flush()
-        bar.update(len(outputs))
-        if on_batch is not None:
-            on_batch(BatchDone(size=len(outputs), done=counts["done"], worker_pid=pid))
-
-    def on_lost(_: int, task: InstantiatedTask, why: str) -> None:
-        reason = f"the worker process died while running the task: {why}"
-        traj = Trajectory(task=task, agent="expert", error=reason)
-        write(TaskOutput(task.task_id, (traj.model_dump_json() + "\n").encode(), None, 0.0, [], True))
-        bar.update(1)
-
-    try:
-        pool.map("run_batch", to_run, batch_size=batch_size, on_result=on_result, on_lost=on_lost)
-    finally:
-        pool.close()
-        journal.close()
-        bar.close()
+        with _Writer(out_dir, len(tasks), resumed, progress, on_batch) as writer:
+            pool.map("run_batch", to_run, batch_size=batch_size, on_result=writer.batch, on_lost=writer.lost)
     _merge_timings(out_dir, set(ids))
     seconds = time.perf_counter() - start
     return ExecuteSummary(
         tasks=len(tasks),
-        run=counts["done"],
+        run=writer.done,
         resumed=resumed,
         removed=removed,
-        failed_to_run=counts["failed"],
+        failed_to_run=writer.failed,
         seconds=seconds,
-        trajectories_per_s=counts["done"] / seconds if seconds > 0 else 0.0,
+        trajectories_per_s=writer.done / seconds if seconds > 0 else 0.0,
         workers=pool.workers,
     )

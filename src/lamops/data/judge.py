@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -58,6 +59,7 @@ class JudgeSummary(BaseModel):
 class JudgeItem:
     """One trajectory sent to a worker: the file's bytes and its final document's (or why there is none)."""
 
+    name: str  # the trajectory file, for error messages
     trajectory: bytes
     document: bytes | None
     missing: str = ""
@@ -109,6 +111,16 @@ def _no(reason: str) -> Verdict:
 
 
 # ---- the work, the same in-process and in a Ray actor --------------------------------------------------
+@dataclass
+class _Saved:
+    """A saved document as `canvas_items` reads it. Episodes never write the styles part, so the style names
+    are the template's, as in `WordEnv.verify` (a full LiveDocument would also snapshot every part, for undo:
+    a third of the judge's time)."""
+
+    doc: Any
+    style_names: dict[str, str]
+
+
 class JudgeWorker:
     """Judges trajectories against the template library; caches each template's document and canvas."""
 
@@ -118,15 +130,13 @@ class JudgeWorker:
         self._env = None
 
     def _template(self, name: str) -> tuple:
-        """(pristine Document, its canvas items) of a template, parsed once."""
+        """(pristine Document, its canvas items, its style names) of a template, parsed once."""
         if name not in self._before:
-            import docx
-
             from lamops.env.canvas import canvas_items
             from lamops.env.document import LiveDocument
 
-            data = self.templates[name]
-            self._before[name] = (docx.Document(io.BytesIO(data)), canvas_items(LiveDocument(data)))
+            live = LiveDocument(self.templates[name])  # read here, never edited
+            self._before[name] = (live.doc, canvas_items(live), live.style_names)
         return self._before[name]
 
     def _initial_prompt(self, traj: Trajectory) -> str:
@@ -141,11 +151,15 @@ class JudgeWorker:
         return self._env.reset(traj.task).prompt(self._env.control_format)
 
     def judge_one(self, item: JudgeItem) -> Judged:
+        import docx
+
         from lamops.env import verifier
         from lamops.env.canvas import canvas_items
-        from lamops.env.document import LiveDocument
 
-        traj = Trajectory.model_validate_json(item.trajectory)
+        try:
+            traj = Trajectory.model_validate_json(item.trajectory)
+        except ValueError as e:
+            raise ValueError(f"{item.name}: not a trajectory ({e}); re-run the execute stage") from None
         task = traj.task
         verdict: Verdict | None = None
         if item.document is None:
@@ -153,13 +167,13 @@ class JudgeWorker:
         elif task.template not in self.templates:
             verdict = Verdict(complete="unsure", reason=f"template {task.template!r} is not in the library")
         else:
+            before, before_items, style_names = self._template(task.template)
             try:
-                live = LiveDocument(item.document)
-                after_items = canvas_items(live)
+                after = _Saved(docx.Document(io.BytesIO(item.document)), style_names)
+                after_items = canvas_items(after)
             except Exception as e:  # any parse failure means the saved document is unusable
                 verdict = _no(f"the final document does not reopen: {type(e).__name__}: {e}")
         if verdict is None:
-            before, before_items = self._template(task.template)
             if task.family is None:
                 lines_before = [ln for _, ln in before_items]
                 lines_after = [ln for _, ln in after_items]
@@ -174,7 +188,7 @@ class JudgeWorker:
                 )
                 return Judged(family=None, case=case, trajectory=item.trajectory)
             try:
-                verdict = verifier.judge(task, before, live.doc, before_items, after_items)
+                verdict = verifier.judge(task, before, after.doc, before_items, after_items)
             except Exception as e:  # e.g. a family this version does not know
                 verdict = Verdict(complete="unsure", reason=f"the verifier failed: {type(e).__name__}: {e}")
             else:
@@ -211,13 +225,13 @@ def _loader(traj_dir: Path) -> Callable[[list[Path]], list[JudgeItem]]:
                 raise ValueError(f"{path}: not a trajectory file ({e}); re-run the execute stage") from e
             if not final:
                 why = f"the run stopped without one ({error or 'no reason given'})"
-                items.append(JudgeItem(raw, None, why))
+                items.append(JudgeItem(str(path), raw, None, why))
                 continue
             doc = traj_dir / final
             try:
-                items.append(JudgeItem(raw, doc.read_bytes()))
+                items.append(JudgeItem(str(path), raw, doc.read_bytes()))
             except OSError as e:
-                items.append(JudgeItem(raw, None, f"{final} cannot be read ({type(e).__name__})"))
+                items.append(JudgeItem(str(path), raw, None, f"{final} cannot be read ({type(e).__name__})"))
         return items
 
     return load
