@@ -80,3 +80,16 @@ def test_leak_check_catches_a_test_id_or_lineage_in_train():
         "sft": {"train": [{"task_id": test[1]}], "test": []},
     }
     assert leaks(sets, {test[0], test[1]}) == {"plan_sft": [train[0]], "sft": [test[1]]}
+
+
+def test_evolve_partners_come_from_the_same_split():
+    from functools import partial
+
+    from lamops.data.evolve import candidates
+
+    pairs = [pair(f"p{k}") for k in range(200)]
+    group = partial(in_test, salt=SALT, test_fraction=FRACTION)
+    chosen = candidates(pairs, 300, seed=0, start=0, group=group)
+    assert len(chosen) == 300
+    assert all(group(pairs[i].task_id) == group(pairs[j].task_id) and i != j for i, j in chosen)
+    assert any(group(pairs[i].task_id) for i, _ in chosen)  # test pairs are evolved too, among themselves

@@ -5,27 +5,24 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from lamops.config import load_config
 from lamops.stages import get_stage
-from tests.agents.test_llm_client import FakeLLM, Request, reply
+from tests.agents.test_llm_client import (
+    FakeLLM,
+    Request,
+    reply,
+    server,  # noqa: F401 (the fake endpoint, a pytest fixture)
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-stage-test-0123456789"
 
 
-@pytest.fixture
-def fake_llm():
-    fake = FakeLLM()
-    fake.thread.start()
-    yield fake
-    fake.stop.set()
-    fake.server.shutdown()
-    fake.server.server_close()
-
-
-def test_collect_structures_with_the_configured_endpoint(tmp_path: Path, fake_llm: FakeLLM, monkeypatch):
+def test_collect_structures_with_the_configured_endpoint(
+    tmp_path: Path,
+    server: FakeLLM,  # noqa: F811 (the fixture imported above)
+    monkeypatch,
+):
     monkeypatch.setenv("LAMOPS_STAGE_TEST_KEY", KEY)
     shutil.copy(ROOT / "params.yaml", tmp_path)
     (tmp_path / "raw/queries").mkdir(parents=True)
@@ -55,7 +52,7 @@ def test_collect_structures_with_the_configured_endpoint(tmp_path: Path, fake_ll
             }
         )
 
-    fake_llm.answer = answer
+    server.answer = answer
     cfg = load_config(
         tmp_path / "params.yaml",
         "tiny",
@@ -63,7 +60,7 @@ def test_collect_structures_with_the_configured_endpoint(tmp_path: Path, fake_ll
             "collect.sources=raw",
             "collect.workers=0",
             "llm.provider=openai",
-            f"llm.base_url={fake_llm.url}",
+            f"llm.base_url={server.url}",
             "llm.model=test-model",
             "llm.api_key_env=LAMOPS_STAGE_TEST_KEY",
         ],
@@ -75,9 +72,9 @@ def test_collect_structures_with_the_configured_endpoint(tmp_path: Path, fake_ll
         "Make the selected text bold in Word",
     ]
     assert result.metrics["kept"] == 2
-    assert len(fake_llm.requests) == 2
-    assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in fake_llm.requests)
-    assert all(r.body["temperature"] == 0 and r.body["model"] == "test-model" for r in fake_llm.requests)
+    assert len(server.requests) == 2
+    assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in server.requests)
+    assert all(r.body["temperature"] == 0 and r.body["model"] == "test-model" for r in server.requests)
 
     from mlflow.tracking import MlflowClient
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from functools import partial
 
 from lamops.agents.roles import Evolver
@@ -23,15 +24,26 @@ def evolved_id(base: TaskPlanPair, other: TaskPlanPair) -> str:
     return "evo-" + hashlib.blake2b(f"{base.task_id}+{other.task_id}".encode(), digest_size=6).hexdigest()
 
 
-def candidates(pairs: list[TaskPlanPair], count: int, seed: int, start: int) -> list[tuple[int, int]]:
-    """`count` (base, partner) index pairs, the i-th base cycling through `pairs`, partners drawn by seed."""
+def candidates(
+    pairs: list[TaskPlanPair], count: int, seed: int, start: int, group: Callable[[str], object] | None = None
+) -> list[tuple[int, int]]:
+    """`count` (base, partner) index pairs, the i-th base cycling through `pairs`, partners drawn by seed from
+    the bases' own group (`group(task_id)`, e.g. its train/test split: a variant never mixes the two)."""
     n = len(pairs)
+    key = group or (lambda _id: None)
+    members: dict[object, list[int]] = {}
+    for k, p in enumerate(pairs):
+        members.setdefault(key(p.task_id), []).append(k)
     out = []
     for i in range(start, start + count):
-        j = stable_int(seed, i) % n
-        if j == i % n:
-            j = (j + 1) % n
-        out.append((i % n, j))
+        base = i % n
+        mates = members[key(pairs[base].task_id)]
+        if len(mates) < 2:
+            continue
+        j = mates[stable_int(seed, i) % len(mates)]
+        if j == base:
+            j = mates[(mates.index(j) + 1) % len(mates)]
+        out.append((base, j))
     return out
 
 
@@ -73,9 +85,16 @@ def _reject(base: TaskPlanPair, other: TaskPlanPair, reason: str, detail: str) -
 
 
 def evolve_pairs(
-    pairs: list[TaskPlanPair], evolver: Evolver, *, ratio: float, seed: int, map_batches
+    pairs: list[TaskPlanPair],
+    evolver: Evolver,
+    *,
+    ratio: float,
+    seed: int,
+    map_batches,
+    group: Callable[[str], object] | None = None,
 ) -> tuple[list[TaskPlanPair], list[Rejected], Counter]:
-    """Evolved pairs (about `ratio` x len(pairs)), the declined candidates, and counts by outcome."""
+    """Evolved pairs (about `ratio` x len(pairs)), the declined candidates, and counts by outcome. Partners
+    come from the base's `group` when given."""
     target = round(ratio * len(pairs))
     made: dict[str, TaskPlanPair] = {}
     rejected: list[Rejected] = []
@@ -85,7 +104,7 @@ def evolve_pairs(
         need = target - len(made)
         if need <= 0 or len(pairs) < 2:
             break
-        batch = [(pairs[i], pairs[j]) for i, j in candidates(pairs, need, seed, drawn)]
+        batch = [(pairs[i], pairs[j]) for i, j in candidates(pairs, need, seed, drawn, group)]
         drawn += need
         for result in map_batches(partial(evolve_batch, evolver=evolver), batch):
             if "pair" in result:

@@ -12,8 +12,6 @@ import functools
 import hashlib
 import io
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +24,8 @@ from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK, WD_COLOR_INDEX
 from docx.shared import Inches, Length, Pt, RGBColor
 from docx.text.paragraph import Paragraph
 from docx.text.run import Run
+
+from lamops.data.io import write_atomic
 
 __all__ = [
     "TEMPLATES",
@@ -649,18 +649,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    # Temp file in the same directory so os.replace is an atomic rename.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_library(out_dir: Path) -> list[TemplateInfo]:
     """Write <name>.docx for every template and an index.json into `out_dir`."""
     out_dir = Path(out_dir)
@@ -669,7 +657,7 @@ def build_library(out_dir: Path) -> list[TemplateInfo]:
     for spec in TEMPLATES.values():
         data = template_bytes(spec.name)
         path = out_dir / f"{spec.name}.docx"
-        _write_atomic(path, data)
+        write_atomic(path, data)
         infos.append(TemplateInfo(spec.name, spec.description, _sha256(data), path))
     index = [
         {"name": i.name, "description": i.description, "sha256": i.sha256, "file": i.path.name}
@@ -677,7 +665,7 @@ def build_library(out_dir: Path) -> list[TemplateInfo]:
         if i.path is not None
     ]
     text = json.dumps(index, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-    _write_atomic(out_dir / INDEX_FILE, text.encode("utf-8"))
+    write_atomic(out_dir / INDEX_FILE, text.encode("utf-8"))
     return infos
 
 

@@ -16,6 +16,7 @@ PAIRS_FILE = "pairs.jsonl"
 
 def run(cfg: Config) -> StageResult:
     from lamops.agents.roles import make_roles
+    from lamops.data.datasets import in_test
     from lamops.data.evolve import evolve_pairs
     from lamops.data.parallel import map_batches
     from lamops.records import TaskPlanPair
@@ -33,6 +34,9 @@ def run(cfg: Config) -> StageResult:
             ratio=c.ratio,
             seed=c.seed,
             map_batches=partial(map_batches, workers=c.workers, ray_cfg=cfg.ray, batch_size=512),
+            # Partners from the same split (decided by id alone, see lamops.data.datasets), so that no
+            # evolved pair mixes a test pair into training data or inflates the test split.
+            group=partial(in_test, salt=cfg.datasets.split_salt, test_fraction=cfg.datasets.test_fraction),
         )
         rejected = bad + rejected
         stats = {
