@@ -62,3 +62,10 @@ def test_builtin_judge_without_a_goal_never_says_yes():
     assert j.judge(changed).complete == "unsure"
     failed = JudgeInput("r", "a", "b", "-a\n+b", "", "", ["1. Bold -> error: no such control"])
     assert j.judge(failed).complete == "no"
+
+
+def test_align_keeps_a_value_the_request_names():
+    plan = ["Select the text.", "Open **Font Color** and choose **Red**."]
+    s = step("Purple")
+    assert align(s, 1, 2, plan, request="Colour 'Q3 revenue' purple.").control_text == "Purple"
+    assert align(s, 1, 2, plan, request="Colour it.").control_text != "Purple"

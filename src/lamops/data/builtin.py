@@ -141,9 +141,14 @@ def _object_phrase(line: str) -> str:
     return " ".join(words[1:6]) if len(words) > 1 else line.strip()
 
 
-def align(step: PlanStep, k: int, n: int, plan: list[str]) -> PlanStep:
-    """`step` (k of n, from the family's reference plan) with its control named as `plan` names it."""
+def align(step: PlanStep, k: int, n: int, plan: list[str], request: str = "") -> PlanStep:
+    """`step` (k of n, from the family's reference plan) with its control named as `plan` names it.
+
+    A control the concrete request itself names (the colour, style or size asked for) keeps that name: the
+    value belongs to this task, not to how the generic plan was written."""
     if not step.control_text:
+        return step
+    if request and re.search(rf"(?<!\w){re.escape(step.control_text)}(?!\w)", request, re.IGNORECASE):
         return step
     named = [(i, m) for i, line in enumerate(plan) for m in mentions(line)]
     if named:
@@ -203,7 +208,7 @@ class BuiltinPrefiller:
         if task is None:
             return None
         n = len(task.action_plan)
-        steps = [align(s, k, n, pair.plan) for k, s in enumerate(task.action_plan)]
+        steps = [align(s, k, n, pair.plan, task.request) for k, s in enumerate(task.action_plan)]
         return task.model_copy(update={"action_plan": steps, "task_id": pair.task_id})
 
     def _single(self, pair: TaskPlanPair, template: str) -> Prefilled | None:

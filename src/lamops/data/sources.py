@@ -29,8 +29,8 @@ from lamops.records import InstantiatedTask
 # ---- rates -------------------------------------------------------------------------------------------------
 # Plan defects, per clean doc section or article. With ~3 control steps a plan, about a third of the plans
 # have at least one (the returned counts say exactly how many).
-VAGUE_STEP_RATE = 0.05  # per control step: says what to do, not where ("Use the formatting options")
-OTHER_NAME_RATE = 0.06  # per control step with another name: a synonym ("Font Colour") or a shortcut
+VAGUE_STEP_RATE = 0.07  # per control step: says what to do, not where ("Use the formatting options")
+OTHER_NAME_RATE = 0.08  # per control step with another name: a synonym ("Font Colour") or a shortcut
 OLD_UI_RATE = 0.05  # per plan: written for the Word 2003 menus ("Format > Font...")
 MISSING_STEP_RATE = 0.055  # per plan: one step (not the first) left out
 EXTRA_STEP_RATE = 0.05  # per plan: a step for a control this UI does not have

@@ -53,17 +53,15 @@ def gate(tracked, boundary: str, records, *, forbidden_ids: set[str] | None = No
     tracked.log_text(report.to_markdown(), f"validation/{boundary}.md")
 
 
-def progress(iterable, desc: str, total: int | None = None):
-    """A progress bar on stderr for long loops (off when LAMOPS_PROGRESS=0)."""
+def show_progress() -> bool:
+    """Progress bars on stderr, unless LAMOPS_PROGRESS=0 (logs of scheduled runs, tests)."""
     import os
 
+    return os.environ.get("LAMOPS_PROGRESS") != "0"
+
+
+def progress(iterable, desc: str, total: int | None = None):
+    """A progress bar over a long loop (see show_progress)."""
     from tqdm import tqdm
 
-    return tqdm(
-        iterable,
-        desc=desc,
-        total=total,
-        disable=os.environ.get("LAMOPS_PROGRESS") == "0",
-        mininterval=1.0,
-        unit="it",
-    )
+    return tqdm(iterable, desc=desc, total=total, disable=not show_progress(), mininterval=1.0, unit="it")

@@ -6,7 +6,7 @@ import time
 
 from lamops.config import Config
 from lamops.data.io import read_jsonl, write_json
-from lamops.stages.base import StageResult
+from lamops.stages.base import StageResult, show_progress
 from lamops.tracking import stage_run
 
 
@@ -36,6 +36,7 @@ def run(cfg: Config) -> StageResult:
             control_format=cfg.env.control_format,
             min_score=c.min_score,
             batch_size=c.batch_size,
+            progress=show_progress(),
         )
         stats = summary.model_dump()
         # Not a DVC output file of its own: the folder is persistent (resumable), so stats live inside it.

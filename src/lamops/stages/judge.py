@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from lamops.config import Config
-from lamops.stages.base import StageResult, gate
+from lamops.stages.base import StageResult, gate, show_progress
 from lamops.tracking import stage_run
 
 
@@ -30,6 +30,7 @@ def run(cfg: Config) -> StageResult:
                 templates_dir=cfg.path(cfg.templates.out_dir),
                 judge=make_roles(cfg.llm).judge,
                 workers=c.workers,
+                progress=show_progress(),
             )
             judged, bad = read_jsonl(staging / "judged.jsonl", Trajectory, "judge")
             if bad:
