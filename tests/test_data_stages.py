@@ -17,6 +17,7 @@ SMALL = [
     "collect.workers=0",
     "evolve.workers=0",
     "instantiate.max_tasks=30",
+    "instantiate.workers=0",
     "execute.workers=0",
     "judge.workers=0",
 ]

@@ -128,6 +128,7 @@ class InstantiateConfig(_Section):
         gt=0, description="Templates tried in order of similarity until the prefill succeeds (UFO: 1)."
     )
     seed: int = Field(description="Seed of the sample and of the concrete content chosen.")
+    workers: int = Field(ge=0, description="Ray workers for the prefill and filter; 0 runs in-process.")
 
 
 class ExecuteConfig(_Section):

@@ -39,7 +39,7 @@ def run(cfg: Config) -> StageResult:
             descriptions,
             llm=cfg.llm,
             template_candidates=c.template_candidates,
-            map_batches=partial(map_batches, workers=cfg.execute.workers, ray_cfg=cfg.ray, batch_size=64),
+            map_batches=partial(map_batches, workers=c.workers, ray_cfg=cfg.ray, batch_size=64),
         )
         tasks = [r["task"] for r in results if "task" in r]
         rejected = bad1 + bad2 + [r["rejected"] for r in results if "rejected" in r]
