@@ -14,6 +14,9 @@ from pydantic import BaseModel, ValidationError
 from lamops.records import Rejected
 
 M = TypeVar("M", bound=BaseModel)
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
 MAX_LINE_CHARS = 1_000_000  # a line longer than this is rejected unparsed (a runaway or hostile input)
 
 
@@ -24,6 +27,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes owner-only files; outputs get the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

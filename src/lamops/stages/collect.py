@@ -37,6 +37,7 @@ def run(cfg: Config) -> StageResult:
         for good, bad in progress(iter_entries(files, c.s3_endpoint_url, root), "collect: read", len(files)):
             entries.extend(good)
             rejected.extend(bad)
+        raw_entries = len(entries) + len(rejected)  # what the files held, readable or not
         limits = Limits(c.min_task_chars, c.max_task_chars, c.min_steps, c.max_steps, c.max_plan_chars)
         fn = partial(process_entries, structurer=make_roles(cfg.llm).structure, limits=limits)
         results = map_batches(fn, entries, workers=c.workers, ray_cfg=cfg.ray, batch_size=512)
@@ -64,7 +65,7 @@ def run(cfg: Config) -> StageResult:
         dropped_by = Counter(r.reason for r in rejected)
         stats = {
             "files": len(files),
-            "raw_entries": len(entries) + sum(1 for r in rejected if r.reason in ("malformed", "unreadable")),
+            "raw_entries": raw_entries,
             "kept": len(pairs),
             "dropped": dict(sorted(dropped_by.items())),
             "dropped_total": len(rejected),

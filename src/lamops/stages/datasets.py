@@ -23,19 +23,17 @@ _STATS = {
 
 def run(cfg: Config) -> StageResult:
     from lamops.data.datasets import build, leaks
-    from lamops.data.io import read_jsonl, write_atomic, write_json, write_jsonl
+    from lamops.data.io import write_atomic, write_json, write_jsonl
     from lamops.records import InstantiatedTask, TaskPlanPair, Trajectory
 
     start = time.perf_counter()
     c = cfg.datasets
     out_dir = cfg.path(c.out_dir)
     with stage_run(cfg, "datasets") as tracked:
-        collected, _ = read_jsonl(cfg.path(cfg.collect.out_dir) / "pairs.jsonl", TaskPlanPair, "datasets")
-        evolved, _ = read_jsonl(cfg.path(cfg.evolve.out_dir) / "pairs.jsonl", TaskPlanPair, "datasets")
-        tasks, _ = read_jsonl(cfg.path(cfg.instantiate.out_dir) / "tasks.jsonl", InstantiatedTask, "datasets")
-        judged, bad = read_jsonl(cfg.path(cfg.judge.out_dir) / "judged.jsonl", Trajectory, "datasets")
-        if bad:
-            raise ValueError(f"{bad[0].origin}: unreadable judged trajectory: {bad[0].detail}")
+        collected = _read(cfg.path(cfg.collect.out_dir) / "pairs.jsonl", TaskPlanPair)
+        evolved = _read(cfg.path(cfg.evolve.out_dir) / "pairs.jsonl", TaskPlanPair)
+        tasks = _read(cfg.path(cfg.instantiate.out_dir) / "tasks.jsonl", InstantiatedTask)
+        judged = _read(cfg.path(cfg.judge.out_dir) / "judged.jsonl", Trajectory)
         sets, counts, test_ids = build(
             collected + evolved, tasks, judged, salt=c.split_salt, test_fraction=c.test_fraction
         )
@@ -81,6 +79,20 @@ def run(cfg: Config) -> StageResult:
         f"{counts['reward_train']}/{counts['reward_test']} "
         f"(train/test); {counts['tasks_train']} expert-failed training tasks kept for self_boost",
     )
+
+
+def _read(path: Path, model):
+    """Records an upstream stage wrote and validated: a bad line means the file was damaged since, and the
+    sets built from it would silently miss records, so it is an error naming the line."""
+    from lamops.data.io import read_jsonl
+
+    records, bad = read_jsonl(path, model, "datasets")
+    if bad:
+        raise ValueError(
+            f"{bad[0].origin}: {bad[0].detail} ({len(bad)} bad line(s)); "
+            f"re-run the stage that wrote {path.name}"
+        )
+    return records
 
 
 def data_metrics(cfg: Config, datasets_counts: dict) -> dict:
