@@ -1,0 +1,1 @@
+"""Training: the tokenizer, the model factory and the four training phases."""

@@ -1,0 +1,347 @@
+"""Run a training loop on Ray Train workers, each wrapping its model in a DeepSpeed engine.
+
+The driver side is `launch(train_loop, loop_config, spec)`: one `TorchTrainer` over `spec.num_workers` workers
+(gloo on CPU, nccl on GPU), storage and retries from `spec`, and automatic resume: a run that finds a
+checkpoint left in `spec.storage_path` by an earlier run of the same `spec.name` starts from it.
+
+The worker side is three helpers a train loop calls: `ds_engine` (DeepSpeed with the JSON config from
+`infra/deepspeed/`), `save_checkpoint` (DeepSpeed checkpoint reported to Ray Train) and `load_checkpoint`
+(the step to resume from, or None). A loop reads its spec back with `spec_from(config)`:
+
+    def train_loop(config):
+        spec = spec_from(config)
+        engine = ds_engine(model, spec.deepspeed_config, lambda p: torch.optim.AdamW(p, lr=1e-3),
+                           micro_batch_size=config["micro_batch_size"])
+        step = load_checkpoint(engine) or 0
+        while step < spec.max_steps:
+            ...; engine.backward(loss); engine.step(); step += 1
+            if should_checkpoint(step, spec):
+                save_checkpoint(engine, step, {"loss": loss.item()})
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+# The key under which `launch` hands the spec to the loop, next to the loop's own configuration.
+SPEC_KEY = "_lamops_train_spec"
+# Environment variables the workers inherit from the driver when set there (offline hubs, telemetry off).
+FORWARDED_ENV = (
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_DATASETS_OFFLINE",
+    "HF_HOME",
+    "TOKENIZERS_PARALLELISM",
+    "DO_NOT_TRACK",
+    "RAY_USAGE_STATS_ENABLED",
+    "MLFLOW_TRACKING_URI",
+)
+# DeepSpeed JIT-builds its ops (shared-memory allreduce ~45 s, FusedAdam / CPUAdam ~60 s) into this folder;
+# a stable one lets every run after the first load them in well under a second.
+DEFAULT_TORCH_EXTENSIONS_DIR = Path.home() / ".cache" / "lamops" / "torch_extensions"
+# Set to 1 to use DeepSpeed's shared-memory allreduce on CPU (JIT-built once, then cached). Off by default:
+# gloo is enough for models that fit on a CPU, and the build costs ~45 s on a cold cache.
+SHM_COMM_ENV = "LAMOPS_DS_SHM_COMM"
+_CHECKPOINT_DIR = re.compile(r"step_(\d+)$")
+_CHECKPOINT_TAG = "ds"
+
+
+class TrainSpec(BaseModel):
+    """Where and how a training phase runs: hardware and scale, never hyperparameters."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="Run name; a later run of the same name in storage_path resumes it.")
+    deepspeed_config: Path = Field(description="DeepSpeed JSON config, one of infra/deepspeed/*.json.")
+    storage_path: str = Field(description="Absolute local folder or s3:// URI for checkpoints and results.")
+    num_workers: int = Field(default=2, ge=1, description="Ray Train workers (one process each).")
+    use_gpu: bool = Field(default=False, description="One GPU per worker and nccl, else CPU and gloo.")
+    cpus_per_worker: float = Field(default=1, gt=0, description="CPUs Ray reserves for each worker.")
+    checkpoint_every: int = Field(default=100, ge=1, description="Steps between checkpoints.")
+    max_steps: int = Field(default=1000, ge=1, description="Optimizer steps the run stops at.")
+    max_failures: int = Field(default=0, ge=-1, description="Restarts after a failure; -1: no limit.")
+    num_to_keep: int | None = Field(default=2, ge=1, description="Checkpoints kept in storage; None = all.")
+
+    @field_validator("storage_path")
+    @classmethod
+    def _absolute_or_uri(cls, value: str) -> str:
+        if "://" in value:
+            return value
+        if not os.path.isabs(value):
+            raise ValueError(f"storage_path must be absolute or a URI (Ray Train requires it), got {value!r}")
+        return value
+
+
+class LaunchResult(BaseModel):
+    """What a `launch` left behind."""
+
+    name: str
+    path: str = Field(description="The run folder in storage (local path or URI).")
+    metrics: dict[str, Any] | None = Field(description="Metrics of the last checkpointed report.")
+    checkpoint_path: str | None = Field(description="The latest checkpoint, None if none was reported.")
+    checkpoint_step: int | None = Field(description="The step of the latest checkpoint.")
+    resumed_from_step: int | None = Field(description="The checkpoint step this run started from, if any.")
+    return_value: Any = Field(default=None, description="What the train loop returned on rank 0.")
+    wall_s: float
+
+
+# ---------------------------------------------------------------------------------------------- pure parts
+
+
+def should_checkpoint(step: int, spec: TrainSpec) -> bool:
+    """A checkpoint is due every `checkpoint_every` steps and at the last step."""
+    return step % spec.checkpoint_every == 0 or step == spec.max_steps
+
+
+def checkpoint_dir_name(step: int) -> str:
+    """The checkpoint's folder name in storage; its step is readable from it."""
+    return f"step_{step:08d}"
+
+
+def step_of_checkpoint(path: str) -> int | None:
+    """The step encoded in a checkpoint folder name (see `checkpoint_dir_name`), None for other names."""
+    match = _CHECKPOINT_DIR.search(path.rstrip("/"))
+    return int(match.group(1)) if match else None
+
+
+def resolve_ds_config(
+    raw: dict[str, Any],
+    *,
+    world_size: int,
+    micro_batch_size: int | None = None,
+    gradient_accumulation_steps: int | None = None,
+) -> dict[str, Any]:
+    """The DeepSpeed config with its batch sizes filled in: `train_batch_size = micro × grad_acc × world`.
+
+    Values given here override the file's; "auto" (or absent) in the file needs a value here. The file must
+    not name an optimizer: the loop passes one (DeepSpeed's own would JIT-build FusedAdam for ~60 s)."""
+    if "optimizer" in raw:
+        raise ValueError(
+            "the DeepSpeed config names an optimizer; remove it and pass optimizer_factory to ds_engine "
+            "(a DeepSpeed optimizer is JIT-compiled on first use, and learning rates belong to the recipe)"
+        )
+    config = {k: v for k, v in raw.items() if not k.startswith("_")}
+    micro = micro_batch_size if micro_batch_size is not None else raw.get("train_micro_batch_size_per_gpu")
+    accumulation = (
+        gradient_accumulation_steps
+        if gradient_accumulation_steps is not None
+        else raw.get("gradient_accumulation_steps", 1)
+    )
+    for key, value in (
+        ("train_micro_batch_size_per_gpu", micro),
+        ("gradient_accumulation_steps", accumulation),
+    ):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key} is {value!r}; set it in the DeepSpeed config or pass it to ds_engine")
+    config["train_micro_batch_size_per_gpu"] = micro
+    config["gradient_accumulation_steps"] = accumulation
+    config["train_batch_size"] = micro * accumulation * world_size
+    return config
+
+
+def worker_env(spec: TrainSpec, total_cpus: float, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment variables for each worker: the driver's offline/telemetry settings, one stable
+    TORCH_EXTENSIONS_DIR, and OMP threads = the cluster's CPUs shared out among the workers."""
+    environ = dict(os.environ if environ is None else environ)
+    env = {k: environ[k] for k in FORWARDED_ENV if k in environ}
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env["TORCH_EXTENSIONS_DIR"] = environ.get("TORCH_EXTENSIONS_DIR", str(DEFAULT_TORCH_EXTENSIONS_DIR))
+    env[SHM_COMM_ENV] = environ.get(SHM_COMM_ENV, "0")
+    env["OMP_NUM_THREADS"] = environ.get("OMP_NUM_THREADS", str(max(1, int(total_cpus // spec.num_workers))))
+    return env
+
+
+# ---------------------------------------------------------------------------------------------- driver
+
+
+def launch(train_loop: Callable[[dict], Any], loop_config: dict, spec: TrainSpec) -> LaunchResult:
+    """Run `train_loop(config)` on `spec.num_workers` Ray Train workers and wait for it.
+
+    `config` is `loop_config` plus the spec (read it back with `spec_from`). Ray is the one in $RAY_ADDRESS
+    or a local one. When storage already holds a checkpoint of a run named `spec.name`, the loop's
+    `load_checkpoint` returns its step and training continues from there."""
+    import ray
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from lamops.data.parallel import ensure_ray
+
+    if not spec.deepspeed_config.is_file():
+        raise FileNotFoundError(f"DeepSpeed config {spec.deepspeed_config} not found; see infra/deepspeed/")
+    ensure_ray()
+    started = time.perf_counter()
+    resumed_from = latest_checkpoint_step(spec.storage_path, spec.name)
+    if resumed_from is not None:
+        log.info("train run %r resumes from its checkpoint at step %d", spec.name, resumed_from)
+    else:
+        log.info("train run %r starts from scratch", spec.name)
+    env = worker_env(spec, ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+    config = {**loop_config, SPEC_KEY: spec.model_dump(mode="json")}
+    trainer = TorchTrainer(
+        partial(_worker_entry, train_loop),
+        train_loop_config=config,
+        torch_config=TorchConfig(backend="nccl" if spec.use_gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=spec.num_workers,
+            use_gpu=spec.use_gpu,
+            resources_per_worker={"CPU": spec.cpus_per_worker, **({"GPU": 1} if spec.use_gpu else {})},
+        ),
+        run_config=ray.train.RunConfig(
+            name=spec.name,
+            storage_path=spec.storage_path,
+            failure_config=ray.train.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=spec.num_to_keep),
+            worker_runtime_env={"env_vars": env},
+        ),
+    )
+    result = trainer.fit()
+    checkpoint = result.checkpoint
+    return LaunchResult(
+        name=spec.name,
+        path=str(result.path),
+        metrics=dict(result.metrics) if result.metrics is not None else None,
+        checkpoint_path=checkpoint.path if checkpoint else None,
+        checkpoint_step=step_of_checkpoint(checkpoint.path) if checkpoint else None,
+        resumed_from_step=resumed_from,
+        return_value=getattr(result, "return_value", None),
+        wall_s=time.perf_counter() - started,
+    )
+
+
+def latest_checkpoint_step(storage_path: str, name: str) -> int | None:
+    """The step of the newest checkpoint that Ray Train recorded for run `name` in `storage_path`.
+
+    Reads Ray Train's run snapshot (what its own restore reads), so a half-written checkpoint of a crashed
+    run is never taken for the latest."""
+    import pyarrow.fs
+
+    filesystem, root = pyarrow.fs.FileSystem.from_uri(
+        storage_path if "://" in storage_path else Path(storage_path).as_uri()
+    )
+    snapshot = f"{root.rstrip('/')}/{name}/checkpoint_manager_snapshot.json"
+    if filesystem.get_file_info(snapshot).type == pyarrow.fs.FileType.NotFound:
+        return None
+    with filesystem.open_input_stream(snapshot) as stream:
+        state = json.loads(stream.read().decode("utf-8"))
+    latest = state.get("latest_checkpoint_result") or {}
+    step = (latest.get("metrics") or {}).get("step")
+    return int(step) if step is not None else step_of_checkpoint(latest.get("checkpoint_dir_name", ""))
+
+
+def _worker_entry(train_loop: Callable[[dict], Any], config: dict) -> Any:
+    """Per-worker set-up before the user's loop: torch threads and DeepSpeed's JIT ops."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    if os.environ.get(SHM_COMM_ENV, "0") != "1":
+        _disable_shm_comm_op()
+    return train_loop(config)
+
+
+def _disable_shm_comm_op() -> None:
+    """Keep DeepSpeed on CPU from JIT-building its shared-memory allreduce (~45 s cold): its TorchBackend
+    builds the op only when the op is marked compatible, and plain gloo allreduce works without it."""
+    import deepspeed.ops
+    from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder
+
+    deepspeed.ops.__compatible_ops__[ShareMemCommBuilder.NAME] = False
+
+
+# ---------------------------------------------------------------------------------------------- in the loop
+
+
+def spec_from(config: dict) -> TrainSpec:
+    """The `TrainSpec` that `launch` put into the loop's config."""
+    if SPEC_KEY not in config:
+        raise KeyError(
+            f"config has no {SPEC_KEY!r}: is this loop running under lamops.train.distributed.launch?"
+        )
+    return TrainSpec.model_validate(config[SPEC_KEY])
+
+
+def ds_engine(
+    model: torch.nn.Module,
+    config_path: str | Path,
+    optimizer_factory: Callable[[Any], torch.optim.Optimizer],
+    lr_scheduler: Any = None,
+    *,
+    micro_batch_size: int | None = None,
+    gradient_accumulation_steps: int | None = None,
+):
+    """`model` wrapped by `deepspeed.initialize` with the JSON config at `config_path`.
+
+    `optimizer_factory(parameters)` builds the optimizer (torch AdamW on CPU: no JIT build). Batch sizes come
+    from the arguments, else from the file; `train_batch_size` is derived for the current world size. Call it
+    inside a `launch`ed loop, where Ray Train has already set up torch.distributed."""
+    import deepspeed
+    import torch.distributed as dist
+
+    raw = json.loads(Path(config_path).read_text())
+    world_size = dist.get_world_size() if dist.is_initialized() else int(os.environ.get("WORLD_SIZE", "1"))
+    config = resolve_ds_config(
+        raw,
+        world_size=world_size,
+        micro_batch_size=micro_batch_size,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+    )
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    engine, _, _, _ = deepspeed.initialize(
+        model=model,
+        model_parameters=parameters,
+        optimizer=optimizer_factory(parameters),
+        lr_scheduler=lr_scheduler,
+        config=config,
+        dist_init_required=not dist.is_initialized(),
+    )
+    return engine
+
+
+def save_checkpoint(engine, step: int, metrics: dict[str, Any]) -> None:
+    """Write the DeepSpeed checkpoint of `engine` at `step` and report it, with `metrics`, to Ray Train.
+
+    Every rank calls this: each writes its own ZeRO shards into a local temporary folder and Ray Train merges
+    the ranks' folders into one checkpoint in storage."""
+    import ray.train
+
+    with tempfile.TemporaryDirectory(prefix="lamops-ckpt-") as folder:
+        engine.save_checkpoint(folder, tag=_CHECKPOINT_TAG, client_state={"step": step})
+        ray.train.report(
+            {**metrics, "step": step},
+            checkpoint=ray.train.Checkpoint.from_directory(folder),
+            checkpoint_dir_name=checkpoint_dir_name(step),
+        )
+
+
+def load_checkpoint(engine) -> int | None:
+    """Load the run's latest checkpoint into `engine` (model, optimizer, scheduler) and return its step;
+    None when the run starts from scratch. Every rank calls this."""
+    import ray.train
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        path, client_state = engine.load_checkpoint(folder, tag=_CHECKPOINT_TAG)
+    if path is None:
+        raise RuntimeError(f"DeepSpeed found no checkpoint tagged {_CHECKPOINT_TAG!r} in {checkpoint.path}")
+    step = int(client_state["step"])
+    log.info("resumed from the checkpoint at step %d (%s)", step, checkpoint.path)
+    return step

@@ -1,0 +1,237 @@
+"""The model factory: a randomly initialised tiny Mistral, or a pretrained causal LM loaded offline.
+
+`make_model(spec, tokenizer)` is the one entry point the training phases call; `save` publishes a phase's
+model and tokenizer atomically in the `save_pretrained` layout, which the next phase loads with
+`ModelSpec(source="pretrained", path=...)`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    MistralConfig,
+    MistralForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from lamops.train.tokenizer import atomic_dir
+
+Dtype = Literal["float32", "bfloat16", "float16"]
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class ModelSpec(BaseModel):
+    """What model a phase starts from. The defaults are the recommended tiny model for 2 CPU cores.
+
+    Default: 192 wide, 4 layers, 4 query / 2 key-value heads, SwiGLU 512, tied embeddings, 2,048-token
+    vocabulary: 2.0M parameters (0.4M of them the embedding). Measured on 2 cores, fp32, AdamW, one training
+    step at batch 8 x 256 tokens: ~6.9-7.5k tokens/s (~100 GFLOP/s by `flops_per_token`); 2.9M params (256
+    wide) ~6.2k, 5.3M (256 wide, 6 layers, SwiGLU 768) ~3.4k. SFT samples are ~750 tokens (p95 ~950) with
+    this vocabulary, so a batch of 8 is ~1 optimizer step per second; the STACK-NOTES experiment found steps
+    worth more than parameters at this scale, hence the small default.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Literal["tiny", "pretrained"] = Field(
+        default="tiny",
+        description="`tiny`: a randomly initialised MistralForCausalLM of the sizes below, with the "
+        "pipeline's own tokenizer. `pretrained`: load model and tokenizer from `path` (sizes below are "
+        "ignored).",
+    )
+    path: str | None = Field(
+        default=None,
+        description="For `pretrained`: a local `save_pretrained` folder (an earlier phase's output) or a hub "
+        "name already in the local cache (offline when HF_HUB_OFFLINE is set).",
+    )
+    hidden_size: int = Field(default=192, gt=0, description="Width of the residual stream.")
+    intermediate_size: int = Field(default=512, gt=0, description="Width of the SwiGLU MLP.")
+    num_hidden_layers: int = Field(default=4, gt=0, description="Number of decoder layers.")
+    num_attention_heads: int = Field(default=4, gt=0, description="Query heads; must divide hidden_size.")
+    num_key_value_heads: int = Field(
+        default=2, gt=0, description="Key/value heads (grouped-query attention); must divide the query heads."
+    )
+    max_position_embeddings: int = Field(
+        default=2048, gt=0, description="Longest sequence the model is built for (RoPE positions)."
+    )
+    sliding_window: int | None = Field(
+        default=None, gt=0, description="Attention window in tokens, or null for full causal attention."
+    )
+    vocab_size: int = Field(
+        default=2048,
+        gt=0,
+        description="Vocabulary size the tokenizer is trained to. The model's embedding takes the trained "
+        "tokenizer's actual size, which may be smaller on a small corpus, never larger.",
+    )
+    rope_theta: float = Field(default=10000.0, gt=0, description="RoPE base frequency.")
+    tie_word_embeddings: bool = Field(
+        default=True, description="Share input embedding and output head: saves vocab x hidden parameters."
+    )
+    dtype: Dtype = Field(
+        default="float32",
+        description="Parameter dtype. float32 on CPU (bf16 matmuls are slow there); bfloat16 on GPUs.",
+    )
+    seed: int = Field(default=0, description="Seed of the random initialisation of a tiny model.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelSpec:
+        if self.source == "pretrained" and not self.path:
+            raise ValueError("source 'pretrained' needs `path`: a save_pretrained folder or a hub name")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
+                f"{self.num_attention_heads}"
+            )
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(
+                f"num_attention_heads {self.num_attention_heads} is not divisible by num_key_value_heads "
+                f"{self.num_key_value_heads}"
+            )
+        return self
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return getattr(torch, self.dtype)
+
+
+def mistral_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase) -> MistralConfig:
+    """The MistralConfig of a tiny model: sizes from the spec, vocabulary and special ids from the
+    tokenizer."""
+    if len(tokenizer) > spec.vocab_size:
+        raise ValueError(
+            f"tokenizer has {len(tokenizer)} tokens but the spec's vocab_size is {spec.vocab_size}: "
+            "the tokenizer was trained for another spec; retrain it or raise vocab_size"
+        )
+    missing = [
+        name for name in ("bos_token_id", "eos_token_id", "pad_token_id") if getattr(tokenizer, name) is None
+    ]
+    if missing:
+        raise ValueError(f"tokenizer lacks {', '.join(missing)}: train it with lamops.train.tokenizer")
+    return MistralConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_key_value_heads,
+        head_dim=spec.hidden_size // spec.num_attention_heads,
+        max_position_embeddings=spec.max_position_embeddings,
+        sliding_window=spec.sliding_window,
+        rope_theta=spec.rope_theta,
+        tie_word_embeddings=spec.tie_word_embeddings,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        dtype=spec.dtype,
+    )
+
+
+def build_tiny(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase) -> MistralForCausalLM:
+    """A randomly initialised MistralForCausalLM; the same spec and tokenizer give the same weights.
+
+    The seed is applied in a forked RNG, so building a model leaves the caller's torch random state alone.
+    """
+    config = mistral_config(spec, tokenizer)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        model = MistralForCausalLM(config)
+    return model.to(spec.torch_dtype)
+
+
+def load_pretrained(spec: ModelSpec) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM and its tokenizer with the Auto classes from `spec.path`.
+
+    `spec.path` is a local `save_pretrained` folder or a hub name; with HF_HUB_OFFLINE set only local files
+    are used. A tokenizer without a pad token gets EOS as pad (common for pretrained decoders).
+    """
+    if not spec.path:
+        raise ValueError("load_pretrained needs spec.path: a save_pretrained folder or a hub name")
+    local = Path(spec.path).expanduser()
+    looks_local = local.is_absolute() or spec.path.startswith((".", "~")) or local.exists()
+    if looks_local and not (local / "config.json").is_file():
+        what = "does not exist" if not local.exists() else "has no config.json"
+        raise FileNotFoundError(
+            f"pretrained model path {local} {what}: expected a save_pretrained folder (config.json, weights "
+            "and tokenizer files), e.g. the output of an earlier training phase"
+        )
+    source = str(local) if looks_local else spec.path
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUE
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=spec.torch_dtype, local_files_only=offline)
+    except OSError as error:
+        where = (
+            "local folder"
+            if looks_local
+            else "hub name" + (" (offline: local cache only)" if offline else "")
+        )
+        raise FileNotFoundError(f"cannot load pretrained model from {where} {source!r}: {error}") from error
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def make_model(
+    spec: ModelSpec, tokenizer: PreTrainedTokenizerBase | Path | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The model and tokenizer a phase starts from.
+
+    - `tiny`: `tokenizer` is required, a trained tokenizer or its `save_pretrained` folder (see
+      `lamops.train.tokenizer.train_tokenizer`); the model is `build_tiny(spec, tokenizer)`.
+    - `pretrained`: model and tokenizer come from `spec.path`; passing a tokenizer is an error, since a
+      tokenizer other than the model's own would silently garble its inputs.
+    """
+    if spec.source == "pretrained":
+        if tokenizer is not None:
+            raise ValueError("source 'pretrained' uses the tokenizer saved with the model; do not pass one")
+        return load_pretrained(spec)
+    if tokenizer is None:
+        raise ValueError("source 'tiny' needs a trained tokenizer (or its folder): see train_tokenizer")
+    if isinstance(tokenizer, str | Path):
+        folder = Path(tokenizer)
+        if not (folder / "tokenizer.json").is_file():
+            raise FileNotFoundError(f"{folder}: no tokenizer.json; train the tokenizer first")
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    return build_tiny(spec, tokenizer), tokenizer
+
+
+def save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> Path:
+    """Write model and tokenizer with `save_pretrained` into `out_dir`, replacing it atomically."""
+    with atomic_dir(Path(out_dir)) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+    return Path(out_dir)
+
+
+def parameter_count(model: torch.nn.Module, *, trainable_only: bool = False) -> int:
+    """Number of parameters, tied weights counted once."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def flops_per_token(model: PreTrainedModel, seq_len: int = 0) -> int:
+    """Training FLOPs per token (forward + backward), Kaplan et al. 2020: C = 6 N + 6 L T d.
+
+    N is the number of parameters used in matrix multiplies: all parameters except an untied input embedding
+    table (a lookup, no multiply; when tied it counts once, as the output head). The second term is the
+    attention scores and weighted sum over a context of T = `seq_len` tokens (L layers, d = heads x head
+    dim); 0 leaves it out, which is close when T is small against 12 d. Forward alone is a third of this.
+    """
+    n = parameter_count(model)
+    embeddings = model.get_input_embeddings().weight
+    output = model.get_output_embeddings()
+    if output is None or output.weight is not embeddings:
+        n -= embeddings.numel()
+    config = model.config
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    attention_width = config.num_attention_heads * head_dim
+    return 6 * n + 6 * config.num_hidden_layers * seq_len * attention_width
