@@ -459,7 +459,9 @@ def test_slow_server_times_out_after_all_tries(server: FakeLLM) -> None:
     start = time.monotonic()
     with pytest.raises(LLMError, match=r"no reply within 0.5 s; timed out after 2 tries") as info:
         client(server, timeout_s=0.5, max_retries=1).complete_json("sys", "user")
-    assert time.monotonic() - start < 0.5 * 2 + 1.0
+    # Not a speed target: the server would answer only after 10 s, so finishing well before means the
+    # timeout fired on every try instead of waiting (generous bound for a loaded machine).
+    assert time.monotonic() - start < 8.0
     assert info.value.reason == "timeout" and len(server.requests) == 2
 
 
@@ -470,7 +472,7 @@ def test_unreachable_port_fails_fast() -> None:
     start = time.monotonic()
     with pytest.raises(LLMError, match="cannot connect.*after 3 tries") as info:
         OpenAIClient(settings(f"http://127.0.0.1:{port}/v1")).complete_json("sys", "user")
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 10.0  # no hang: refused connections are not waited on
     assert info.value.reason == "unreachable" and f"127.0.0.1:{port}/v1" in str(info.value)
 
 

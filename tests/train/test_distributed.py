@@ -66,6 +66,11 @@ def regression_loop(config: dict) -> dict:
         micro_batch_size=config["batch"],
     )
     ds_init_s = time.perf_counter() - started
+    # The shared-memory comm op is DeepSpeed's only JIT build on CPU (~45 s cold): it must not be built.
+    import os
+
+    extensions = Path(os.environ["TORCH_EXTENSIONS_DIR"])
+    shm_op_built = any(extensions.glob("**/deepspeed_shm_comm*")) if extensions.is_dir() else False
     start_step = load_checkpoint(engine) or 0
     w_true = torch.randn(config["dim"], 1, generator=torch.Generator().manual_seed(1234))
     losses: list[float] = []
@@ -90,6 +95,7 @@ def regression_loop(config: dict) -> dict:
                     "loss": mean_loss.item() / dist.get_world_size(),
                     "checksum": _checksum(engine.module),
                     "ds_init_s": ds_init_s,
+                    "shm_op_built": float(shm_op_built),
                     "steps_per_s": steps_per_s,
                 },
             )
@@ -254,6 +260,7 @@ def test_a_second_run_of_the_same_name_resumes_and_ends_where_an_unbroken_run_en
 @pytest.mark.slow
 def test_deepspeed_builds_no_op_on_the_way(runs):
     """Measured: a cold JIT build of the shm comm op costs ~45 s; with it disabled (the default) and torch's
-    AdamW, deepspeed.initialize takes well under a few seconds even on the first run of a session."""
+    AdamW, nothing is compiled. Checked by what is on disk, not by timing (ds_init_s is printed only)."""
     for run in ("full", "first", "resumed"):
-        assert runs[run].metrics["ds_init_s"] < 10, (run, runs[run].metrics)
+        assert runs[run].metrics["shm_op_built"] == 0.0, (run, runs[run].metrics)
+        print(f"{run}: deepspeed.initialize {runs[run].metrics['ds_init_s']:.1f} s")

@@ -1,0 +1,1 @@
+"""The MLflow model registry: logging, registering, loading and aliasing trained models."""
