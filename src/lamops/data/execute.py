@@ -36,6 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lamops.data.io import write_atomic
 from lamops.records import InstantiatedTask, Trajectory
 
 log = logging.getLogger(__name__)
@@ -338,19 +339,6 @@ class WorkerPool:
 
 
 # ---- the output folder ---------------------------------------------------------------------------------
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temp file beside `path` and a rename. One process writes a folder at a time and
-    `_prepare` deletes left-over temp files, so a fixed temp name does (mkstemp cost a third of the
-    driver's time)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def code_fingerprint() -> str:
     """sha256 over the sources a trajectory depends on (environment, expert, records, this module)."""
     import lamops
@@ -416,7 +404,7 @@ def _prepare(out_dir: Path, tasks: Sequence[InstantiatedTask], settings: dict) -
     if not same:
         for name in (TIMINGS_FILE, _JOURNAL):
             (out_dir / name).unlink(missing_ok=True)
-        _write_atomic(settings_path, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
+        write_atomic(settings_path, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
     to_run = [t for t in tasks if not _is_resumable(traj_dir / f"{t.task_id}.json", t, out_dir)]
     return to_run, len(tasks) - len(to_run), len(removed)
 
@@ -438,7 +426,7 @@ def _read_timings(path: Path) -> dict[str, dict]:
 def _merge_timings(out_dir: Path, task_ids: set[str]) -> None:
     timings = _read_timings(out_dir / TIMINGS_FILE) | _read_timings(out_dir / _JOURNAL)
     lines = [json.dumps(timings[k], sort_keys=True) + "\n" for k in sorted(timings) if k in task_ids]
-    _write_atomic(out_dir / TIMINGS_FILE, "".join(lines).encode("utf-8"))
+    write_atomic(out_dir / TIMINGS_FILE, "".join(lines).encode("utf-8"))
     (out_dir / _JOURNAL).unlink(missing_ok=True)
 
 
@@ -463,10 +451,10 @@ class _Writer:
     def write(self, out: TaskOutput) -> None:
         doc = self.out_dir / document_path(out.task_id)
         if out.document is not None:
-            _write_atomic(doc, out.document)
+            write_atomic(doc, out.document)
         else:
             doc.unlink(missing_ok=True)
-        _write_atomic(self.out_dir / TRAJECTORIES / f"{out.task_id}.json", out.trajectory)
+        write_atomic(self.out_dir / TRAJECTORIES / f"{out.task_id}.json", out.trajectory)
         timing = {"task_id": out.task_id, "seconds": out.seconds, "step_latency": out.latencies}
         self.journal.write(json.dumps(timing, sort_keys=True) + "\n")
         self.done += 1
