@@ -22,7 +22,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from lamops.train.tokenizer import atomic_dir
+from lamops.stages.base import replace_dir
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 _TRUE = {"1", "true", "yes", "on"}
@@ -207,7 +207,7 @@ def make_model(
 
 def save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> Path:
     """Write model and tokenizer with `save_pretrained` into `out_dir`, replacing it atomically."""
-    with atomic_dir(Path(out_dir)) as staging:
+    with replace_dir(Path(out_dir)) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
     return Path(out_dir)

@@ -22,15 +22,13 @@ Training is deterministic: the same texts in the same order give byte-identical 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
+
+from lamops.stages.base import replace_dir
 
 BOS_TOKEN = "<s>"
 EOS_TOKEN = "</s>"
@@ -107,32 +105,6 @@ def train_tokenizer(
         unk_token=UNK_TOKEN,
         clean_up_tokenization_spaces=False,
     )
-    with atomic_dir(out_dir) as staging:
+    with replace_dir(Path(out_dir)) as staging:
         tokenizer.save_pretrained(staging)
     return tokenizer
-
-
-@contextmanager
-def atomic_dir(out_dir: Path) -> Iterator[Path]:
-    """Yield an empty staging folder beside `out_dir`; on success it replaces `out_dir` by rename.
-
-    Readers never see a half-written folder: either the old one or the complete new one. On error the
-    staging folder is removed and `out_dir` is left as it was.
-    """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary shared folder
-    try:
-        yield staging
-        if out_dir.exists():
-            # Two renames: os.replace cannot put a folder over a non-empty one.
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, old / out_dir.name)
-            os.replace(staging, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
