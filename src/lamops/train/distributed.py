@@ -285,8 +285,10 @@ def ds_engine(
     *,
     micro_batch_size: int | None = None,
     gradient_accumulation_steps: int | None = None,
+    overrides: dict[str, Any] | None = None,
 ):
-    """`model` wrapped by `deepspeed.initialize` with the JSON config at `config_path`.
+    """`model` wrapped by `deepspeed.initialize` with the JSON config at `config_path`, top-level keys of
+    `overrides` (a recipe's own settings, e.g. gradient_clipping) replacing the file's.
 
     `optimizer_factory(parameters)` builds the optimizer (torch AdamW on CPU: no JIT build). Batch sizes come
     from the arguments, else from the file; `train_batch_size` is derived for the current world size. Call it
@@ -294,7 +296,7 @@ def ds_engine(
     import deepspeed
     import torch.distributed as dist
 
-    raw = json.loads(Path(config_path).read_text())
+    raw = {**json.loads(Path(config_path).read_text()), **(overrides or {})}
     world_size = dist.get_world_size() if dist.is_initialized() else int(os.environ.get("WORLD_SIZE", "1"))
     config = resolve_ds_config(
         raw,

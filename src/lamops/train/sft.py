@@ -14,10 +14,8 @@ Ray's object store and runs `sft_loop` on `spec.num_workers` Ray Train workers w
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -385,19 +383,16 @@ def sft_loop(config: dict) -> dict[str, Any] | None:
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
-    with tempfile.TemporaryDirectory(prefix="lamops-sft-ds-") as folder:
+    engine = ds_engine(
+        model,
+        spec.deepspeed_config,
+        _adamw(sft),
+        schedule,
+        micro_batch_size=sft.micro_batch_size,
+        gradient_accumulation_steps=sft.gradient_accumulation_steps,
         # Clipping is a hyperparameter of the recipe; the rest of the DeepSpeed file is hardware.
-        ds_config = Path(folder) / "deepspeed.json"
-        raw = json.loads(Path(spec.deepspeed_config).read_text())
-        ds_config.write_text(json.dumps({**raw, "gradient_clipping": sft.grad_clip}))
-        engine = ds_engine(
-            model,
-            ds_config,
-            _adamw(sft),
-            schedule,
-            micro_batch_size=sft.micro_batch_size,
-            gradient_accumulation_steps=sft.gradient_accumulation_steps,
-        )
+        overrides={"gradient_clipping": sft.grad_clip},
+    )
     start = load_checkpoint(engine) or 0
     engine.train()
     device = engine.device
