@@ -150,9 +150,9 @@ def align(step: PlanStep, k: int, n: int, plan: list[str], request: str = "") ->
         return step
     if request and re.search(rf"(?<!\w){re.escape(step.control_text)}(?!\w)", request, re.IGNORECASE):
         return step
-    named = [(i, m) for i, line in enumerate(plan) for m in mentions(line)]
+    named = [m for line in plan for m in mentions(line)]  # in plan order: ties go to the first mention
     if named:
-        i, best = max(named, key=lambda x: (match_score(step.control_text, x[1]), -x[0]))
+        best = max(named, key=lambda m: match_score(step.control_text, m))
         if match_score(step.control_text, best) >= ALIGN_MIN_SCORE:
             return step.model_copy(update={"control_text": best})
     if not plan:
