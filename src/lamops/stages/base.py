@@ -9,6 +9,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# File names inside the data stages' output folders, written in this one place.
+PAIRS_FILE = "pairs.jsonl"  # collect, evolve: TaskPlanPair records
+TASKS_FILE = "tasks.jsonl"  # instantiate: InstantiatedTask records that passed the filter
+QUARANTINE_FILE = "quarantine.jsonl"  # every record a stage dropped, with its reason
+STATS_FILE = "stats.json"  # a stage's counts; `datasets` gathers them into the DVC metrics file
+
 
 class StageResult(BaseModel):
     """The summary of one stage run, printed by the CLI and returned by the Prefect task."""
@@ -65,3 +71,11 @@ def progress(iterable, desc: str, total: int | None = None):
     from tqdm import tqdm
 
     return tqdm(iterable, desc=desc, total=total, disable=not show_progress(), mininterval=1.0, unit="it")
+
+
+def write_drops_and_counts(folder: Path, rejected, stats: dict) -> None:
+    """A stage's quarantine file (sorted, so reruns write the same bytes) and its counts."""
+    from lamops.data.io import write_json, write_jsonl
+
+    write_jsonl(folder / QUARANTINE_FILE, sorted(rejected, key=lambda r: (r.origin, r.reason)))
+    write_json(folder / STATS_FILE, stats)

@@ -7,13 +7,17 @@ from collections import Counter
 from functools import partial
 
 from lamops.config import Config
-from lamops.data.io import write_json, write_jsonl
-from lamops.stages.base import StageResult, gate, progress, replace_dir
+from lamops.data.io import write_jsonl
+from lamops.stages.base import (
+    PAIRS_FILE,
+    QUARANTINE_FILE,
+    StageResult,
+    gate,
+    progress,
+    replace_dir,
+    write_drops_and_counts,
+)
 from lamops.tracking import stage_run
-
-PAIRS_FILE = "pairs.jsonl"
-QUARANTINE_FILE = "quarantine.jsonl"
-STATS_FILE = "stats.json"
 
 
 def source_root(cfg: Config) -> str:
@@ -75,8 +79,7 @@ def run(cfg: Config) -> StageResult:
         gate(tracked, "task_plans", pairs)
         with replace_dir(out_dir) as staging:
             write_jsonl(staging / PAIRS_FILE, pairs)
-            write_jsonl(staging / QUARANTINE_FILE, sorted(rejected, key=lambda r: (r.origin, r.reason)))
-            write_json(staging / STATS_FILE, stats)
+            write_drops_and_counts(staging, rejected, stats)
         tracked.log_dataset(
             out_dir / PAIRS_FILE, [p.model_dump() for p in pairs], "task_plans_collected", "output"
         )

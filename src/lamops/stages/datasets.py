@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from lamops.config import Config
-from lamops.stages.base import StageResult, gate, replace_dir
+from lamops.stages.base import PAIRS_FILE, STATS_FILE, TASKS_FILE, StageResult, gate, replace_dir
 from lamops.tracking import stage_run
 
 # Each data stage's stats.json, gathered into the DVC metrics file by stage name.
@@ -24,16 +24,17 @@ _STATS = {
 def run(cfg: Config) -> StageResult:
     from lamops.data.datasets import build, leaks
     from lamops.data.io import write_atomic, write_json, write_jsonl
+    from lamops.data.judge import JUDGED_FILE
     from lamops.records import InstantiatedTask, TaskPlanPair, Trajectory
 
     start = time.perf_counter()
     c = cfg.datasets
     out_dir = cfg.path(c.out_dir)
     with stage_run(cfg, "datasets") as tracked:
-        collected = _read(cfg.path(cfg.collect.out_dir) / "pairs.jsonl", TaskPlanPair)
-        evolved = _read(cfg.path(cfg.evolve.out_dir) / "pairs.jsonl", TaskPlanPair)
-        tasks = _read(cfg.path(cfg.instantiate.out_dir) / "tasks.jsonl", InstantiatedTask)
-        judged = _read(cfg.path(cfg.judge.out_dir) / "judged.jsonl", Trajectory)
+        collected = _read(cfg.path(cfg.collect.out_dir) / PAIRS_FILE, TaskPlanPair)
+        evolved = _read(cfg.path(cfg.evolve.out_dir) / PAIRS_FILE, TaskPlanPair)
+        tasks = _read(cfg.path(cfg.instantiate.out_dir) / TASKS_FILE, InstantiatedTask)
+        judged = _read(cfg.path(cfg.judge.out_dir) / JUDGED_FILE, Trajectory)
         sets, counts, test_ids = build(
             collected + evolved, tasks, judged, salt=c.split_salt, test_fraction=c.test_fraction
         )
@@ -55,7 +56,7 @@ def run(cfg: Config) -> StageResult:
                 for split, rows in by_split.items():
                     write_jsonl(staging / name / f"{split}.jsonl", rows)
             write_atomic(staging / "test_ids.txt", "".join(f"{i}\n" for i in sorted(test_ids)).encode())
-            write_json(staging / "stats.json", counts)
+            write_json(staging / STATS_FILE, counts)
         for name, by_split in sets.items():
             for split, rows in by_split.items():
                 if rows and name != "tasks":
@@ -99,7 +100,7 @@ def data_metrics(cfg: Config, datasets_counts: dict) -> dict:
     """Every data stage's counts in one DVC metrics file: how much data, how good."""
     out = {}
     for stage, folder in _STATS.items():
-        path = Path(cfg.path(folder(cfg))) / "stats.json"
+        path = Path(cfg.path(folder(cfg))) / STATS_FILE
         if path.is_file():
             out[stage] = json.loads(path.read_text())
     out["datasets"] = datasets_counts

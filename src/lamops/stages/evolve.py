@@ -7,11 +7,9 @@ from collections import Counter
 from functools import partial
 
 from lamops.config import Config
-from lamops.data.io import read_jsonl, write_json, write_jsonl
-from lamops.stages.base import StageResult, gate, replace_dir
+from lamops.data.io import read_jsonl, write_jsonl
+from lamops.stages.base import PAIRS_FILE, StageResult, gate, replace_dir, write_drops_and_counts
 from lamops.tracking import stage_run
-
-PAIRS_FILE = "pairs.jsonl"
 
 
 def run(cfg: Config) -> StageResult:
@@ -50,8 +48,7 @@ def run(cfg: Config) -> StageResult:
         gate(tracked, "task_plans", evolved)
         with replace_dir(out_dir) as staging:
             write_jsonl(staging / PAIRS_FILE, evolved)
-            write_jsonl(staging / "quarantine.jsonl", sorted(rejected, key=lambda r: (r.origin, r.reason)))
-            write_json(staging / "stats.json", stats)
+            write_drops_and_counts(staging, rejected, stats)
         tracked.log_dataset(source, [p.model_dump() for p in pairs], "task_plans_collected", "input")
         tracked.log_dataset(
             out_dir / PAIRS_FILE, [p.model_dump() for p in evolved], "task_plans_evolved", "output"

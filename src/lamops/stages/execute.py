@@ -6,7 +6,7 @@ import time
 
 from lamops.config import Config
 from lamops.data.io import read_jsonl, write_json
-from lamops.stages.base import StageResult, show_progress
+from lamops.stages.base import STATS_FILE, TASKS_FILE, StageResult, show_progress
 from lamops.tracking import stage_run
 
 
@@ -18,7 +18,7 @@ def run(cfg: Config) -> StageResult:
     start = time.perf_counter()
     c = cfg.execute
     out_dir = cfg.path(c.out_dir)
-    source = cfg.path(cfg.instantiate.out_dir) / "tasks.jsonl"
+    source = cfg.path(cfg.instantiate.out_dir) / TASKS_FILE
     with stage_run(cfg, "execute") as tracked:
         tasks, bad = read_jsonl(source, InstantiatedTask, "execute")
         if bad:  # instantiate wrote and validated this file: a bad line means it was damaged since
@@ -40,9 +40,7 @@ def run(cfg: Config) -> StageResult:
         )
         stats = summary.model_dump()
         # Not a DVC output file of its own: the folder is persistent (resumable), so stats live inside it.
-        write_json(
-            out_dir / "stats.json", {k: v for k, v in stats.items() if k in ("tasks", "failed_to_run")}
-        )
+        write_json(out_dir / STATS_FILE, {k: v for k, v in stats.items() if k in ("tasks", "failed_to_run")})
         tracked.log_metrics(stats)
         tracked.log_dataset(source, [t.model_dump() for t in tasks], "instantiated_tasks", "input")
     return StageResult(

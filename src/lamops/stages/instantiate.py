@@ -7,11 +7,10 @@ from collections import Counter
 from functools import partial
 
 from lamops.config import Config
-from lamops.data.io import read_jsonl, write_json, write_jsonl
-from lamops.stages.base import StageResult, gate, replace_dir
+from lamops.data.io import read_jsonl, write_jsonl
+from lamops.stages.base import PAIRS_FILE, TASKS_FILE, StageResult, gate, replace_dir, write_drops_and_counts
 from lamops.tracking import stage_run
 
-TASKS_FILE = "tasks.jsonl"
 RECORDS_FILE = "records.jsonl"
 
 
@@ -25,10 +24,8 @@ def run(cfg: Config) -> StageResult:
     c = cfg.instantiate
     out_dir = cfg.path(c.out_dir)
     with stage_run(cfg, "instantiate") as tracked:
-        collected, bad1 = read_jsonl(
-            cfg.path(cfg.collect.out_dir) / "pairs.jsonl", TaskPlanPair, "instantiate"
-        )
-        evolved, bad2 = read_jsonl(cfg.path(cfg.evolve.out_dir) / "pairs.jsonl", TaskPlanPair, "instantiate")
+        collected, bad1 = read_jsonl(cfg.path(cfg.collect.out_dir) / PAIRS_FILE, TaskPlanPair, "instantiate")
+        evolved, bad2 = read_jsonl(cfg.path(cfg.evolve.out_dir) / PAIRS_FILE, TaskPlanPair, "instantiate")
         library = load_library(cfg.path(cfg.templates.out_dir))
         descriptions = {name: info.description for name, info in library.items()}
         sample = sample_pairs(collected, evolved, c.max_tasks, c.evolved_share, c.seed)
@@ -58,8 +55,7 @@ def run(cfg: Config) -> StageResult:
         with replace_dir(out_dir) as staging:
             write_jsonl(staging / TASKS_FILE, tasks)
             write_jsonl(staging / RECORDS_FILE, [r["record"] for r in results])
-            write_jsonl(staging / "quarantine.jsonl", sorted(rejected, key=lambda r: (r.origin, r.reason)))
-            write_json(staging / "stats.json", stats)
+            write_drops_and_counts(staging, rejected, stats)
         tracked.log_dataset(
             out_dir / TASKS_FILE, [t.model_dump() for t in tasks], "instantiated_tasks", "output"
         )

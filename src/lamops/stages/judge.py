@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 
 from lamops.config import Config
-from lamops.stages.base import StageResult, gate, show_progress
+from lamops.stages.base import STATS_FILE, StageResult, gate, show_progress
 from lamops.tracking import stage_run
 
 
 def run(cfg: Config) -> StageResult:
     from lamops.agents.roles import make_roles
     from lamops.data.io import read_jsonl, write_json
-    from lamops.data.judge import judge_trajectories
+    from lamops.data.judge import JUDGED_FILE, judge_trajectories
     from lamops.data.parallel import ensure_ray
     from lamops.records import Trajectory
     from lamops.stages.base import replace_dir
@@ -32,17 +32,17 @@ def run(cfg: Config) -> StageResult:
                 workers=c.workers,
                 progress=show_progress(),
             )
-            judged, bad = read_jsonl(staging / "judged.jsonl", Trajectory, "judge")
+            judged, bad = read_jsonl(staging / JUDGED_FILE, Trajectory, "judge")
             if bad:
                 raise ValueError(f"judge wrote {len(bad)} unreadable line(s): {bad[0].detail}")
             gate(tracked, "trajectories", judged)
             # stats.json is a DVC output: counts only, timings go to MLflow, so re-runs write the same bytes.
             stats = summary.model_dump(exclude={"seconds"})
             stats["success_rate"] = round(100 * summary.pass_ / max(1, summary.judged), 2)
-            write_json(staging / "stats.json", stats)
+            write_json(staging / STATS_FILE, stats)
         tracked.log_metrics({**stats, "seconds": summary.seconds})
         tracked.log_dataset(
-            out_dir / "judged.jsonl",
+            out_dir / JUDGED_FILE,
             [
                 {
                     "task_id": t.task.task_id,

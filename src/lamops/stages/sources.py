@@ -6,7 +6,7 @@ import time
 
 from lamops.config import Config
 from lamops.data.io import write_json
-from lamops.stages.base import StageResult, replace_dir
+from lamops.stages.base import STATS_FILE, StageResult, replace_dir
 from lamops.tracking import stage_run
 
 
@@ -20,7 +20,7 @@ def run(cfg: Config) -> StageResult:
         counts = write_corpus(
             staging, seed=c.seed, docs_pages=c.docs_pages, howto_articles=c.howto_articles, queries=c.queries
         )
-        write_json(staging / "stats.json", counts)
+        write_json(staging / STATS_FILE, counts)
         tracked.log_metrics(counts)
     return StageResult(
         stage="sources",
