@@ -13,7 +13,7 @@ from tasks.stages import stage_task
 
 ROOT = Path(__file__).resolve().parents[1]
 # params.yaml sections that are not stages.
-SHARED_SECTIONS = {"project", "env", "pipeline", "tracking", "llm", "ray"}
+SHARED_SECTIONS = {"project", "env", "pipeline", "tracking", "llm", "ray", "model", "train"}
 # dvc.yaml stages that are not in STAGES: promote moves registry aliases, it has no DVC output.
 DVC_ONLY_STAGES = {"promote"}
 

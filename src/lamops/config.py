@@ -18,6 +18,8 @@ from pydantic_core import ErrorDetails
 
 from lamops.env.observation import ControlFormat
 from lamops.stages import select_stages
+from lamops.train.sft import SFTConfig
+from lamops.train.spec import ModelSpec
 
 DEFAULT_PROFILE = "tiny"
 PROFILE_ENV_VAR = "LAMOPS_PROFILE"
@@ -150,6 +152,35 @@ class DatasetsConfig(_Section):
     metrics_file: Path = Field(description="DVC metrics file with every data stage's counts.")
 
 
+class TrainConfig(_Section):
+    """Where and on what every training phase runs: hardware, never hyperparameters."""
+
+    deepspeed_config: Path = Field(
+        description="DeepSpeed JSON (ZeRO stage, offload, precision), relative to the root: infra/deepspeed/."
+    )
+    num_workers: int = Field(ge=1, description="Ray Train workers (one process each; one GPU each on GPU).")
+    use_gpu: bool = Field(description="One GPU per worker and NCCL; false: CPU workers and gloo.")
+    cpus_per_worker: float = Field(gt=0, description="CPUs Ray reserves for each worker.")
+    storage_path: str = Field(
+        description="Checkpoints of the phases' Ray Train runs: a folder relative to the root, or s3://..."
+    )
+    checkpoint_every: int = Field(ge=1, description="Optimizer steps between checkpoints.")
+    max_failures: int = Field(ge=-1, description="Ray Train restarts of a failed run; -1: no limit.")
+    keep_checkpoints: bool = Field(
+        description="Keep a phase's checkpoints after it published its model (false: delete them)."
+    )
+
+
+class PlanPretrainConfig(_Section):
+    out_dir: Path = Field(description="LAM1 (model + tokenizer, save_pretrained layout).")
+    sft: SFTConfig = Field(description="SFT hyperparameters: task -> plan, loss on the plan only.")
+
+
+class ImitateConfig(_Section):
+    out_dir: Path = Field(description="LAM2 (model + tokenizer, save_pretrained layout).")
+    sft: SFTConfig = Field(description="SFT hyperparameters: observation -> expert action, from LAM1.")
+
+
 class PipelineConfig(_Section):
     stages: tuple[str, ...] = Field(description="Stages `lamops pipeline` runs when --stages is not given.")
     retries: int = Field(ge=0, description="How often the flow retries a failed stage.")
@@ -176,6 +207,10 @@ class Config(_Section):
     execute: ExecuteConfig = Field(description="Stage `execute`: the expert runs every task.")
     judge: JudgeConfig = Field(description="Stage `judge`: complete yes / no / unsure per trajectory.")
     datasets: DatasetsConfig = Field(description="Stage `datasets`: SFT, reward and plan sets, splits.")
+    model: ModelSpec = Field(description="The base model LAM1 starts from: the tiny default or a local one.")
+    train: TrainConfig = Field(description="Hardware of every training phase (Ray Train + DeepSpeed).")
+    plan_pretrain: PlanPretrainConfig = Field(description="Stage `plan_pretrain`: LAM1, task -> plan SFT.")
+    imitate: ImitateConfig = Field(description="Stage `imitate`: LAM2, SFT on the expert's steps.")
     pipeline: PipelineConfig = Field(description="How the Prefect flow runs the stages.")
     root: Path = Field(description="Project root, the folder of params.yaml; set by load_config.")
     profile: str = Field(description="Profile merged over params.yaml (`tiny`: none); set by load_config.")

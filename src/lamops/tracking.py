@@ -103,6 +103,15 @@ class StageRun:
 
         mlflow.log_text(text, artifact_file)
 
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        """A matplotlib figure as an image artifact (closed afterwards)."""
+        import matplotlib.pyplot as plt
+
+        import mlflow
+
+        mlflow.log_figure(figure, artifact_file)
+        plt.close(figure)
+
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         import mlflow
 
@@ -115,8 +124,9 @@ def _cell(value: Any) -> Any:
 
 
 @contextmanager
-def stage_run(cfg: Config, stage: str) -> Iterator[StageRun]:
-    """An MLflow run named `stage`, tagged with the stage and profile, nested under $LAMOPS_PARENT_RUN_ID."""
+def stage_run(cfg: Config, stage: str, *, system_metrics: bool = False) -> Iterator[StageRun]:
+    """An MLflow run named `stage`, tagged with the stage and profile, nested under $LAMOPS_PARENT_RUN_ID;
+    with `system_metrics`, MLflow samples CPU, memory (and GPU, where there is one) while it is open."""
     import mlflow
 
     experiment_id = setup(cfg)
@@ -124,7 +134,9 @@ def stage_run(cfg: Config, stage: str) -> Iterator[StageRun]:
     tags = {"lamops.stage": stage, "lamops.profile": cfg.profile}
     if parent:
         tags["mlflow.parentRunId"] = parent
-    with mlflow.start_run(run_name=stage, experiment_id=experiment_id, tags=tags) as run:
+    with mlflow.start_run(
+        run_name=stage, experiment_id=experiment_id, tags=tags, log_system_metrics=system_metrics
+    ) as run:
         tracked = StageRun(run.info.run_id)
         section = getattr(cfg, stage, None)
         if section is not None:

@@ -230,3 +230,33 @@ def tag_version(name: str, version: int | str, key: str, value: str) -> None:
 def version_tags(name: str, version: int | str) -> dict[str, str]:
     """The tags of one registered model version."""
     return dict(_client().get_model_version(name, str(version)).tags)
+
+
+MODEL_SHA_TAG = "lamops.model_sha"
+
+
+def model_sha(model_dir: Path) -> str:
+    """sha256 over the files of a save_pretrained folder (names and bytes): the same weights and tokenizer
+    give the same value, so a later phase can find the registered version of the folder it starts from."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    root = Path(model_dir)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        with path.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def find_version(name: str, tag: str, value: str) -> int | None:
+    """The newest version of registered model `name` tagged `tag` = `value`, None if there is none (or no
+    registered model `name`)."""
+    versions = [
+        int(v.version)
+        for v in _client().search_model_versions(f"name = '{name}'")
+        if (v.tags or {}).get(tag) == value
+    ]
+    return max(versions) if versions else None

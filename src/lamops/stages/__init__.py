@@ -23,6 +23,8 @@ STAGES: tuple[str, ...] = (
     "execute",
     "judge",
     "datasets",
+    "plan_pretrain",
+    "imitate",
 )
 
 

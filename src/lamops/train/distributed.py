@@ -51,6 +51,7 @@ FORWARDED_ENV = (
     "DO_NOT_TRACK",
     "RAY_USAGE_STATS_ENABLED",
     "MLFLOW_TRACKING_URI",
+    "LAMOPS_PROGRESS",
 )
 # DeepSpeed JIT-builds its ops (shared-memory allreduce ~45 s, FusedAdam / CPUAdam ~60 s) into this folder;
 # a stable one lets every run after the first load them in well under a second.

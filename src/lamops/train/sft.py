@@ -3,8 +3,8 @@
 
 A sample is `BOS + prompt + completion + EOS`; the prompt's positions are labelled -100 so the loss counts the
 target tokens only (paper: LAM1 "loss on target tokens only", LAM2/LAM3 completion-only SFT). Too long a
-sample loses the start of its prompt (the end of an observation, next to the request and the action, matters
-most); a completion that alone does not fit is cut on the right and counted.
+sample has its prompt fitted by `lamops.agents.prompt.fit_prompt`: the canvas loses lines from its end first,
+so the controls and the request survive; a completion that alone does not fit is cut on the right and counted.
 
 Driver side: `train_sft(rows, base, tokenizer_dir, out_dir, sft, spec)` encodes the rows, ships them through
 Ray's object store and runs `sft_loop` on `spec.num_workers` Ray Train workers with DeepSpeed
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from lamops.agents.prompt import fit_prompt
 from lamops.train.distributed import (
     TrainSpec,
     ds_engine,
@@ -33,7 +34,7 @@ from lamops.train.distributed import (
     should_checkpoint,
     spec_from,
 )
-from lamops.train.models import ModelSpec
+from lamops.train.spec import ModelSpec
 
 if TYPE_CHECKING:
     import torch
@@ -68,7 +69,10 @@ class SFTConfig(BaseModel):
         default=None, ge=1, description="Optimizer steps to run instead of `epochs`; null: from epochs."
     )
     max_len: int = Field(
-        default=1024, ge=4, description="Longest sample in tokens; the prompt is cut from the left to fit."
+        default=1024,
+        ge=4,
+        description="Longest sample in tokens; a longer prompt loses canvas lines first "
+        "(lamops.agents.prompt.fit_prompt).",
     )
     weight_decay: float = Field(
         default=0.0, ge=0, description="AdamW weight decay, on matrices only (not norms or biases)."
@@ -86,7 +90,7 @@ class EncodeStats(BaseModel):
     samples: int
     tokens: int = Field(description="Tokens of all encoded samples, BOS and EOS included.")
     target_tokens: int = Field(description="Tokens the loss counts (completion + EOS).")
-    prompts_truncated: int = Field(description="Samples whose prompt lost its start to fit max_len.")
+    prompts_truncated: int = Field(description="Samples whose prompt was cut to fit max_len.")
     completions_truncated: int = Field(description="Samples whose completion alone exceeded max_len.")
 
 
@@ -113,24 +117,22 @@ def encode_sample(
     """`BOS + prompt + completion + EOS` as `input_ids`, with `labels` -100 on BOS and the prompt.
 
     Prompt and completion are tokenized apart (no special tokens), as at inference, where the completion is
-    generated after the prompt's last token. Beyond `max_len`, the prompt loses tokens from its start. A
+    generated after the prompt's last token. Beyond `max_len`, the prompt is fitted by
+    `lamops.agents.prompt.fit_prompt` (canvas lines first, then old actions, its start last), as the agent
+    fits it at inference. A
     completion that does not fit even without a prompt keeps its first `max_len - 1` tokens and no EOS (it
     did not end there). `prompt_cut` / `completion_cut` say how many prompt / target (completion + EOS)
     tokens were dropped.
     """
     if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer needs BOS and EOS tokens: train it with lamops.train.tokenizer")
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     target = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    prompt_cut = completion_cut = 0
+    completion_cut = 0
     room = max_len - 1 - len(target)  # what the prompt may keep after BOS and the target
     if room < 0:
         completion_cut = len(target) - (max_len - 1)
         target = target[: max_len - 1]
-        prompt_cut, prompt_ids = len(prompt_ids), []
-    elif len(prompt_ids) > room:
-        prompt_cut = len(prompt_ids) - room
-        prompt_ids = prompt_ids[prompt_cut:]
+    prompt_ids, prompt_cut = fit_prompt(tokenizer, prompt, room)
     context = [tokenizer.bos_token_id, *prompt_ids]
     return {
         "input_ids": context + target,
@@ -435,6 +437,8 @@ def sft_loop(config: dict) -> dict[str, Any] | None:
             }
             run_tokens += window[2].item()
             history.append(record)
+            if rank == 0:
+                report_progress(spec.name, step, total, record)
             window.zero_()
             if should_checkpoint(step, spec):
                 save_checkpoint(engine, step, {"loss": record["loss"]})
@@ -449,6 +453,16 @@ def sft_loop(config: dict) -> dict[str, Any] | None:
         "history": history,
         "tokens_per_s": run_tokens / run_s if step > start else None,
     }
+
+
+def report_progress(name: str, step: int, total: int, record: dict[str, float]) -> None:
+    """One progress line of a training run on stdout (Ray shows workers' output on the driver), unless
+    LAMOPS_PROGRESS=0."""
+    from lamops.stages.base import show_progress
+
+    if show_progress():
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "step")
+        print(f"[{name}] step {step}/{total}: {shown}", flush=True)
 
 
 def _adamw(sft: SFTConfig) -> Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]:
