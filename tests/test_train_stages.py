@@ -1,0 +1,191 @@
+"""The training phases as stages on a small project: each trains under Ray Train + DeepSpeed, is an MLflow
+run (params, per-step metrics, curves, datasets) and a registered model version with its lineage, reloads
+from the registry and generates; a phase killed after its first checkpoint resumes from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lamops.config import load_config
+from lamops.stages import get_stage
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = [
+    "sources.docs_pages=2",
+    "sources.howto_articles=60",
+    "sources.queries=20",
+    "collect.workers=0",
+    "evolve.workers=0",
+    "instantiate.max_tasks=40",
+    "instantiate.workers=0",
+    "execute.workers=0",
+    "judge.workers=0",
+]
+TRAIN = [
+    "model.hidden_size=64",
+    "model.intermediate_size=128",
+    "model.num_hidden_layers=2",
+    "model.num_attention_heads=2",
+    "model.num_key_value_heads=1",
+    "model.vocab_size=512",
+    "train.checkpoint_every=4",
+    "plan_pretrain.sft.max_steps=12",
+    "plan_pretrain.sft.log_every=2",
+    "plan_pretrain.sft.lr=0.003",
+    "imitate.sft.max_steps=12",
+    "imitate.sft.log_every=2",
+    "imitate.sft.lr=0.003",
+]
+
+
+def config(root: Path, *extra: str):
+    return load_config(root / "params.yaml", "tiny", [*DATA, *TRAIN, *extra])
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train-project")
+    shutil.copy(ROOT / "params.yaml", root)
+    shutil.copytree(ROOT / "infra", root / "infra")
+    cfg = config(root)
+    for stage in ("templates", "sources", "collect", "evolve", "instantiate", "execute", "judge", "datasets"):
+        get_stage(stage)(cfg)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(project: Path) -> dict:
+    cfg = config(project)
+    return {name: get_stage(name)(cfg) for name in ("plan_pretrain", "imitate")}
+
+
+def client(root: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+
+
+def run_of(root: Path, stage: str):
+    c = client(root)
+    experiment = c.get_experiment_by_name("lamops")
+    found = c.search_runs(experiment.experiment_id, f"tags.`lamops.stage` = '{stage}'")
+    assert found, f"no MLflow run of {stage}"
+    return found[0]
+
+
+@pytest.mark.parametrize(("stage", "registered"), [("plan_pretrain", "lam1"), ("imitate", "lam2")])
+def test_a_phase_is_an_mlflow_run_with_curves_datasets_and_a_registered_model(
+    project, trained, stage, registered
+):
+    result = trained[stage]
+    assert result.metrics["steps"] == 12 and result.metrics["resumed_from_step"] == -1
+    run = run_of(project, stage)
+    c = client(project)
+    losses = [m.value for m in c.get_metric_history(run.info.run_id, "train/loss")]
+    assert len(losses) == 6 and losses[-1] < losses[0]
+    for metric in ("train/lr", "train/grad_norm", "train/tokens_per_s"):
+        assert len(c.get_metric_history(run.info.run_id, metric)) == 6
+    assert any(key.startswith("system/") for key in run.data.metrics), "no system metrics"
+    assert run.data.params["sft.max_steps"] == "12" and run.data.params["train.num_workers"] == "2"
+    assert "curves.png" in {a.path for a in c.list_artifacts(run.info.run_id)}
+    assert run.inputs.dataset_inputs, "the training data is not an MLflow input of the run"
+    version = c.get_model_version(registered, "1")
+    assert version.run_id == run.info.run_id
+    tags = version.tags
+    assert tags["lamops.git_commit"] and "lamops.data.data/datasets" in tags
+    assert len(tags["lamops.model_sha"]) == 64
+
+
+def test_lam2_names_the_lam1_version_it_started_from(project, trained):
+    assert "lamops.parent" not in client(project).get_model_version("lam1", "1").tags
+    assert client(project).get_model_version("lam2", "1").tags["lamops.parent"] == "lam1/1"
+
+
+def test_imitation_moves_every_parameter_of_lam1(project, trained):
+    cfg = config(project)
+    lam1 = load_file(cfg.path(cfg.plan_pretrain.out_dir) / "model.safetensors")
+    lam2 = load_file(cfg.path(cfg.imitate.out_dir) / "model.safetensors")
+    assert lam1.keys() == lam2.keys()
+    unchanged = [name for name in lam1 if torch.equal(lam1[name], lam2[name])]
+    assert not unchanged
+
+
+def test_the_registered_model_reloads_and_generates(project, trained, monkeypatch):
+    from lamops.registry.models import load_registered
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+    model, tokenizer = load_registered("models:/lam2/1")
+    ids = tokenizer("<Available Control Item:>\n1:Save:Button", return_tensors="pt")
+    out = model.generate(**ids, max_new_tokens=5, do_sample=False)
+    assert out.shape[1] == ids["input_ids"].shape[1] + 5
+
+
+def test_the_checkpoints_are_gone_once_the_model_is_published(project, trained):
+    assert not list((project / "checkpoints").glob("imitate-*"))
+
+
+def test_a_phase_killed_after_its_first_checkpoint_resumes_from_it(project, trained):
+    """`lamops imitate` is killed (the whole process group, Ray included) once its first checkpoint is in
+    storage; the same command again continues from that checkpoint and says so."""
+    args = [
+        *DATA,
+        *TRAIN,
+        "imitate.sft.max_steps=200",
+        "imitate.sft.max_len=1024",
+        "imitate.out_dir=models/k",
+    ]
+    command = [
+        str(Path(sys.executable).parent / "lamops"),
+        "imitate",
+        "--params",
+        str(project / "params.yaml"),
+    ]
+    for arg in args:
+        command += ["--set", arg]
+    env = {**os.environ, "LAMOPS_PROGRESS": "0"}
+    first = subprocess.Popen(
+        command,
+        cwd=project,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    snapshot = None
+    deadline = time.monotonic() + 300
+    while snapshot is None and time.monotonic() < deadline and first.poll() is None:
+        found = list((project / "checkpoints").glob("imitate-*/checkpoint_manager_snapshot.json"))
+        snapshot = found[0] if found else None
+        time.sleep(0.2)
+    try:
+        assert snapshot is not None, f"no checkpoint before the run ended (exit {first.poll()})"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert not (project / "models/k").exists(), "the killed run must not publish a model"
+    # Ray Train workers run in process groups of their own and die a moment after the driver: wait until
+    # they wrote their last checkpoint, which is the one to resume from.
+    stable_since, seen = time.monotonic(), snapshot.stat().st_mtime
+    while time.monotonic() - stable_since < 5 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        if snapshot.stat().st_mtime != seen:
+            stable_since, seen = time.monotonic(), snapshot.stat().st_mtime
+    step = json.loads(snapshot.read_text())["latest_checkpoint_result"]["metrics"]["step"]
+    assert 4 <= step < 40
+    second = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    result = json.loads(second.stdout[second.stdout.index("{") :])
+    assert result["metrics"]["resumed_from_step"] == step
+    assert f"resumed from step {int(result['metrics']['resumed_from_step'])}" in result["message"]
+    assert (project / "models/k/model.safetensors").is_file()
