@@ -141,7 +141,7 @@ def test_a_phase_killed_after_its_first_checkpoint_resumes_from_it(project, trai
     args = [
         *DATA,
         *TRAIN,
-        "imitate.sft.max_steps=200",
+        "imitate.sft.max_steps=40",
         "imitate.sft.max_len=1024",
         "imitate.out_dir=models/k",
     ]
