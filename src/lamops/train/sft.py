@@ -402,7 +402,7 @@ def sft_loop(config: dict) -> dict[str, Any] | None:
     window = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, micro-batches, non-pad tokens
     window_start = run_start = time.perf_counter()
     run_tokens = 0.0
-    step = start
+    step = window_first = start
     while step < total:
         for micro in range(sft.gradient_accumulation_steps):
             indices = batch_indices(
@@ -434,7 +434,9 @@ def sft_loop(config: dict) -> dict[str, Any] | None:
                 ),
                 "grad_norm": float(engine.get_global_grad_norm() or float("nan")),
                 "tokens_per_s": window[2].item() / elapsed,
+                "step_time_s": elapsed / (step - window_first),
             }
+            window_first = step
             run_tokens += window[2].item()
             history.append(record)
             if rank == 0:
