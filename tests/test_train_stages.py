@@ -46,7 +46,26 @@ TRAIN = [
     "imitate.sft.max_steps=12",
     "imitate.sft.log_every=2",
     "imitate.sft.lr=0.003",
+    "self_boost.attempts=2",
+    "self_boost.max_tasks=6",
+    "self_boost.workers=0",
+    "self_boost.sft.max_steps=12",
+    "self_boost.sft.log_every=2",
+    "reward_model.rm.max_steps=12",
+    "reward_model.rm.log_every=2",
+    "reward_model.rm.lr=0.005",
+    "offline_rl.ppo.max_steps=6",
+    "offline_rl.ppo.log_every=1",
+    "offline_rl.ppo.max_new_tokens=48",
+    "offline_rl.ppo.lr=0.001",
 ]
+PHASES = {
+    "plan_pretrain": "lam1",
+    "imitate": "lam2",
+    "self_boost": "lam3",
+    "reward_model": "reward_model",
+    "offline_rl": "lam4",
+}
 
 
 def config(root: Path, *extra: str):
@@ -67,7 +86,7 @@ def project(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(project: Path) -> dict:
     cfg = config(project)
-    return {name: get_stage(name)(cfg) for name in ("plan_pretrain", "imitate")}
+    return {name: get_stage(name)(cfg) for name in PHASES}
 
 
 def client(root: Path):
@@ -84,20 +103,23 @@ def run_of(root: Path, stage: str):
     return found[0]
 
 
-@pytest.mark.parametrize(("stage", "registered"), [("plan_pretrain", "lam1"), ("imitate", "lam2")])
+@pytest.mark.parametrize(("stage", "registered"), list(PHASES.items()))
 def test_a_phase_is_an_mlflow_run_with_curves_datasets_and_a_registered_model(
     project, trained, stage, registered
 ):
     result = trained[stage]
-    assert result.metrics["steps"] == 12 and result.metrics["resumed_from_step"] == -1
+    steps = 6 if stage == "offline_rl" else 12
+    assert result.metrics["steps"] == steps and result.metrics["resumed_from_step"] == -1
     run = run_of(project, stage)
     c = client(project)
     losses = [m.value for m in c.get_metric_history(run.info.run_id, "train/loss")]
-    assert len(losses) == 6 and losses[-1] < losses[0]
+    assert len(losses) == 6
+    if stage != "offline_rl":  # a policy-gradient loss need not fall: see the offline_rl test below
+        assert sum(losses[3:]) < sum(losses[:3]), losses  # windows of 2 steps: compare halves
     for metric in ("train/lr", "train/grad_norm", "train/tokens_per_s"):
-        assert len(c.get_metric_history(run.info.run_id, metric)) == 6
+        assert len(c.get_metric_history(run.info.run_id, metric)) == 6, metric
     assert any(key.startswith("system/") for key in run.data.metrics), "no system metrics"
-    assert run.data.params["sft.max_steps"] == "12" and run.data.params["train.num_workers"] == "2"
+    assert run.data.params["train.num_workers"] == "2"
     assert "curves.png" in {a.path for a in c.list_artifacts(run.info.run_id)}
     assert run.inputs.dataset_inputs, "the training data is not an MLflow input of the run"
     version = c.get_model_version(registered, "1")
@@ -107,32 +129,87 @@ def test_a_phase_is_an_mlflow_run_with_curves_datasets_and_a_registered_model(
     assert len(tags["lamops.model_sha"]) == 64
 
 
-def test_lam2_names_the_lam1_version_it_started_from(project, trained):
-    assert "lamops.parent" not in client(project).get_model_version("lam1", "1").tags
-    assert client(project).get_model_version("lam2", "1").tags["lamops.parent"] == "lam1/1"
+def test_each_phase_names_the_version_it_started_from(project, trained):
+    c = client(project)
+    assert "lamops.parent" not in c.get_model_version("lam1", "1").tags
+    assert c.get_model_version("lam2", "1").tags["lamops.parent"] == "lam1/1"
+    assert c.get_model_version("lam3", "1").tags["lamops.parent"] == "lam2/1"
+    assert c.get_model_version("reward_model", "1").tags["lamops.parent"] == "lam3/1"
+    assert c.get_model_version("lam4", "1").tags["lamops.parent"] == "lam3/1"
+    assert c.get_model_version("lam4", "1").tags["lamops.reward_model"] == "reward_model/1"
 
 
-def test_imitation_moves_every_parameter_of_lam1(project, trained):
+def test_self_boost_reports_its_retries_per_family(project, trained):
+    stats = json.loads((project / "data/self_boost/stats.json").read_text())
+    assert stats["tasks_retried"] == 6 and stats["episodes"] == 12
+    assert sum(f["retried"] for f in stats["by_family"].values()) == 6
+    assert sum(f["succeeded"] for f in stats["by_family"].values()) == stats["tasks_succeeded"]
+    added = (project / "data/self_boost/sft_added.jsonl").read_text().splitlines()
+    assert len(added) == stats["rows_added"]
+    metrics = trained["self_boost"].metrics
+    assert metrics["tasks_retried"] == 6 and metrics["samples"] >= metrics["rows_added"]
+
+
+def test_the_reward_model_reports_held_out_sign_accuracy_and_gap(project, trained):
+    metrics = run_of(project, "reward_model").data.metrics
+    test = [
+        json.loads(line) for line in (project / "data/datasets/reward/test.jsonl").read_text().splitlines()
+    ]
+    assert metrics["eval_after.samples"] == metrics["eval_before.samples"] == len(test)
+    assert 0 <= metrics["eval_after.accuracy"] <= 1
+    # The gap needs both kinds of held-out steps; a tiny project may lack failed ones.
+    assert ("eval_after.gap" in metrics) == ({r["label"] for r in test} == {1, -1})
+
+
+def test_the_reward_model_reloads_from_the_registry_as_a_classifier(project, trained, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+    components = mlflow.transformers.load_model("models:/reward_model/1", return_type="components")
+    model = components["model"]
+    assert type(model).__name__ == "MistralForSequenceClassification" and model.config.num_labels == 1
+
+
+@pytest.mark.parametrize(("before", "after"), [("plan_pretrain", "imitate"), ("imitate", "self_boost")])
+def test_each_policy_phase_moves_every_parameter_of_the_one_before(project, trained, before, after):
     cfg = config(project)
-    lam1 = load_file(cfg.path(cfg.plan_pretrain.out_dir) / "model.safetensors")
-    lam2 = load_file(cfg.path(cfg.imitate.out_dir) / "model.safetensors")
-    assert lam1.keys() == lam2.keys()
-    unchanged = [name for name in lam1 if torch.equal(lam1[name], lam2[name])]
+    old = load_file(cfg.path(getattr(cfg, before).out_dir) / "model.safetensors")
+    new = load_file(cfg.path(getattr(cfg, after).out_dir) / "model.safetensors")
+    assert old.keys() == new.keys()
+    unchanged = [name for name in old if torch.equal(old[name], new[name])]
     assert not unchanged
+
+
+def test_offline_rl_moves_lam3_exactly_when_some_sampled_action_was_valid(project, trained):
+    """All-invalid samples all get the floor reward: zero advantages, no update, LAM4 = LAM3. One valid action
+    gives the batch a reward spread and every parameter moves (tests/train/test_offline_rl.py checks the
+    direction with a reward model built for it)."""
+    cfg = config(project)
+    run = run_of(project, "offline_rl")
+    invalid = [m.value for m in client(project).get_metric_history(run.info.run_id, "train/invalid")]
+    assert len(invalid) == 6 and all(0 <= v <= 1 for v in invalid)
+    old = load_file(cfg.path(cfg.self_boost.out_dir) / "model.safetensors")
+    new = load_file(cfg.path(cfg.offline_rl.out_dir) / "model.safetensors")
+    unchanged = [name for name in old if torch.equal(old[name], new[name])]
+    if all(v == 1 for v in invalid):
+        assert len(unchanged) == len(old)
+    else:
+        assert not unchanged
 
 
 def test_the_registered_model_reloads_and_generates(project, trained, monkeypatch):
     from lamops.registry.models import load_registered
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
-    model, tokenizer = load_registered("models:/lam2/1")
+    model, tokenizer = load_registered("models:/lam4/1")
     ids = tokenizer("<Available Control Item:>\n1:Save:Button", return_tensors="pt")
     out = model.generate(**ids, max_new_tokens=5, do_sample=False)
     assert out.shape[1] == ids["input_ids"].shape[1] + 5
 
 
 def test_the_checkpoints_are_gone_once_the_model_is_published(project, trained):
-    assert not list((project / "checkpoints").glob("imitate-*"))
+    for stage in PHASES:
+        assert not list((project / "checkpoints").glob(f"{stage}-*")), stage
 
 
 def test_a_phase_killed_after_its_first_checkpoint_resumes_from_it(project, trained):

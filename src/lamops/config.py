@@ -18,6 +18,8 @@ from pydantic_core import ErrorDetails
 
 from lamops.env.observation import ControlFormat
 from lamops.stages import select_stages
+from lamops.train.offline_rl import PPOConfig
+from lamops.train.reward import RewardConfig
 from lamops.train.sft import SFTConfig
 from lamops.train.spec import ModelSpec
 
@@ -181,6 +183,32 @@ class ImitateConfig(_Section):
     sft: SFTConfig = Field(description="SFT hyperparameters: observation -> expert action, from LAM1.")
 
 
+class SelfBoostConfig(_Section):
+    out_dir: Path = Field(description="LAM3 (model + tokenizer, save_pretrained layout).")
+    rollouts_dir: Path = Field(
+        description="LAM2's successful retries: trajectories, the SFT rows they add, per-family counts."
+    )
+    attempts: int = Field(ge=1, description="Sampled attempts of LAM2 per expert-failed training task.")
+    temperature: float = Field(gt=0, description="Sampling temperature of the attempts.")
+    batch_size: int = Field(ge=1, description="Episodes stepped in lockstep (one batched decode) per worker.")
+    workers: int = Field(ge=0, description="Ray actors playing the episodes; 0 runs them in-process.")
+    max_tasks: int | None = Field(
+        ge=1, description="Retry at most this many tasks (in file order); null: all."
+    )
+    seed: int = Field(description="Seed of the attempts' sampling.")
+    sft: SFTConfig = Field(description="SFT hyperparameters: expert steps + new successes, from LAM2.")
+
+
+class RewardModelConfig(_Section):
+    out_dir: Path = Field(description="The reward model (LoRA merged), save_pretrained layout.")
+    rm: RewardConfig = Field(description="Reward-model hyperparameters: LoRA, MSE to the +-1 step labels.")
+
+
+class OfflineRLConfig(_Section):
+    out_dir: Path = Field(description="LAM4 (model + tokenizer, save_pretrained layout).")
+    ppo: PPOConfig = Field(description="Offline PPO hyperparameters (lamops.train.offline_rl).")
+
+
 class PipelineConfig(_Section):
     stages: tuple[str, ...] = Field(description="Stages `lamops pipeline` runs when --stages is not given.")
     retries: int = Field(ge=0, description="How often the flow retries a failed stage.")
@@ -211,6 +239,9 @@ class Config(_Section):
     train: TrainConfig = Field(description="Hardware of every training phase (Ray Train + DeepSpeed).")
     plan_pretrain: PlanPretrainConfig = Field(description="Stage `plan_pretrain`: LAM1, task -> plan SFT.")
     imitate: ImitateConfig = Field(description="Stage `imitate`: LAM2, SFT on the expert's steps.")
+    self_boost: SelfBoostConfig = Field(description="Stage `self_boost`: LAM3, LAM2's retries + SFT.")
+    reward_model: RewardModelConfig = Field(description="Stage `reward_model`: LAM3 + scalar head, LoRA.")
+    offline_rl: OfflineRLConfig = Field(description="Stage `offline_rl`: LAM4, offline PPO against the RM.")
     pipeline: PipelineConfig = Field(description="How the Prefect flow runs the stages.")
     root: Path = Field(description="Project root, the folder of params.yaml; set by load_config.")
     profile: str = Field(description="Profile merged over params.yaml (`tiny`: none); set by load_config.")

@@ -134,17 +134,19 @@ def log_and_register(
     *,
     tags: dict[str, str],
     parent: str | None,
-    signature_example: tuple[str, str] | None,
+    signature_example: tuple[str, Any] | None,
     task: str = "text-generation",
 ) -> RegisteredVersion:
     """Log the `save_pretrained` folder `model_dir` in the active MLflow run and register it as a new version
     of `name` (created if missing), tagged with `tags` and `lamops.parent` = `parent` ("name/version").
 
-    `signature_example` is a (prompt, completion) pair the signature is inferred from; None gives the
-    flavour's default string-to-string signature. The run gets the same tags, so a run links to its model.
+    `signature_example` is an (input, output) pair the signature is inferred from (text generation: prompt
+    and completion); None gives the flavour's default signature. `task` "text-classification" logs a
+    sequence classifier (the reward model), anything else a causal LM. The run gets the same tags, so a run
+    links to its model.
     """
     from mlflow.models import infer_signature
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     import mlflow
 
@@ -162,12 +164,14 @@ def log_and_register(
     if parent:
         version_tags[PARENT_TAG] = parent
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto", local_files_only=True)
+    auto = AutoModelForSequenceClassification if task == "text-classification" else AutoModelForCausalLM
+    model = auto.from_pretrained(model_dir, dtype="auto", local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     signature = None
     if signature_example is not None:
-        prompt, completion = signature_example
-        signature = infer_signature(prompt, completion, params={"max_new_tokens": MAX_NEW_TOKENS})
+        prompt, output = signature_example
+        params = {"max_new_tokens": MAX_NEW_TOKENS} if task == "text-generation" else None
+        signature = infer_signature(prompt, output, params=params)
     info = mlflow.transformers.log_model(
         {"model": model, "tokenizer": tokenizer},
         name=name,

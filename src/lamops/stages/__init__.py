@@ -25,6 +25,9 @@ STAGES: tuple[str, ...] = (
     "datasets",
     "plan_pretrain",
     "imitate",
+    "self_boost",
+    "reward_model",
+    "offline_rl",
 )
 
 

@@ -24,12 +24,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+TRAIN_DATA_TAG = "lamops.train_data_sha"  # digest of the files a registered model was trained on
 # Code whose change changes what a phase trains: part of every phase's run fingerprint.
 _TRAIN_CODE = ("train", "agents/prompt.py")
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The JSON Lines records of a dataset file the `datasets` stage (or an earlier phase) wrote."""
+def read_rows(path: Path, *, allow_empty: bool = False) -> list[dict[str, Any]]:
+    """The JSON Lines records of a dataset file the `datasets` stage (or an earlier phase) wrote; an empty
+    file is an error unless `allow_empty`."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; run the stage that writes it first (`dvc repro` does)")
     rows = []
@@ -41,7 +43,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}:{number}: not JSON ({error.msg}); re-run the stage") from error
-    if not rows:
+    if not rows and not allow_empty:
         raise ValueError(f"{path}: no records to train on")
     return rows
 
@@ -138,12 +140,14 @@ def register(
     data: Sequence[str],
     parent: tuple[str, Path] | None,
     example: tuple[str, str] | None,
+    trained_on: Sequence[Path] = (),
     task: str = "text-generation",
 ) -> RegisteredVersion:
     """Log `model_dir` in the active run and register it as a new version of `name`, tagged with the git
     commit, the dvc.lock hashes of `data` (paths relative to the root), the model's own sha and its
     parent's registered version (found by the parent folder's sha; "unregistered" when the parent folder
-    was never registered, e.g. a stage run by hand on a copied model)."""
+    was never registered, e.g. a stage run by hand on a copied model). `trained_on`: the files the model was
+    trained on, whose digest is tagged too (a stage's own data is not in dvc.lock until the stage ends)."""
     from lamops.registry.models import (
         MODEL_SHA_TAG,
         find_version,
@@ -153,6 +157,8 @@ def register(
     )
 
     tags = {**lineage_tags(cfg.root, list(data)), MODEL_SHA_TAG: model_sha(model_dir)}
+    if trained_on:
+        tags[TRAIN_DATA_TAG] = digest(*[Path(p) for p in trained_on])
     parent_ref = None
     if parent is not None:
         parent_name, parent_dir = parent
@@ -219,6 +225,7 @@ def train_phase(
             data=[str(cfg.datasets.out_dir)],
             parent=parent,
             example=(rows[0]["prompt"], rows[0]["completion"]),
+            trained_on=data_files,
         )
         drop_checkpoints(cfg, spec)
     resumed = (

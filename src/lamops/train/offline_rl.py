@@ -1,0 +1,653 @@
+"""LAM4 (phase `offline_rl`): the paper's "offline PPO" of LAM3 against the reward model, with no environment.
+
+Data in: the reward dataset's rows (`prompt` = a logged state of a successful or failed trajectory; only the
+prompts are used), the LAM3 policy and reference folders and the reward model (`lamops.train.reward`).
+Data out: the LAM4 policy, a save_pretrained MistralForCausalLM + tokenizer.
+
+The algorithm (paper: clipped ratio x advantage from RM rewards, KL to the reference, lr 1.4e-5, batch 8,
+mini-batch 1, 4 PPO epochs, target KL 0.1, initial KL coefficient 0.2, rewards normalised to [-0.5, 0.5]).
+For PPO batch k = 0, 1, ... (`batch_size` prompts, split evenly over the workers):
+
+1. States: the prompts of batch k (distinct prompts of the rows), a deterministic function of (seed, k, rank)
+   (`batch_indices`, the epoch-permutation stream of SFT), each `BOS + fit_prompt(prompt)` in
+   `max_len - max_new_tokens` tokens, as the agent fits its prompt (`lamops.agents.lam`).
+2. Actions: one completion per prompt sampled from the current policy (`generate(do_sample=True)`, the full
+   distribution at `temperature`, top-k and top-p off, KV cache, torch seeded from (seed, k, rank)), cut after
+   its first EOS. Sampling is unconstrained, unlike the agent's grammar-constrained decoding: PPO must see,
+   and learn from, the policy's own invalid actions. Under ZeRO-2 every rank holds the whole policy, so the
+   engine's module generates directly; ZeRO-3 would need the parameters gathered for the whole `generate`
+   (`deepspeed.zero.GatheredParameters`) or DeepSpeed-HE's hybrid engine -- not implemented.
+3. Rewards: an action that `parse_action` rejects gets the floor -0.5 without asking the reward model (it was
+   trained on valid actions only and its score there means nothing); a valid one gets
+   r = clip(s, -1, 1) / 2 from its reward-model score s (`score`, the encoding the RM was trained with).
+   Why this normalisation: the RM regresses +-1 labels, so [-1, 1] is its scale and anything beyond is
+   overshoot; a fixed map keeps one action's reward independent of its batch (a min-max over 8 samples would
+   not), and an invalid action ranks with a confidently bad one.
+4. KL penalty, sequence level: KL_i = sum_t (log pi_old(a_t|.) - log pi_ref(a_t|.)) over the completion's
+   tokens, the estimator TRL's PPO and RLOO feed their controllers; R_i = r_i - beta * KL_i.
+5. Advantage: A_i = R_i - mean_j R_j over the global batch, the same for every token of completion i. No
+   learned value head: the completion is one action scored once, so a per-token critic would only have to
+   learn this batch-level baseline, at twice the cost of a tiny policy (and with its own ill-conditioned
+   fit on 8 samples). No division by the batch's std: the reward already has a fixed scale, and a batch
+   of nearly equal rewards (e.g. all invalid) must give ~0 advantage, not amplified noise.
+6. `ppo_epochs` passes over the batch, each in a seeded random order, in mini-batches of `mini_batch_size`
+   samples per worker (one optimizer step each; global mini-batch = mini_batch_size x workers):
+   loss = -mean_t min(rho_t A_i, clip(rho_t, 1 - eps, 1 + eps) A_i), rho_t = pi(a_t|.) / pi_old(a_t|.), the
+   mean over all completion tokens of the mini-batch (TRL's token-level masked mean); log-probabilities
+   at `temperature`, as sampled. pi_old and pi_ref are computed once, when the batch is sampled.
+7. beta adapts after each batch (Ziegler et al. 2019; TRL's AdaptiveKLController, gone from TRL with its
+   legacy PPOTrainer): e = clip(KL / target_kl - 1, -0.2, 0.2), beta <- beta (1 + e * n / horizon), KL the
+   batch's mean KL_i, n = batch_size, horizon 10,000 as in TRL.
+
+Not stated by the paper and chosen here: steps 3-5 above; `mini_batch_size` per worker (TRL's meaning); a
+constant learning rate (TRL PPO's default); one pass over the prompts by default.
+
+A step is one PPO batch (sample, score, `ppo_epochs` of updates); checkpoints fall between batches and keep
+beta in DeepSpeed's client state, so a resumed run continues exactly where an unbroken one would be.
+`train_offline_rl(rows, policy_dir, reference_dir, reward_dir, out_dir, ppo, spec)` drives `offline_rl_loop`
+on Ray Train workers; the reference (LAM3, frozen) and the reward model (frozen) live on every worker as plain
+torch modules in eval mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lamops.agents.prompt import fit_prompt
+from lamops.env.actions import ActionError, parse_action
+from lamops.train.distributed import (
+    _CHECKPOINT_TAG,
+    TrainSpec,
+    checkpoint_dir_name,
+    ds_engine,
+    launch,
+    should_checkpoint,
+    spec_from,
+)
+from lamops.train.sft import _adamw, _save_final, batch_indices, report_progress
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+FLOOR_REWARD = -0.5  # the reward of an invalid action, the bottom of the normalised range
+KL_ERROR_CLIP = 0.2  # Ziegler et al.'s bound on the controller's proportional error
+
+
+class PPOConfig(BaseModel):
+    """Hyperparameters of LAM4. Defaults follow the paper (lr 1.4e-5, batch 8, mini-batch 1, 4 PPO epochs,
+    target KL 0.1, initial KL coefficient 0.2) where it states them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lr: float = Field(default=1.4e-5, gt=0, description="Constant learning rate of AdamW.")
+    batch_size: int = Field(
+        default=8, ge=1, description="Prompts per PPO batch, all workers together; a multiple of the workers."
+    )
+    mini_batch_size: int = Field(
+        default=1, ge=1, description="Samples per worker per optimizer step; divides batch_size / workers."
+    )
+    ppo_epochs: int = Field(default=4, ge=1, description="Passes over each sampled batch.")
+    clip_range: float = Field(default=0.2, gt=0, description="epsilon of the clipped ratio.")
+    target_kl: float = Field(default=0.1, gt=0, description="KL to the reference the controller aims at.")
+    init_kl_coef: float = Field(default=0.2, ge=0, description="Initial KL coefficient beta.")
+    kl_horizon: float = Field(default=10000, gt=0, description="Controller horizon, in samples (TRL's).")
+    max_new_tokens: int = Field(
+        default=160,
+        ge=1,
+        description="Longest sampled completion in tokens; the agent's default (the SFT data's longest "
+        "action is ~150), so prompts are fitted as the agent fits them.",
+    )
+    temperature: float = Field(default=1.0, gt=0, description="Sampling temperature (top-k/top-p off).")
+    max_len: int = Field(
+        default=1024,
+        ge=4,
+        description="Longest prompt + completion; prompts are fitted into max_len - max_new_tokens.",
+    )
+    epochs: float = Field(
+        default=1.0, gt=0, description="Passes over the prompts; ignored when max_steps is set."
+    )
+    max_steps: int | None = Field(
+        default=None, ge=1, description="PPO batches to run instead of `epochs`; null: from epochs."
+    )
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay, on matrices only.")
+    grad_clip: float = Field(
+        default=1.0, ge=0, description="Clip the global gradient norm to this; 0 turns clipping off."
+    )
+    reward_batch_size: int = Field(default=8, ge=1, description="Samples per reward-model forward pass.")
+    seed: int = Field(default=0, description="Seed of the prompt order, the sampling and the mini-batches.")
+    log_every: int = Field(default=1, ge=1, description="PPO batches per metrics record.")
+
+    @model_validator(mode="after")
+    def _room_for_a_prompt(self) -> PPOConfig:
+        if self.max_len <= self.max_new_tokens + 1:
+            raise ValueError(
+                f"max_len {self.max_len} leaves no room for BOS and a prompt before {self.max_new_tokens} "
+                "new tokens; raise max_len or lower max_new_tokens"
+            )
+        return self
+
+
+class PPOResult(BaseModel):
+    """What the offline RL phase produced."""
+
+    out_dir: str = Field(description="The LAM4 policy and tokenizer, save_pretrained layout.")
+    steps: int = Field(description="PPO batches of the whole run (resumed ones included).")
+    prompts: int = Field(description="Distinct prompts the batches are drawn from.")
+    prompts_truncated: int = Field(description="Prompts fitted to max_len - max_new_tokens.")
+    history: list[dict[str, float]] = Field(description="One record per `log_every` PPO batches of this run.")
+    kl_coef: float | None = Field(description="beta after the last batch of this run.")
+    tokens_per_s: float | None = Field(
+        description="Prompt + completion tokens x ppo_epochs per second, sampling included, all workers."
+    )
+    steps_per_s: float | None = Field(description="PPO batches per second over this run.")
+    resumed_from_step: int | None
+    run_path: str = Field(description="Ray Train's run folder (checkpoints).")
+    wall_s: float
+
+
+# ---------------------------------------------------------------------------------------------- pure parts
+
+
+def normalise_rewards(scores: Sequence[float] | np.ndarray, valid: Sequence[bool] | np.ndarray) -> np.ndarray:
+    """Rewards in [-0.5, 0.5]: clip(score, -1, 1) / 2 for a valid action, -0.5 for an invalid one (whose
+    score is ignored and may be NaN)."""
+    scores, valid = np.asarray(scores, dtype=np.float64), np.asarray(valid, dtype=bool)
+    return np.where(valid, np.clip(np.nan_to_num(scores), -1.0, 1.0) / 2, FLOOR_REWARD)
+
+
+def adaptive_kl_coef(coef: float, current_kl: float, n_steps: int, *, target: float, horizon: float) -> float:
+    """Ziegler et al. 2019's adaptive KL controller (TRL's AdaptiveKLController.update): move beta by at
+    most 20% x n_steps / horizon towards the coefficient that brings the KL to `target`."""
+    error = float(np.clip(current_kl / target - 1.0, -KL_ERROR_CLIP, KL_ERROR_CLIP))
+    return coef * (1.0 + error * n_steps / horizon)
+
+
+def sequence_advantages(rewards: torch.Tensor, kls: torch.Tensor, kl_coef: float) -> torch.Tensor:
+    """A_i = (r_i - beta KL_i) - mean_j (r_j - beta KL_j) over the whole (global) batch."""
+    penalised = rewards - kl_coef * kls
+    return penalised - penalised.mean()
+
+
+def clipped_policy_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_range: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's clipped surrogate, to minimise, and the share of tokens where the clip binds.
+
+    `logp`, `old_logp`, `mask`: (batch, tokens); `advantages`: (batch,), one per sequence. The loss is the
+    mean over the mask of max(-A rho, -A clip(rho, 1 - eps, 1 + eps))."""
+    import torch
+
+    ratio = (logp - old_logp).exp()
+    advantage = advantages[:, None]
+    unclipped = -advantage * ratio
+    clipped = -advantage * ratio.clamp(1.0 - clip_range, 1.0 + clip_range)
+    mask = mask.to(logp.dtype)
+    count = mask.sum().clamp(min=1.0)
+    loss = (torch.maximum(unclipped, clipped) * mask).sum() / count
+    clip_fraction = ((clipped > unclipped).to(logp.dtype) * mask).sum() / count
+    return loss, clip_fraction.detach()
+
+
+def trim_response(tokens: Sequence[int], eos_token_id: int) -> list[int]:
+    """A generated continuation up to and including its first EOS (what follows is padding); all of it when
+    it has none (it hit max_new_tokens)."""
+    tokens = [int(t) for t in tokens]
+    return tokens[: tokens.index(eos_token_id) + 1] if eos_token_id in tokens else tokens
+
+
+def is_valid_action(text: str) -> bool:
+    """Whether the environment would accept `text` as an action (`lamops.env.actions.parse_action`)."""
+    try:
+        parse_action(text)
+    except ActionError:
+        return False
+    return True
+
+
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, room: int) -> tuple[list[int], int]:
+    """`BOS + prompt` fitted into `room` tokens (BOS included) by `fit_prompt`, and the tokens cut."""
+    if tokenizer.bos_token_id is None:
+        raise ValueError("the tokenizer needs a BOS token: train it with lamops.train.tokenizer")
+    ids, cut = fit_prompt(tokenizer, prompt, room - 1)
+    return [tokenizer.bos_token_id, *ids], cut
+
+
+def ppo_steps(num_prompts: int, ppo: PPOConfig, cap: int | None = None) -> int:
+    """PPO batches of a run: `ppo.max_steps`, else enough batches for `ppo.epochs` passes over the prompts;
+    at most `cap` (a profile's TrainSpec.max_steps)."""
+    if num_prompts < 1:
+        raise ValueError("no prompts to sample from")
+    steps = (
+        ppo.max_steps
+        if ppo.max_steps is not None
+        else max(1, math.ceil(ppo.epochs * num_prompts / ppo.batch_size))
+    )
+    return min(steps, cap) if cap is not None else steps
+
+
+def per_worker(ppo: PPOConfig, world_size: int) -> int:
+    """Samples each worker draws per batch; the batch must split evenly into workers and mini-batches."""
+    if ppo.batch_size % world_size:
+        raise ValueError(f"batch_size {ppo.batch_size} does not split over {world_size} workers")
+    share = ppo.batch_size // world_size
+    if share % ppo.mini_batch_size:
+        raise ValueError(
+            f"each of {world_size} workers gets {share} samples per batch, not a multiple of "
+            f"mini_batch_size {ppo.mini_batch_size}"
+        )
+    return share
+
+
+# ---------------------------------------------------------------------------------------------- rollouts
+
+
+def sample_responses(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    pad_token_id: int,
+    eos_token_id: int,
+) -> list[list[int]]:
+    """One sampled completion per prompt (left-padded batch, KV cache), each cut after its first EOS."""
+    import torch
+
+    longest = max(len(p) for p in prompts)
+    input_ids = torch.full((len(prompts), longest), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, ids in enumerate(prompts):
+        input_ids[row, longest - len(ids) :] = torch.as_tensor(list(ids), dtype=torch.long)
+        attention_mask[row, longest - len(ids) :] = 1
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
+            do_sample=True,
+            temperature=temperature,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=pad_token_id,
+            eos_token_id=eos_token_id,
+            use_cache=True,
+        )
+    return [trim_response(row[longest:].tolist(), eos_token_id) for row in out]
+
+
+def rollout_batch(
+    prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], pad_token_id: int
+) -> dict[str, torch.Tensor]:
+    """Right-padded `prompt + response` rows: `input_ids`, `attention_mask`, and per row where its response
+    starts (`prompt_lens`) and how long it is (`response_lens`)."""
+    import torch
+
+    rows = [[*p, *r] for p, r in zip(prompts, responses, strict=True)]
+    longest = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), longest), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+        attention_mask[i, : len(row)] = 1
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "prompt_lens": torch.tensor([len(p) for p in prompts]),
+        "response_lens": torch.tensor([len(r) for r in responses]),
+    }
+
+
+def response_logprobs(
+    logits: torch.Tensor, batch: dict[str, torch.Tensor], temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities (at `temperature`) of each row's response tokens, left-aligned: (rows, longest
+    response), and the mask of real tokens. `logits` is the model's output on `batch["input_ids"]`."""
+    import torch
+    from trl.trainer.utils import selective_log_softmax
+
+    input_ids = batch["input_ids"].to(logits.device)
+    every = selective_log_softmax(logits[:, :-1], input_ids[:, 1:], temperature=temperature)  # (B, L - 1)
+    longest = int(batch["response_lens"].max())
+    offsets = torch.arange(longest, device=logits.device)[None, :]
+    mask = offsets < batch["response_lens"].to(logits.device)[:, None]
+    # The token at position p is predicted by the logits at p - 1.
+    positions = (batch["prompt_lens"].to(logits.device)[:, None] - 1 + offsets).clamp(max=every.shape[1] - 1)
+    return every.gather(1, positions) * mask, mask
+
+
+def _logprobs_of(model: Any, batch: dict[str, torch.Tensor], temperature: float) -> tuple[Any, Any]:
+    device = next(model.parameters()).device
+    logits = model(
+        input_ids=batch["input_ids"].to(device),
+        attention_mask=batch["attention_mask"].to(device),
+        use_cache=False,
+    ).logits
+    return response_logprobs(logits.float(), batch, temperature)
+
+
+# ---------------------------------------------------------------------------------------------- driver
+
+
+def train_offline_rl(
+    rows: Sequence[dict[str, Any]],
+    policy_dir: Path,
+    reference_dir: Path,
+    reward_dir: Path,
+    out_dir: Path,
+    ppo: PPOConfig,
+    spec: TrainSpec,
+) -> PPOResult:
+    """Optimise the policy in `policy_dir` (LAM3) against the reward model in `reward_dir`, with a KL
+    penalty to `reference_dir` (LAM3 again), on the states of `rows` (`{prompt, ...}`); publish LAM4 in
+    `out_dir`. The run stops at `ppo_steps(...)` batches, capped by `spec.max_steps`; a run of the same
+    `spec.name` resumes from its last checkpoint, beta included."""
+    import ray
+    from transformers import AutoTokenizer
+
+    from lamops.data.parallel import ensure_ray
+
+    for role, folder in (("policy", policy_dir), ("reference", reference_dir), ("reward model", reward_dir)):
+        if not (Path(folder) / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{role} folder {folder} has no config.json; expected a save_pretrained one"
+            )
+    tokenizer = AutoTokenizer.from_pretrained(policy_dir, local_files_only=True)
+    reference_vocab = AutoTokenizer.from_pretrained(reference_dir, local_files_only=True).get_vocab()
+    if reference_vocab != tokenizer.get_vocab():
+        raise ValueError(f"the reference {reference_dir} has another vocabulary than the policy {policy_dir}")
+    share = per_worker(ppo, spec.num_workers)
+    texts: list[str] = []
+    seen: set[str] = set()
+    for index, row in enumerate(rows):
+        if "prompt" not in row:
+            raise ValueError(f"row {index} has no 'prompt': offline RL samples actions for logged prompts")
+        if row["prompt"] not in seen:  # a state logged twice is not twice as important
+            seen.add(row["prompt"])
+            texts.append(row["prompt"])
+    room = ppo.max_len - ppo.max_new_tokens
+    prompts, truncated = [], 0
+    for text in texts:
+        ids, cut = encode_prompt(tokenizer, text, room)
+        prompts.append({"ids": np.asarray(ids, dtype=np.int32), "text": text})
+        truncated += cut > 0
+    steps = ppo_steps(len(prompts), ppo, cap=spec.max_steps)
+    log.info(
+        "offline RL %r: %d prompts (%d fitted), %d PPO batches of %d (%d per worker) on %d workers",
+        spec.name,
+        len(prompts),
+        truncated,
+        steps,
+        ppo.batch_size,
+        share,
+        spec.num_workers,
+    )
+    ensure_ray()
+    loop_config = {
+        "prompts": ray.put(prompts),
+        "policy_dir": str(Path(policy_dir).resolve()),
+        "reference_dir": str(Path(reference_dir).resolve()),
+        "reward_dir": str(Path(reward_dir).resolve()),
+        "out_dir": str(Path(out_dir).resolve()),
+        "ppo": ppo.model_dump(mode="json"),
+    }
+    result = launch(offline_rl_loop, loop_config, spec.model_copy(update={"max_steps": steps}))
+    returned = result.return_value or {}
+    return PPOResult(
+        out_dir=str(out_dir),
+        steps=steps,
+        prompts=len(prompts),
+        prompts_truncated=truncated,
+        history=returned.get("history", []),
+        kl_coef=returned.get("kl_coef"),
+        tokens_per_s=returned.get("tokens_per_s"),
+        steps_per_s=returned.get("steps_per_s"),
+        resumed_from_step=result.resumed_from_step,
+        run_path=result.path,
+        wall_s=result.wall_s,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- worker
+
+
+def offline_rl_loop(config: dict) -> dict[str, Any] | None:
+    """The Ray Train per-worker loop; `train_offline_rl` builds its `config`. See the module docstring for
+    the algorithm; rank 0 returns the history and publishes the policy."""
+    import ray
+    import ray.train
+    import torch
+    import torch.distributed as dist
+    from transformers import AutoModelForCausalLM
+
+    from lamops.train.models import ModelSpec, make_model, save
+    from lamops.train.reward import load_reward_model, score
+
+    spec = spec_from(config)
+    ppo = PPOConfig.model_validate(config["ppo"])
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    prompts = config["prompts"]
+    if isinstance(prompts, ray.ObjectRef):
+        prompts = ray.get(prompts)
+    share = per_worker(ppo, world)
+    total = ppo_steps(len(prompts), ppo, cap=spec.max_steps)
+    policy, tokenizer = make_model(ModelSpec(source="pretrained", path=config["policy_dir"]))
+    reference = AutoModelForCausalLM.from_pretrained(
+        config["reference_dir"], dtype=policy.dtype, local_files_only=True
+    )
+    reference.requires_grad_(False).eval()
+    reward_model, reward_tokenizer = load_reward_model(Path(config["reward_dir"]))
+    engine = ds_engine(
+        policy,
+        spec.deepspeed_config,
+        _adamw(ppo),
+        micro_batch_size=ppo.mini_batch_size,
+        gradient_accumulation_steps=1,
+        overrides={"gradient_clipping": ppo.grad_clip},
+    )
+    restored = _load_checkpoint(engine)
+    start, kl_coef = restored if restored is not None else (0, ppo.init_kl_coef)
+    device = engine.device
+    pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+    history: list[dict[str, float]] = []
+    window: list[dict[str, float]] = []
+    run_start = time.perf_counter()
+    run_tokens = 0.0
+    step = start
+    while step < total:
+        step_start = time.perf_counter()
+        indices = batch_indices(
+            step, rank=rank, world_size=world, micro_batch_size=share, num_samples=len(prompts), seed=ppo.seed
+        )
+        prompt_ids = [prompts[i]["ids"].tolist() for i in indices]
+        # 1-3: sample, check, score.
+        engine.module.eval()
+        torch.manual_seed(_seed(ppo.seed, step, rank))
+        responses = sample_responses(
+            engine.module,
+            prompt_ids,
+            max_new_tokens=ppo.max_new_tokens,
+            temperature=ppo.temperature,
+            pad_token_id=pad_id,
+            eos_token_id=eos_id,
+        )
+        texts = [tokenizer.decode(r, skip_special_tokens=True) for r in responses]
+        valid = np.array([is_valid_action(t) for t in texts], dtype=bool)
+        raw = np.full(share, np.nan)
+        if valid.any():
+            chosen = np.flatnonzero(valid)
+            raw[chosen] = score(
+                reward_model,
+                reward_tokenizer,
+                [prompts[indices[i]]["text"] for i in chosen],
+                [texts[i] for i in chosen],
+                max_len=ppo.max_len,
+                batch_size=ppo.reward_batch_size,
+            )
+        rewards = normalise_rewards(raw, valid)
+        batch = rollout_batch(prompt_ids, responses, pad_id)
+        with torch.no_grad():
+            old_logp, mask = _logprobs_of(engine.module, batch, ppo.temperature)
+            ref_logp, _ = _logprobs_of(reference, batch, ppo.temperature)
+        kls = ((old_logp - ref_logp) * mask).sum(1)
+        # 4-5: every rank needs the whole batch's rewards and KLs for the baseline.
+        local = torch.stack(
+            [
+                torch.as_tensor(rewards, dtype=torch.float32, device=device),
+                kls.to(device=device, dtype=torch.float32),
+                torch.as_tensor(np.nan_to_num(raw), dtype=torch.float32, device=device),
+                torch.as_tensor(valid, dtype=torch.float32, device=device),
+            ]
+        )
+        gathered = [torch.zeros_like(local) for _ in range(world)]
+        dist.all_gather(gathered, local)
+        everyone = torch.cat(gathered, dim=1)  # (4, batch_size), rank-major: rank r's samples at r*share
+        advantages = sequence_advantages(everyone[0], everyone[1], kl_coef)[rank * share : (rank + 1) * share]
+        rollout_s = time.perf_counter() - step_start
+        # 6: PPO epochs over the sampled batch.
+        engine.module.train()
+        losses, clips = [], []
+        for epoch in range(ppo.ppo_epochs):
+            order = np.random.default_rng([ppo.seed, step, rank, epoch]).permutation(share)
+            for start_at in range(0, share, ppo.mini_batch_size):
+                members = order[start_at : start_at + ppo.mini_batch_size].tolist()
+                mini = rollout_batch(
+                    [prompt_ids[i] for i in members], [responses[i] for i in members], pad_id
+                )
+                logp, mini_mask = _logprobs_of(engine, mini, ppo.temperature)
+                width = logp.shape[1]
+                loss, clip = clipped_policy_loss(
+                    logp,
+                    old_logp[members, :width].to(device),
+                    advantages[members],
+                    mini_mask,
+                    ppo.clip_range,
+                )
+                engine.backward(loss)
+                engine.step()
+                losses.append(loss.item())
+                clips.append(clip.item())
+        # 7: adapt beta to the KL this batch was sampled at.
+        batch_kl = everyone[1].mean().item()
+        valid_count = everyone[3].sum().item()
+        sums = torch.tensor(
+            [
+                float(np.mean(losses)),
+                float(np.mean(clips)),
+                float(batch["attention_mask"].sum()) * ppo.ppo_epochs,
+                float(batch["response_lens"].sum()),
+            ],
+            dtype=torch.float64,
+            device=device,
+        )
+        dist.all_reduce(sums)
+        step_s = time.perf_counter() - step_start
+        record = {
+            "step": float(step + 1),
+            "loss": sums[0].item() / world,
+            "clip_frac": sums[1].item() / world,
+            "kl": batch_kl,
+            "kl_coef": kl_coef,
+            "score": everyone[2].sum().item() / valid_count if valid_count else float("nan"),
+            "reward": everyone[0].mean().item(),
+            "invalid": 1.0 - valid_count / ppo.batch_size,
+            "response_tokens": sums[3].item() / ppo.batch_size,
+            "lr": ppo.lr,
+            "grad_norm": _grad_norm(engine),
+            "tokens_per_s": sums[2].item() / step_s,
+            "rollout_share": rollout_s / step_s,
+        }
+        run_tokens += sums[2].item()
+        kl_coef = adaptive_kl_coef(
+            kl_coef, batch_kl, ppo.batch_size, target=ppo.target_kl, horizon=ppo.kl_horizon
+        )
+        step += 1
+        window.append(record)
+        if step % ppo.log_every == 0 or step == total or should_checkpoint(step, spec):
+            history.append(_mean_record(window))
+            window = []
+            if rank == 0:
+                report_progress(spec.name, step, total, history[-1])
+        if should_checkpoint(step, spec):
+            _save_checkpoint(
+                engine, step, {"reward": record["reward"], "kl": batch_kl, "kl_coef": kl_coef}, kl_coef
+            )
+    run_s = time.perf_counter() - run_start
+    _save_final(engine, tokenizer, Path(config["out_dir"]), rank, save)
+    if rank != 0:
+        return None
+    ran = step > start
+    return {
+        "start_step": start,
+        "steps": total,
+        "history": history,
+        "kl_coef": kl_coef if ran else None,
+        "tokens_per_s": run_tokens / run_s if ran else None,
+        "steps_per_s": (step - start) / run_s if ran else None,
+    }
+
+
+def _mean_record(window: list[dict[str, float]]) -> dict[str, float]:
+    """One history record for a window of batches: means, except the step, beta, lr and grad_norm, which
+    are the last batch's."""
+    last = window[-1]
+    keep = {"step", "kl_coef", "lr", "grad_norm"}
+    return {key: last[key] if key in keep else float(np.nanmean([r[key] for r in window])) for key in last}
+
+
+def _seed(seed: int, step: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
+
+
+def _save_checkpoint(engine, step: int, metrics: dict[str, Any], kl_coef: float) -> None:
+    """`lamops.train.distributed.save_checkpoint` with beta in DeepSpeed's client state."""
+    import ray.train
+
+    with tempfile.TemporaryDirectory(prefix="lamops-ckpt-") as folder:
+        engine.save_checkpoint(folder, tag=_CHECKPOINT_TAG, client_state={"step": step, "kl_coef": kl_coef})
+        ray.train.report(
+            {**metrics, "step": step},
+            checkpoint=ray.train.Checkpoint.from_directory(folder),
+            checkpoint_dir_name=checkpoint_dir_name(step),
+        )
+
+
+def _load_checkpoint(engine) -> tuple[int, float] | None:
+    """`lamops.train.distributed.load_checkpoint` that also returns beta: (step, kl_coef), or None."""
+    import ray.train
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        path, client_state = engine.load_checkpoint(folder, tag=_CHECKPOINT_TAG)
+    if path is None or "kl_coef" not in (client_state or {}):
+        raise RuntimeError(
+            f"{checkpoint.path} holds no offline RL checkpoint (tag {_CHECKPOINT_TAG!r} with a kl_coef); "
+            "was the run name used by another phase?"
+        )
+    log.info("resumed from the checkpoint at step %d (%s)", client_state["step"], checkpoint.path)
+    return int(client_state["step"]), float(client_state["kl_coef"])
+
+
+def _grad_norm(engine) -> float:
+    """The last step's global gradient norm (0.0 is a real value: all advantages zero), NaN if unknown."""
+    norm = engine.get_global_grad_norm()
+    return float("nan") if norm is None else float(norm)

@@ -1,0 +1,586 @@
+"""The reward model (phase `reward_model`): LAM3 with a scalar head, LoRA-tuned to score one agent step.
+
+Data in: `{prompt, completion, label}` rows of the reward dataset (`data/datasets/reward/{train,test}.jsonl`):
+a logged state, the action taken in it, and +1 if its trajectory succeeded, -1 if it failed (paper: every step
+of a successful trajectory +1, of a failed one -1).
+
+Objective (paper: LAM3 + scalar head, LoRA r=8 alpha=32 dropout 0.1, MSE, 2 epochs, lr 2e-5 linear, AdamW):
+the LAM3 folder is loaded as `AutoModelForSequenceClassification(num_labels=1)` (a new, seeded score head),
+LoRA adapters go on every linear layer of the decoder and the head trains whole (peft's SEQ_CLS task puts
+`score` in `modules_to_save`); the base weights stay frozen. A sample is `BOS + prompt + completion + EOS`
+(the prompt fitted by `lamops.agents.prompt.fit_prompt`, as in SFT); the score is the head's output at the
+last non-pad token, the EOS, as Hugging Face's sequence classifiers read it with `config.pad_token_id` set.
+The loss is the mean squared error to the +-1 label.
+
+Data out: the LoRA merged into the backbone (`merge_and_unload`) and saved atomically in the save_pretrained
+layout as a `MistralForSequenceClassification` + tokenizer, which loads with the Auto class and no peft;
+`load_reward_model` and `score` (the same encoding as training) are what offline RL and evaluation use. The
+result carries held-out sign accuracy and the mean scores of good and bad steps before (untrained head) and
+after training.
+
+Runs like SFT: `train_reward` encodes on the driver and `reward_loop` trains on Ray Train workers under
+DeepSpeed, with a data order that is a pure function of (seed, step, rank) and checkpoint/resume by run name.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from lamops.agents.prompt import fit_prompt
+from lamops.train.distributed import (
+    TrainSpec,
+    ds_engine,
+    launch,
+    load_checkpoint,
+    save_checkpoint,
+    should_checkpoint,
+    spec_from,
+)
+from lamops.train.sft import _adamw, _save_final, batch_indices, lr_factor, planned_steps, report_progress
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+# Every linear layer of a Mistral decoder block (QLoRA's advice: adapters on all of them, not just q and v).
+MISTRAL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class RewardConfig(BaseModel):
+    """Hyperparameters of the reward model. Defaults follow the paper (lr 2e-5 linear, AdamW, 2 epochs,
+    LoRA r=8 alpha=32 dropout 0.1) where it states them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lr: float = Field(default=2e-5, gt=0, description="Peak learning rate of AdamW, decayed linearly.")
+    warmup_steps: int = Field(default=0, ge=0, description="Optimizer steps of linear warm-up to `lr`.")
+    micro_batch_size: int = Field(default=8, ge=1, description="Samples per worker per forward pass.")
+    gradient_accumulation_steps: int = Field(
+        default=1,
+        ge=1,
+        description="Micro-batches per optimizer step; global batch = micro x accum x workers.",
+    )
+    epochs: float = Field(
+        default=2.0, gt=0, description="Passes over the data; ignored when max_steps is set."
+    )
+    max_steps: int | None = Field(
+        default=None, ge=1, description="Optimizer steps to run instead of `epochs`; null: from epochs."
+    )
+    max_len: int = Field(
+        default=1024,
+        ge=4,
+        description="Longest sample in tokens; a longer prompt is fitted by lamops.agents.prompt.fit_prompt.",
+    )
+    lora_r: int = Field(default=8, ge=1, description="Rank of the LoRA adapters.")
+    lora_alpha: float = Field(default=32, gt=0, description="LoRA scale numerator: updates are x alpha/r.")
+    lora_dropout: float = Field(default=0.1, ge=0, lt=1, description="Dropout on the LoRA input.")
+    lora_target_modules: tuple[str, ...] = Field(
+        default=MISTRAL_LINEAR, min_length=1, description="Module names that get LoRA adapters."
+    )
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay, on matrices only.")
+    grad_clip: float = Field(
+        default=1.0, ge=0, description="Clip the global gradient norm to this; 0 turns clipping off."
+    )
+    eval_batch_size: int = Field(default=16, ge=1, description="Samples per forward pass when scoring.")
+    seed: int = Field(
+        default=0, description="Seed of the score head, the LoRA init, the data order and the dropout."
+    )
+    log_every: int = Field(default=10, ge=1, description="Optimizer steps per metrics record.")
+
+
+class RewardEncodeStats(BaseModel):
+    """What encoding a labelled dataset did to it."""
+
+    samples: int
+    good: int = Field(description="Samples labelled +1.")
+    bad: int = Field(description="Samples labelled -1.")
+    tokens: int = Field(description="Tokens of all encoded samples, BOS and EOS included.")
+    prompts_truncated: int = Field(description="Samples whose prompt was cut to fit max_len.")
+    completions_truncated: int = Field(description="Samples whose completion alone exceeded max_len.")
+
+
+class RewardEval(BaseModel):
+    """How well scores separate good (+1) from bad (-1) held-out steps."""
+
+    samples: int
+    accuracy: float = Field(description="Share of samples whose score has the label's sign (0 counts as -1).")
+    balanced_accuracy: float | None = Field(
+        description="Mean of the accuracy on good and on bad samples (the data is ~3:1 good); None when a "
+        "class is absent."
+    )
+    mean_good: float | None = Field(description="Mean score of +1 samples.")
+    mean_bad: float | None = Field(description="Mean score of -1 samples.")
+    gap: float | None = Field(description="mean_good - mean_bad.")
+
+
+class RewardResult(BaseModel):
+    """What the reward-model phase produced."""
+
+    out_dir: str = Field(description="Merged MistralForSequenceClassification + tokenizer, save_pretrained.")
+    steps: int = Field(description="Optimizer steps of the whole run (resumed ones included).")
+    final_loss: float | None = Field(description="Mean MSE of the last logged window.")
+    tokens_per_s: float | None = Field(description="Non-pad tokens per second over this run, all workers.")
+    history: list[dict[str, float]] = Field(description="One record per `log_every` steps of this run.")
+    resumed_from_step: int | None
+    encode: RewardEncodeStats
+    eval_before: RewardEval | None = Field(description="Held-out scores of the untrained head.")
+    eval_after: RewardEval | None = Field(description="Held-out scores after training.")
+    test_scores: list[float] = Field(description="Held-out score of each test row after training, in order.")
+    run_path: str = Field(description="Ray Train's run folder (checkpoints).")
+    wall_s: float
+
+
+# ---------------------------------------------------------------------------------------------- pure parts
+
+
+def encode_reward_sample(
+    tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str, max_len: int
+) -> dict[str, Any]:
+    """`BOS + prompt + completion + EOS` as `input_ids`, at most `max_len` tokens.
+
+    The prompt is fitted by `fit_prompt` into what the completion leaves. A completion that does not fit even
+    without a prompt keeps its first `max_len - 2` tokens and still ends with EOS: the score is always read at
+    an EOS, the position the head is trained at. `prompt_cut` / `completion_cut` count dropped tokens."""
+    if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None:
+        raise ValueError("the tokenizer needs BOS and EOS tokens: train it with lamops.train.tokenizer")
+    if max_len < 3:
+        raise ValueError(f"max_len {max_len} leaves no room for BOS, a token and EOS")
+    action = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
+    completion_cut = max(0, len(action) - (max_len - 2))
+    action = action[: len(action) - completion_cut]
+    prompt_ids, prompt_cut = fit_prompt(tokenizer, prompt, max_len - 2 - len(action))
+    return {
+        "input_ids": [tokenizer.bos_token_id, *prompt_ids, *action, tokenizer.eos_token_id],
+        "prompt_cut": prompt_cut,
+        "completion_cut": completion_cut,
+    }
+
+
+def encode_reward_rows(
+    tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict[str, Any]], max_len: int
+) -> tuple[list[dict[str, Any]], RewardEncodeStats]:
+    """`encode_reward_sample` over `{prompt, completion, label}` rows: int32 ids, float labels, statistics."""
+    samples: list[dict[str, Any]] = []
+    tokens = prompts_cut = completions_cut = good = 0
+    for index, row in enumerate(rows):
+        try:
+            prompt, completion, label = row["prompt"], row["completion"], row["label"]
+        except KeyError as error:
+            raise ValueError(
+                f"row {index} has no {error}: reward rows need `prompt`, `completion` and `label`"
+            ) from error
+        if label not in (1, -1):
+            raise ValueError(f"row {index} has label {label!r}; reward labels are +1 or -1")
+        encoded = encode_reward_sample(tokenizer, prompt, completion, max_len)
+        ids = np.asarray(encoded["input_ids"], dtype=np.int32)
+        samples.append({"input_ids": ids, "label": float(label)})
+        tokens += len(ids)
+        good += label == 1
+        prompts_cut += encoded["prompt_cut"] > 0
+        completions_cut += encoded["completion_cut"] > 0
+    if completions_cut:
+        log.warning(
+            "%d of %d completions exceed max_len=%d and were cut", completions_cut, len(rows), max_len
+        )
+    stats = RewardEncodeStats(
+        samples=len(samples),
+        good=good,
+        bad=len(samples) - good,
+        tokens=tokens,
+        prompts_truncated=prompts_cut,
+        completions_truncated=completions_cut,
+    )
+    return samples, stats
+
+
+def collate_reward(samples: Sequence[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad `{input_ids[, label]}` samples: `input_ids`, `attention_mask` and, when every sample has
+    one, float `labels`."""
+    import torch
+
+    if not samples:
+        raise ValueError("cannot collate an empty batch")
+    longest = max(len(s["input_ids"]) for s in samples)
+    input_ids = torch.full((len(samples), longest), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(samples), longest), dtype=torch.long)
+    for row, sample in enumerate(samples):
+        ids = torch.as_tensor(np.asarray(sample["input_ids"], dtype=np.int64))
+        input_ids[row, : len(ids)] = ids
+        attention_mask[row, : len(ids)] = 1
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if all("label" in s for s in samples):
+        batch["labels"] = torch.tensor([float(s["label"]) for s in samples], dtype=torch.float32)
+    return batch
+
+
+def last_token_index(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """Per row, the position of its last non-pad token: where a Hugging Face sequence classifier reads the
+    score (`MistralForSequenceClassification` with `config.pad_token_id` set; right or left padding)."""
+    import torch
+
+    positions = torch.arange(input_ids.shape[-1], device=input_ids.device)
+    return (positions * (input_ids != pad_token_id)).argmax(-1)
+
+
+def evaluate_scores(scores: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray) -> RewardEval:
+    """Sign accuracy (a score > 0 predicts +1), balanced accuracy and mean scores of good and bad samples."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.float64)
+    if scores.shape != labels.shape or scores.ndim != 1 or len(scores) == 0:
+        raise ValueError(f"need two equal, non-empty 1-d arrays, got {scores.shape} and {labels.shape}")
+    predicted = np.where(scores > 0, 1.0, -1.0)
+    good, bad = labels > 0, labels < 0
+    mean_good = float(scores[good].mean()) if good.any() else None
+    mean_bad = float(scores[bad].mean()) if bad.any() else None
+    balanced = (
+        float(((predicted[good] == 1).mean() + (predicted[bad] == -1).mean()) / 2)
+        if good.any() and bad.any()
+        else None
+    )
+    return RewardEval(
+        samples=len(scores),
+        accuracy=float((predicted == labels).mean()),
+        balanced_accuracy=balanced,
+        mean_good=mean_good,
+        mean_bad=mean_bad,
+        gap=mean_good - mean_bad if mean_good is not None and mean_bad is not None else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def build_reward_model(backbone_dir: Path, rm: RewardConfig) -> tuple[Any, PreTrainedTokenizerBase]:
+    """The LoRA-wrapped sequence classifier the loop trains, and its tokenizer.
+
+    `backbone_dir` is a save_pretrained causal LM (LAM3); its decoder loads into a
+    `AutoModelForSequenceClassification(num_labels=1)` whose score head is new. The head and the LoRA
+    adapters are initialised from `rm.seed` in a forked RNG: the same call gives the same model."""
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoTokenizer
+
+    backbone_dir = Path(backbone_dir)
+    if not (backbone_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{backbone_dir}: no config.json; expected LAM3's save_pretrained folder")
+    tokenizer = AutoTokenizer.from_pretrained(backbone_dir, local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(rm.seed)
+        model = _load_classifier(backbone_dir)
+        model.config.pad_token_id = tokenizer.pad_token_id
+        lora = LoraConfig(
+            task_type=TaskType.SEQ_CLS,  # puts the score head in modules_to_save: trained whole
+            r=rm.lora_r,
+            lora_alpha=rm.lora_alpha,
+            lora_dropout=rm.lora_dropout,
+            target_modules=list(rm.lora_target_modules),
+        )
+        model = get_peft_model(model, lora)
+    return model, tokenizer
+
+
+def _load_classifier(backbone_dir: Path) -> PreTrainedModel:
+    """The causal LM's decoder under a new score head. Transformers' load report (a warning naming the
+    missing head) is replaced by a check that nothing else is missing."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            backbone_dir, num_labels=1, local_files_only=True, output_loading_info=True
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    missing = set(info["missing_keys"]) - {"score.weight"}
+    if missing:
+        raise ValueError(f"{backbone_dir}: the backbone lacks {sorted(missing)}; is it a causal LM folder?")
+    return model
+
+
+def load_reward_model(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A trained reward model (the phase's output folder) and its tokenizer, in eval mode; no peft needed."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path}: no config.json; run the reward_model phase first")
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
+    if model.config.num_labels != 1 or model.config.pad_token_id is None:
+        raise ValueError(
+            f"{path} is not a reward model: need num_labels 1 and a pad_token_id, got "
+            f"{model.config.num_labels} and {model.config.pad_token_id}"
+        )
+    model.requires_grad_(False)
+    return model.eval(), tokenizer
+
+
+def score(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    *,
+    max_len: int,
+    batch_size: int = 16,
+) -> np.ndarray:
+    """The reward model's score of each (prompt, completion), encoded as in training
+    (`encode_reward_sample`); float64, in the order given."""
+    if len(prompts) != len(completions):
+        raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+    samples = [
+        {"input_ids": encode_reward_sample(tokenizer, p, c, max_len)["input_ids"]}
+        for p, c in zip(prompts, completions, strict=True)
+    ]
+    return score_encoded(model, samples, model.config.pad_token_id, batch_size)
+
+
+def score_encoded(
+    model: Any, samples: Sequence[dict[str, Any]], pad_token_id: int, batch_size: int
+) -> np.ndarray:
+    """Scores of encoded samples, in batches of similar length (less padding), returned in input order."""
+    import torch
+
+    out = np.zeros(len(samples), dtype=np.float64)
+    if not samples:
+        return out
+    order = np.argsort([len(s["input_ids"]) for s in samples], kind="stable")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = collate_reward([samples[i] for i in chunk], pad_token_id)
+            logits = model(
+                input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+            ).logits
+            out[chunk] = logits[:, 0].double().cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- driver
+
+
+def train_reward(
+    train_rows: Sequence[dict[str, Any]],
+    test_rows: Sequence[dict[str, Any]] | None,
+    backbone_dir: Path,
+    out_dir: Path,
+    rm: RewardConfig,
+    spec: TrainSpec,
+) -> RewardResult:
+    """Train the reward model on `train_rows` from LAM3 in `backbone_dir`; publish it in `out_dir`.
+
+    `test_rows` (held out; may be empty) are scored before and after training. The run stops at
+    `planned_steps(...)`, capped by `spec.max_steps`; a run of the same `spec.name` resumes from its last
+    checkpoint. `out_dir` must be reachable from the rank-0 worker."""
+    import ray
+    from transformers import AutoTokenizer
+
+    from lamops.data.parallel import ensure_ray
+
+    backbone_dir = Path(backbone_dir)
+    if not (backbone_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{backbone_dir}: no config.json; expected LAM3's save_pretrained folder")
+    tokenizer = AutoTokenizer.from_pretrained(backbone_dir, local_files_only=True)
+    samples, stats = encode_reward_rows(tokenizer, train_rows, rm.max_len)
+    test_samples, _ = encode_reward_rows(tokenizer, test_rows or [], rm.max_len)
+    steps = planned_steps(len(samples), rm, spec.num_workers, cap=spec.max_steps)
+    log.info(
+        "reward model %r: %d samples (%d good, %d bad, %d tokens), %d test, %d steps on %d workers",
+        spec.name,
+        stats.samples,
+        stats.good,
+        stats.bad,
+        stats.tokens,
+        len(test_samples),
+        steps,
+        spec.num_workers,
+    )
+    ensure_ray()
+    loop_config = {
+        "samples": ray.put(samples),
+        "test_samples": ray.put(test_samples),
+        "backbone_dir": str(backbone_dir.resolve()),
+        "out_dir": str(Path(out_dir).resolve()),
+        "rm": rm.model_dump(mode="json"),
+    }
+    result = launch(reward_loop, loop_config, spec.model_copy(update={"max_steps": steps}))
+    returned = result.return_value or {}
+    history = returned.get("history", [])
+    labels = [s["label"] for s in test_samples]
+    before, after = returned.get("scores_before"), returned.get("scores_after")
+    return RewardResult(
+        out_dir=str(out_dir),
+        steps=steps,
+        final_loss=history[-1]["loss"] if history else None,
+        tokens_per_s=returned.get("tokens_per_s"),
+        history=history,
+        resumed_from_step=result.resumed_from_step,
+        encode=stats,
+        eval_before=evaluate_scores(before, labels) if labels and before is not None else None,
+        eval_after=evaluate_scores(after, labels) if labels and after is not None else None,
+        test_scores=list(after) if after is not None else [],
+        run_path=result.path,
+        wall_s=result.wall_s,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- worker
+
+
+def reward_loop(config: dict) -> dict[str, Any] | None:
+    """The Ray Train per-worker loop; `train_reward` builds its `config`.
+
+    Each rank reads its slice of every global batch (`batch_indices`); DeepSpeed averages the LoRA and head
+    gradients, clips them and steps torch AdamW on the linear schedule. The held-out rows are scored (split
+    over the ranks) before the checkpoint is loaded and after the last step; rank 0 returns the history and
+    the scores, and publishes the merged model."""
+    import ray
+    import ray.train
+    import torch
+    import torch.distributed as dist
+
+    from lamops.train.models import save
+
+    spec = spec_from(config)
+    rm = RewardConfig.model_validate(config["rm"])
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    samples, test_samples = config["samples"], config["test_samples"]
+    if isinstance(samples, ray.ObjectRef):
+        samples = ray.get(samples)
+    if isinstance(test_samples, ray.ObjectRef):
+        test_samples = ray.get(test_samples)
+    total = planned_steps(len(samples), rm, world, cap=spec.max_steps)
+    model, tokenizer = build_reward_model(Path(config["backbone_dir"]), rm)
+    pad_id = tokenizer.pad_token_id
+
+    def schedule(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        def factor(step: int) -> float:
+            return lr_factor(step, warmup_steps=rm.warmup_steps, total_steps=total, schedule="linear")
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    engine = ds_engine(
+        model,
+        spec.deepspeed_config,
+        _adamw(rm),
+        schedule,
+        micro_batch_size=rm.micro_batch_size,
+        gradient_accumulation_steps=rm.gradient_accumulation_steps,
+        overrides={"gradient_clipping": rm.grad_clip},
+    )
+    # Before loading any checkpoint: the untrained head, the same in every run of this seed.
+    scores_before = _score_split(engine.module, test_samples, pad_id, rm.eval_batch_size, rank, world)
+    start = load_checkpoint(engine) or 0
+    engine.train()
+    device = engine.device
+    history: list[dict[str, float]] = []
+    window = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, micro-batches, non-pad tokens
+    window_start = run_start = time.perf_counter()
+    run_tokens = 0.0
+    step = start
+    while step < total:
+        torch.manual_seed(_step_seed(rm.seed, step, rank))  # LoRA dropout: the same masks after a resume
+        for micro in range(rm.gradient_accumulation_steps):
+            indices = batch_indices(
+                step * rm.gradient_accumulation_steps + micro,
+                rank=rank,
+                world_size=world,
+                micro_batch_size=rm.micro_batch_size,
+                num_samples=len(samples),
+                seed=rm.seed,
+            )
+            batch = {
+                k: v.to(device) for k, v in collate_reward([samples[i] for i in indices], pad_id).items()
+            }
+            scores = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]
+            loss = torch.nn.functional.mse_loss(scores.float(), batch["labels"])
+            engine.backward(loss)
+            engine.step()
+            window += torch.tensor(
+                [loss.item(), 1.0, float(batch["attention_mask"].sum())], dtype=torch.float64, device=device
+            )
+        step += 1
+        if step % rm.log_every == 0 or step == total or should_checkpoint(step, spec):
+            dist.all_reduce(window)
+            elapsed = time.perf_counter() - window_start
+            record = {
+                "step": float(step),
+                "loss": window[0].item() / window[1].item(),
+                "lr": rm.lr
+                * lr_factor(step - 1, warmup_steps=rm.warmup_steps, total_steps=total, schedule="linear"),
+                "grad_norm": _grad_norm(engine),
+                "tokens_per_s": window[2].item() / elapsed,
+            }
+            run_tokens += window[2].item()
+            history.append(record)
+            if rank == 0:
+                report_progress(spec.name, step, total, record)
+            window.zero_()
+            if should_checkpoint(step, spec):
+                save_checkpoint(engine, step, {"loss": record["loss"]})
+            window_start = time.perf_counter()  # checkpoint time is not training throughput
+    run_s = time.perf_counter() - run_start
+    scores_after = _score_split(engine.module, test_samples, pad_id, rm.eval_batch_size, rank, world)
+    _save_final(engine, tokenizer, Path(config["out_dir"]), rank, _save_merged(save))
+    if rank != 0:
+        return None
+    return {
+        "start_step": start,
+        "steps": total,
+        "history": history,
+        "tokens_per_s": run_tokens / run_s if step > start else None,
+        "scores_before": scores_before.tolist() if test_samples else None,
+        "scores_after": scores_after.tolist() if test_samples else None,
+    }
+
+
+def _score_split(
+    module: Any, samples: Sequence[dict[str, Any]], pad_id: int, batch_size: int, rank: int, world: int
+) -> np.ndarray:
+    """Every rank scores samples rank, rank + world, ...; all ranks get all the scores, in order."""
+    import torch.distributed as dist
+
+    mine = list(range(rank, len(samples), world))
+    local = score_encoded(module, [samples[i] for i in mine], pad_id, batch_size)
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, (mine, local.tolist()))
+    out = np.zeros(len(samples), dtype=np.float64)
+    for indices, values in gathered:
+        out[indices] = values
+    return out
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
+
+
+def _save_merged(save):
+    """`save` for `_save_final`: fold the LoRA into the backbone first, so the folder needs no peft."""
+
+    def save_merged(module: Any, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> Path:
+        return save(module.merge_and_unload(), tokenizer, out_dir)
+
+    return save_merged
+
+
+def _grad_norm(engine) -> float:
+    """The last step's global gradient norm (0.0 is a real value: all advantages zero), NaN if unknown."""
+    norm = engine.get_global_grad_norm()
+    return float("nan") if norm is None else float(norm)

@@ -1,0 +1,406 @@
+"""The constrained decoder: always the training format, grounded controls and spans, forced chunks equal to
+token-by-token decoding, batched equal to unbatched, and a trained tiny model reproducing its actions."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, trainers
+from transformers import DynamicCache, PreTrainedTokenizerFast
+
+from lamops.agents.decoding import (
+    COMPLETE,
+    ConstrainedDecoder,
+    Constraints,
+    Cursor,
+    Limits,
+    constraints_from_observation,
+    constraints_from_prompt,
+    vocab_for,
+)
+from lamops.agents.expert import ExpertAgent
+from lamops.env.actions import FUNCTIONS, parse_action, parse_keys
+from lamops.env.observation import ControlInfo, Observation
+from lamops.env.word import WordEnv
+from lamops.records import TrajectoryStep
+from lamops.train.models import ModelSpec, build_tiny
+from lamops.train.tokenizer import train_tokenizer
+
+KEYS = ["thought", "control_name", "control_label", "function", "args", "status", "plan"]
+SMALL = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 2048,
+    "vocab_size": 1024,
+}
+LIMITS = Limits(thought_tokens=12, plan_items=3, plan_item_tokens=8, arg_tokens=8)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a loaded 2-core machine two threads spin against each other (30x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def steps() -> list[TrajectoryStep]:
+    """Expert steps on one task of each of a few families: real observation prompts and completions."""
+    from lamops.env.families import FAMILIES, applicable_templates, sample_task
+
+    env, expert, out = WordEnv(), ExpertAgent(), []
+    for family in sorted(FAMILIES)[::3]:
+        task = sample_task(family, applicable_templates(family)[0], 0)
+        if task is not None:
+            out += expert.run(env, task, verify=False).steps
+    return out
+
+
+@pytest.fixture(scope="module")
+def tokenizer(steps, tmp_path_factory):
+    texts = [t for s in steps for t in (s.prompt, s.completion())]
+    return train_tokenizer(texts, tmp_path_factory.mktemp("tok") / "tokenizer", vocab_size=1024)
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    return build_tiny(ModelSpec(**SMALL), tokenizer).eval()
+
+
+def decoder(model, tokenizer, max_len=2048, max_new_tokens=160, limits=LIMITS) -> ConstrainedDecoder:
+    return ConstrainedDecoder(model, tokenizer, max_len=max_len, max_new_tokens=max_new_tokens, limits=limits)
+
+
+def check_action(text: str, constraints: Constraints) -> dict:
+    """The text is the exact training format, parses, and is grounded in `constraints`."""
+    parse_action(text)
+    action = json.loads(text)
+    assert list(action) == KEYS
+    assert json.dumps(action, ensure_ascii=False) == text
+    step = TrajectoryStep(step=1, prompt="", **action)
+    assert step.completion() == text
+    labels = {}
+    for label, name in constraints.controls:
+        labels.setdefault(name, label)
+    if action["control_name"] is None:
+        assert action["control_label"] is None
+    else:
+        assert labels[action["control_name"]] == action["control_label"]
+    args = action["args"]
+    assert list(args) == list(FUNCTIONS[action["function"]].model_fields)
+    if action["function"] == "select_text":
+        assert args["text"] in constraints.request or args["text"] in constraints.canvas
+    if action["function"] == "set_edit_text":
+        assert args["text"] in constraints.request
+    if action["function"] == "keyboard_input":
+        assert args["keys"] in constraints.request or parse_keys(args["keys"])
+    return action
+
+
+def test_constraints_read_back_from_prompts(steps):
+    env = WordEnv()
+    obs = env.reset(_task())
+    assert constraints_from_prompt(obs.prompt()) == constraints_from_observation(obs)
+    assert constraints_from_prompt(obs.prompt("json")) == constraints_from_observation(obs)
+    for step in steps[:5]:
+        c = constraints_from_prompt(step.prompt)
+        assert c.controls and c.request in step.prompt and c.canvas.startswith("[ui] ")
+    with pytest.raises(ValueError, match="Canvas State"):
+        constraints_from_prompt("<Available Control Item:>\n1:Save:Button\n<User Request:> x")
+
+
+def _task():
+    from lamops.env.families import applicable_templates, sample_task
+
+    return sample_task("emphasize_phrase", applicable_templates("emphasize_phrase")[0], 0)
+
+
+def test_every_function_has_an_argument_grammar_and_random_walks_always_parse(tokenizer):
+    """Uniformly random allowed tokens (no model): every path through the grammar is a valid action."""
+    obs = Observation(
+        controls=[
+            ControlInfo(label=str(i), control_text=t, control_type="Button")
+            for i, t in enumerate(["Bold", "Bold Italic", 'Say "hi"', "Font Size", "Bold"], 1)
+        ],
+        canvas='p0 <Normal> Café prices rose 5% — see "Table 2" \\ notes.',
+        ui="tab Home",
+        selection="none",
+        request='Select "Café prices" and type ^{END} then 1.5" please.',
+        previous_actions=[],
+        previous_plan=[],
+    )
+    constraints = constraints_from_observation(obs)
+    vocab = vocab_for(tokenizer)
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(300):
+        cur = Cursor(constraints, LIMITS, vocab)
+        for _ in range(400):
+            if cur.complete:
+                break
+            forced = cur.forced()
+            if forced:
+                for tid in forced:
+                    cur.push(tid, forced=True)
+                continue
+            allowed = cur.allowed().nonzero().flatten().tolist()
+            cur.push(rng.choice(allowed))
+        assert cur.complete
+        action = check_action(cur.text(), constraints)
+        seen.add(action["function"])
+        if action["control_name"] is not None:
+            assert action["control_label"] == {"Bold": "1", "Bold Italic": "2", 'Say "hi"': "3"}.get(
+                action["control_name"], action["control_label"]
+            )
+    assert seen == set(FUNCTIONS)
+
+
+def test_random_model_always_writes_a_grounded_action(model, tokenizer, steps):
+    dec = decoder(model, tokenizer, max_len=1024)
+    prompts = [s.prompt for s in steps[::2]][:12]
+    constraints = [constraints_from_prompt(p) for p in prompts]
+    greedy = dec.decode(prompts, constraints)
+    gens = [torch.Generator().manual_seed(i) for i in range(len(prompts))]
+    sampled = dec.decode(prompts, constraints, temperature=1.0, generators=gens)
+    for d, c in zip(greedy + sampled, constraints + constraints, strict=True):
+        assert d.error is None, d.text
+        check_action(d.text, c)
+        assert d.action == json.loads(d.text)
+        assert d.forward_passes < d.tokens  # forced chunks go in one forward each
+        assert d.forced_tokens > 0 and d.forward_s <= d.total_s
+    gens = [torch.Generator().manual_seed(i) for i in range(len(prompts))]
+    again = dec.decode(prompts, constraints, temperature=1.0, generators=gens)
+    assert [d.text for d in again] == [d.text for d in sampled]
+
+
+def sentencepiece_tokenizer(texts: list[str], size: int) -> PreTrainedTokenizerFast:
+    """A Mistral-style tokenizer: `▁` for spaces, prepended to every text, and `<0xNN>` byte fallback."""
+    norm = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    trained = Tokenizer(models.BPE(unk_token="<unk>"))
+    trained.normalizer = norm
+    trained.train_from_iterator(
+        texts, trainers.BpeTrainer(vocab_size=size, special_tokens=["<unk>", "<s>", "</s>"])
+    )
+    state = json.loads(trained.to_str())["model"]
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{f"<0x{i:02X}>": 3 + i for i in range(256)}}
+    for piece in sorted(state["vocab"], key=state["vocab"].get):
+        vocab.setdefault(piece, len(vocab))
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True))
+    backend.normalizer = norm
+    backend.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<unk>"
+    )
+
+
+def test_a_sentencepiece_vocabulary_gives_valid_actions_too(steps):
+    texts = [t for s in steps for t in (s.prompt, s.completion())]
+    tokenizer = sentencepiece_tokenizer(texts, 900)
+    assert tokenizer.tokenize("é") == ["▁", "<0xC3>", "<0xA9>"]
+    model = build_tiny(ModelSpec(**{**SMALL, "vocab_size": len(tokenizer)}), tokenizer).eval()
+    dec = decoder(model, tokenizer, max_len=1024)
+    prompts = [s.prompt for s in steps[::4]][:4]
+    constraints = [constraints_from_prompt(p) for p in prompts]
+    gens = [torch.Generator().manual_seed(i) for i in range(len(prompts))]
+    for d, c in zip(
+        dec.decode(prompts, constraints, temperature=1.0, generators=gens), constraints, strict=True
+    ):
+        check_action(d.text, c)
+        assert d.forward_passes < d.tokens
+
+
+def test_budget_closes_the_action_by_force(model, tokenizer, steps):
+    limits = Limits(thought_tokens=60, plan_items=10, plan_item_tokens=30, arg_tokens=30)
+    dec = decoder(model, tokenizer, max_len=1024, max_new_tokens=24, limits=limits)
+    prompt = steps[0].prompt
+    [d] = dec.decode([prompt], [constraints_from_prompt(prompt)])
+    assert d.closed_by_force and d.tokens <= 24
+    check_action(d.text, constraints_from_prompt(prompt))
+
+
+def reference_decode(model, tokenizer, prompt: str, limits: Limits, max_len: int, max_new_tokens: int) -> str:
+    """One token at a time, the whole sequence recomputed for every token (no KV cache, no chunks)."""
+    dec = decoder(model, tokenizer, max_len=max_len, max_new_tokens=max_new_tokens, limits=limits)
+    ids, _ = dec.prompt_ids(prompt)
+    cur = Cursor(constraints_from_prompt(prompt), limits, dec.vocab)
+    while not cur.complete:
+        forced = cur.forced()
+        for tid in forced[:1]:  # one at a time
+            cur.push(tid, forced=True)
+            ids.append(tid)
+        if forced:
+            continue
+        with torch.inference_mode():
+            logits = model(torch.tensor([ids])).logits[0, -1]
+        tid = int(logits.masked_fill(~cur.allowed(), float("-inf")).argmax())
+        cur.push(tid)
+        ids.append(tid)
+    return cur.text()
+
+
+def test_forced_chunks_and_kv_cache_give_the_reference_text(model, tokenizer, steps):
+    dec = decoder(model, tokenizer, max_len=1024)
+    for step in steps[:3]:
+        [d] = dec.decode([step.prompt], [constraints_from_prompt(step.prompt)])
+        assert not d.closed_by_force
+        assert d.text == reference_decode(model, tokenizer, step.prompt, LIMITS, 1024, 160)
+
+
+def test_batched_decoding_equals_unbatched(model, tokenizer, steps):
+    dec = decoder(model, tokenizer, max_len=1024)
+    prompts = [s.prompt for s in steps[1::3]][:5]
+    constraints = [constraints_from_prompt(p) for p in prompts]
+    batched = dec.decode(prompts, constraints)
+    alone = [dec.decode([p], [c])[0] for p, c in zip(prompts, constraints, strict=True)]
+    assert [d.text for d in batched] == [d.text for d in alone]
+    assert len({len(dec.prompt_ids(p)[0]) for p in prompts}) > 1  # padding was exercised
+
+
+def test_masked_blocks_with_holes_give_unbatched_logits(model, tokenizer):
+    """Rows appending different numbers of tokens: padded, masked, positions from the mask."""
+    dec = decoder(model, tokenizer)
+    g = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(4, len(tokenizer), (n,), generator=g) for n in (30, 17)]
+    chunks = [
+        [torch.randint(4, len(tokenizer), (n,), generator=g) for n in ns] for ns in ((3, 1, 2), (1, 4, 1))
+    ]
+
+    def alone(prompt, blocks):
+        cache = DynamicCache()
+        attn = torch.ones(1, len(prompt), dtype=torch.long)
+        out = [dec.forward(prompt[None], attn, cache, None)[0][0]]
+        for block in blocks:
+            attn = torch.cat([attn, torch.ones(1, len(block), dtype=torch.long)], 1)
+            out.append(dec.forward(block[None], attn, cache, [len(block)])[0][0])
+        return out
+
+    expected = [alone(p, c) for p, c in zip(prompts, chunks, strict=True)]
+    width = max(len(p) for p in prompts)
+    ids = torch.zeros(2, width, dtype=torch.long)
+    attn = torch.zeros(2, width, dtype=torch.long)
+    for r, p in enumerate(prompts):
+        ids[r, width - len(p) :], attn[r, width - len(p) :] = p, 1
+    cache = DynamicCache()
+    got = [list(dec.forward(ids, attn, cache, None)[0])]
+    for k in range(3):
+        blocks = [chunks[r][k] for r in range(2)]
+        w = max(len(b) for b in blocks)
+        ids = torch.zeros(2, w, dtype=torch.long)
+        mask = torch.zeros(2, w, dtype=torch.long)
+        for r, b in enumerate(blocks):
+            ids[r, : len(b)], mask[r, : len(b)] = b, 1
+        attn = torch.cat([attn, mask], 1)
+        got.append(list(dec.forward(ids, attn, cache, [len(b) for b in blocks])[0]))
+    for k in range(4):
+        for r in range(2):
+            assert torch.allclose(got[k][r], expected[r][k], atol=1e-4), (k, r)
+
+
+# ---- a trained model reproduces its actions --------------------------------------------------------------
+def _examples() -> list[tuple[Observation, dict]]:
+    controls = ["Save", "Home", "Insert", "Layout", "Bold", "Italic", "Underline", "Font Size"]
+    types = ["Button", "TabItem", "TabItem", "TabItem", "Button", "Button", "Button", "ComboBox"]
+    base = {
+        "controls": [
+            ControlInfo(label=str(i), control_text=t, control_type=k)
+            for i, (t, k) in enumerate(zip(controls, types, strict=True), 1)
+        ],
+        "canvas": "p0 <Normal> Quarterly revenue grew by 12 percent in the north region.",
+        "ui": "tab Home",
+        "request": "Make 'revenue grew' bold and set the size to 14.",
+        "previous_plan": [],
+    }
+    return [
+        (
+            Observation(**base, selection="caret in p0 at 0", previous_actions=[]),
+            {
+                "thought": "Select the text.",
+                "control_name": None,
+                "control_label": None,
+                "function": "select_text",
+                "args": {"text": "revenue grew"},
+                "status": "CONTINUE",
+                "plan": ["2. Click Bold.", "3. Set the size."],
+            },
+        ),
+        (
+            Observation(**base, selection="'revenue grew' in p0", previous_actions=["1. select_text -> ok"]),
+            {
+                "thought": "Click Bold.",
+                "control_name": "Bold",
+                "control_label": "5",
+                "function": "click_input",
+                "args": {"button": "left", "double": False},
+                "status": "CONTINUE",
+                "plan": ["3. Set the size."],
+            },
+        ),
+        (
+            Observation(
+                **base,
+                selection="'revenue grew' in p0",
+                previous_actions=["1. select_text -> ok", "2. Bold -> ok"],
+            ),
+            {
+                "thought": "Set the size.",
+                "control_name": "Font Size",
+                "control_label": "8",
+                "function": "set_edit_text",
+                "args": {"text": "14"},
+                "status": "FINISH",
+                "plan": [],
+            },
+        ),
+    ]
+
+
+def test_a_trained_tiny_model_reproduces_its_actions(tmp_path):
+    examples = [(obs.prompt(), json.dumps(action, ensure_ascii=False)) for obs, action in _examples()]
+    tokenizer: PreTrainedTokenizerFast = train_tokenizer(
+        [t for pair in examples for t in pair] * 3, tmp_path / "tok", vocab_size=400
+    )
+    spec = ModelSpec(**{**SMALL, "vocab_size": 400, "max_position_embeddings": 512})
+    model = build_tiny(spec, tokenizer).train()
+    max_len, max_new = 512, 160
+    dec = decoder(model, tokenizer, max_len=max_len, max_new_tokens=max_new)
+    rows = []
+    for prompt, completion in examples:
+        context, _ = dec.prompt_ids(prompt)
+        target = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        rows.append((context + target, [-100] * len(context) + target))
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.tensor([i + [0] * (width - len(i)) for i, _ in rows])
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
+    attn = (torch.arange(width)[None] < torch.tensor([len(i) for i, _ in rows])[:, None]).long()
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert loss.item() < 0.05
+    model.eval()
+    observations = [obs for obs, _ in _examples()]
+    decoded = dec.decode([p for p, _ in examples], [constraints_from_observation(o) for o in observations])
+    assert [d.text for d in decoded] == [c for _, c in examples]
+    assert all(d.forward_passes < d.generated_tokens + d.forced_tokens for d in decoded)
+
+
+def test_grammar_state_is_complete_only_at_the_end(tokenizer):
+    cur = Cursor(Constraints(controls=(("1", "Save"),), request="r", canvas=""), LIMITS, vocab_for(tokenizer))
+    assert cur.state is not COMPLETE
+    cur.close()
+    assert cur.complete and cur.closed_by_force
+    check_action(cur.text(), Constraints(controls=(("1", "Save"),), request="r", canvas=""))
