@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # everything else the data stages write must be byte-identical between runs.
 TIMED = {"data/instantiated/records.jsonl", "data/trajectories/expert/timings.jsonl"}
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("data_pipeline")]
 
 
 def sh(cmd: list[str], cwd: Path) -> str:

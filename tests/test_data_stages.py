@@ -9,6 +9,8 @@ import pytest
 from lamops.config import load_config
 from lamops.stages import get_stage
 
+# One xdist worker runs the module: its fixture builds the data once.
+pytestmark = pytest.mark.xdist_group("data_stages")
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = [
     "sources.docs_pages=2",

@@ -20,6 +20,9 @@ from safetensors.torch import load_file
 from lamops.config import load_config
 from lamops.stages import get_stage
 
+# One xdist worker runs the whole module (the fixture trains all five phases once, ~4 min on 2 free cores);
+# the fixture counts towards the first test's timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("train_stages"), pytest.mark.timeout(1800)]
 ROOT = Path(__file__).resolve().parents[1]
 DATA = [
     "sources.docs_pages=2",

@@ -17,9 +17,11 @@ def decode(ids: list[int]) -> str:
 PROMPT = (
     "<Available Control Item:>\n1:Bold:Button\n2:Italic:Button\n"
     "<Canvas State:>\n[ui] tab Home\n[selection] caret in p0 at 0\n"
-    "p0 <Normal> first paragraph text\np1 <Normal> second paragraph text\np2 <Normal> third paragraph, the longest one of them all\n"
+    "p0 <Normal> first paragraph text\np1 <Normal> second paragraph text\n"
+    "p2 <Normal> third paragraph, the longest one of them all\n"
     "<User Request:> Make 'first' bold.\n"
-    "<Previous Actions:>\n1. Home -> ok: the Home tab is now active and shows its commands\n2. Bold -> ok: b\n"
+    "<Previous Actions:>\n1. Home -> ok: the Home tab is now active and shows its commands\n"
+    "2. Bold -> ok: b\n"
     "<Previous Plans:>\n(none)"
 )
 
@@ -43,7 +45,8 @@ def test_the_canvas_loses_lines_from_its_end_first():
 
 def test_then_the_oldest_actions_go_and_the_newest_stay():
     without_canvas = PROMPT.replace(
-        "p0 <Normal> first paragraph text\np1 <Normal> second paragraph text\np2 <Normal> third paragraph, the longest one of them all\n",
+        "p0 <Normal> first paragraph text\np1 <Normal> second paragraph text\n"
+        "p2 <Normal> third paragraph, the longest one of them all\n",
         omitted(3) + "\n",
     )
     room = len(without_canvas) - 1
