@@ -190,6 +190,9 @@ class SelfBoostConfig(_Section):
     )
     attempts: int = Field(ge=1, description="Sampled attempts of LAM2 per expert-failed training task.")
     temperature: float = Field(gt=0, description="Sampling temperature of the attempts.")
+    max_steps: int = Field(
+        ge=1, description="Step limit of a retry episode (expert trajectories: median 3 steps, p95 7)."
+    )
     batch_size: int = Field(ge=1, description="Episodes stepped in lockstep (one batched decode) per worker.")
     workers: int = Field(ge=0, description="Ray actors playing the episodes; 0 runs them in-process.")
     max_tasks: int | None = Field(

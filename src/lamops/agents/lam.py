@@ -382,12 +382,18 @@ def rollouts(
     done: dict[int, list[Trajectory]] = {}
     timed: dict[int, list[EpisodeTiming]] = {}
 
+    from lamops.stages.base import progress
+
+    bar = progress(None, f"{agent_name} rollouts", total=len(tasks) * attempts)
+
     def on_result(index: int, batch: list, result: list[tuple[list[str], list[str]]]) -> None:
+        bar.update(sum(len(item[0]) * attempts for item in batch))
         for k, (texts, times) in enumerate(result):
             done[index + k] = [Trajectory.model_validate_json(t) for t in texts]
             timed[index + k] = [EpisodeTiming.model_validate_json(t) for t in times]
 
     def on_lost(index: int, shard: tuple, why: str) -> None:
+        bar.update(len(shard[0]) * attempts)
         log.error("rollout shard %d lost: %s", index, why)
         done[index] = [
             Trajectory(task=task, agent=agent_name, error=f"{LOST}: {why}")
@@ -396,7 +402,7 @@ def rollouts(
         ]
 
     items = [(shard, attempts, seed) for shard in shards]
-    with WorkerPool(RolloutWorker, args, min(workers, len(shards))) as pool:
+    with bar, WorkerPool(RolloutWorker, args, min(workers, len(shards))) as pool:
         pool.map("run_shards", items, batch_size=1, on_result=on_result, on_lost=on_lost)
     if timings is not None:
         timings.extend(t for i in range(len(shards)) for t in timed.get(i, []))

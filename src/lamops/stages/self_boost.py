@@ -137,7 +137,7 @@ def _retry(cfg: Config, model_dir, tasks) -> tuple[list, float]:
         temperature=c.temperature,
         control_format=cfg.env.control_format,
         batch_size=c.batch_size,
-        max_steps=cfg.env.max_steps,
+        max_steps=min(c.max_steps, cfg.env.max_steps),
     )
     trajectories = rollouts(
         model_dir,

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 # The key under which `launch` hands the spec to the loop, next to the loop's own configuration.
 SPEC_KEY = "_lamops_train_spec"
+# The key of the Ray queue through which rank 0 sends progress records to the driver's progress bar.
+PROGRESS_KEY = "_lamops_progress"
+_progress_queue: Any = None  # set on each worker by _worker_entry
 # Environment variables the workers inherit from the driver when set there (offline hubs, telemetry off).
 FORWARDED_ENV = (
     "HF_HUB_OFFLINE",
@@ -196,6 +199,9 @@ def launch(train_loop: Callable[[dict], Any], loop_config: dict, spec: TrainSpec
         log.info("train run %r starts from scratch", spec.name)
     env = worker_env(spec, ray.cluster_resources().get("CPU", os.cpu_count() or 1))
     config = {**loop_config, SPEC_KEY: spec.model_dump(mode="json")}
+    progress = _ProgressBar(spec, resumed_from) if _show_progress() else None
+    if progress is not None:
+        config[PROGRESS_KEY] = progress.queue
     trainer = TorchTrainer(
         partial(_worker_entry, train_loop),
         train_loop_config=config,
@@ -213,7 +219,11 @@ def launch(train_loop: Callable[[dict], Any], loop_config: dict, spec: TrainSpec
             worker_runtime_env={"env_vars": env},
         ),
     )
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    finally:
+        if progress is not None:
+            progress.close()
     checkpoint = result.checkpoint
     return LaunchResult(
         name=spec.name,
@@ -248,9 +258,11 @@ def latest_checkpoint_step(storage_path: str, name: str) -> int | None:
 
 
 def _worker_entry(train_loop: Callable[[dict], Any], config: dict) -> Any:
-    """Per-worker set-up before the user's loop: torch threads and DeepSpeed's JIT ops."""
+    """Per-worker set-up before the user's loop: torch threads, DeepSpeed's JIT ops, the progress queue."""
     import torch
 
+    global _progress_queue
+    _progress_queue = config.get(PROGRESS_KEY)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     if os.environ.get(SHM_COMM_ENV, "0") != "1":
         _disable_shm_comm_op()
@@ -266,7 +278,66 @@ def _disable_shm_comm_op() -> None:
     deepspeed.ops.__compatible_ops__[ShareMemCommBuilder.NAME] = False
 
 
+def _show_progress() -> bool:
+    from lamops.stages.base import show_progress
+
+    return show_progress()
+
+
+class _ProgressBar:
+    """A progress bar on the driver, fed by rank 0 through a Ray queue (works on a cluster: no shared files).
+    Records arrive as `publish_progress` sends them; a full queue drops records rather than slow training."""
+
+    def __init__(self, spec: TrainSpec, resumed_from: int | None):
+        import threading
+
+        from ray.util.queue import Queue
+        from tqdm import tqdm
+
+        self.queue = Queue(maxsize=1000, actor_options={"num_cpus": 0})
+        self._bar = tqdm(total=spec.max_steps, initial=resumed_from or 0, desc=spec.name, unit="step")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from ray.util.queue import Empty
+
+        while not self._stop.is_set():
+            try:
+                record = self.queue.get(timeout=0.5)
+            except Empty:
+                continue
+            except Exception:  # the queue actor is gone: no more progress to show
+                return
+            self._bar.n = int(record.get("step", self._bar.n))
+            self._bar.set_postfix(
+                {k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "tokens_per_s", "reward")},
+                refresh=False,
+            )
+            self._bar.refresh()
+
+    def close(self) -> None:
+        import ray
+
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._bar.close()
+        ray.kill(self.queue.actor)
+
+
 # ---------------------------------------------------------------------------------------------- in the loop
+
+
+def publish_progress(record: dict[str, float]) -> None:
+    """Send one progress record (its `step` and metrics) to the driver's progress bar; call on rank 0.
+    A no-op without a bar (LAMOPS_PROGRESS=0) and when the queue is full."""
+    if _progress_queue is None:
+        return
+    try:
+        _progress_queue.put_nowait(dict(record))
+    except Exception:  # Full, or the driver is gone: progress is never worth failing training for
+        pass
 
 
 def spec_from(config: dict) -> TrainSpec:

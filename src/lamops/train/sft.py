@@ -458,13 +458,11 @@ def sft_loop(config: dict) -> dict[str, Any] | None:
 
 
 def report_progress(name: str, step: int, total: int, record: dict[str, float]) -> None:
-    """One progress line of a training run on stdout (Ray shows workers' output on the driver), unless
-    LAMOPS_PROGRESS=0."""
-    from lamops.stages.base import show_progress
+    """Rank 0's progress record for the driver's progress bar (`distributed.publish_progress`); `name` and
+    `total` are the bar's already."""
+    from lamops.train.distributed import publish_progress
 
-    if show_progress():
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "step")
-        print(f"[{name}] step {step}/{total}: {shown}", flush=True)
+    publish_progress(record)
 
 
 def _adamw(sft: SFTConfig) -> Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]:
