@@ -57,7 +57,8 @@ def digest(*parts: Any) -> str:
             for path in files:
                 if "__pycache__" in path.parts:
                     continue
-                sha.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+                name = path.relative_to(part).as_posix() if part.is_dir() else path.name
+                sha.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
         else:
             sha.update(json.dumps(part, sort_keys=True, default=str).encode() + b"\0")
     return sha.hexdigest()[:16]
