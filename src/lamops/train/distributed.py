@@ -388,15 +388,16 @@ def ds_engine(
     return engine
 
 
-def save_checkpoint(engine, step: int, metrics: dict[str, Any]) -> None:
-    """Write the DeepSpeed checkpoint of `engine` at `step` and report it, with `metrics`, to Ray Train.
+def save_checkpoint(engine, step: int, metrics: dict[str, Any], state: dict[str, Any] | None = None) -> None:
+    """Write the DeepSpeed checkpoint of `engine` at `step` and report it, with `metrics`, to Ray Train;
+    `state` (JSON-able, e.g. PPO's KL coefficient) is saved with it and comes back from `resume_state`.
 
     Every rank calls this: each writes its own ZeRO shards into a local temporary folder and Ray Train merges
     the ranks' folders into one checkpoint in storage."""
     import ray.train
 
     with tempfile.TemporaryDirectory(prefix="lamops-ckpt-") as folder:
-        engine.save_checkpoint(folder, tag=_CHECKPOINT_TAG, client_state={"step": step})
+        engine.save_checkpoint(folder, tag=_CHECKPOINT_TAG, client_state={**(state or {}), "step": step})
         ray.train.report(
             {**metrics, "step": step},
             checkpoint=ray.train.Checkpoint.from_directory(folder),
@@ -407,6 +408,12 @@ def save_checkpoint(engine, step: int, metrics: dict[str, Any]) -> None:
 def load_checkpoint(engine) -> int | None:
     """Load the run's latest checkpoint into `engine` (model, optimizer, scheduler) and return its step;
     None when the run starts from scratch. Every rank calls this."""
+    restored = resume_state(engine)
+    return restored[0] if restored is not None else None
+
+
+def resume_state(engine) -> tuple[int, dict[str, Any]] | None:
+    """`load_checkpoint` that also returns the `state` saved with the checkpoint: (step, state), or None."""
     import ray.train
 
     checkpoint = ray.train.get_checkpoint()
@@ -416,6 +423,14 @@ def load_checkpoint(engine) -> int | None:
         path, client_state = engine.load_checkpoint(folder, tag=_CHECKPOINT_TAG)
     if path is None:
         raise RuntimeError(f"DeepSpeed found no checkpoint tagged {_CHECKPOINT_TAG!r} in {checkpoint.path}")
-    step = int(client_state["step"])
+    state = dict(client_state or {})
+    step = int(state.pop("step"))
     log.info("resumed from the checkpoint at step %d (%s)", step, checkpoint.path)
-    return step
+    return step, state
+
+
+def grad_norm(engine) -> float:
+    """The last step's global gradient norm (0.0 is a real value, e.g. all PPO advantages zero), NaN when
+    DeepSpeed reports none."""
+    norm = engine.get_global_grad_norm()
+    return float("nan") if norm is None else float(norm)

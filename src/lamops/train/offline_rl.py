@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,11 +64,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from lamops.agents.prompt import fit_prompt
 from lamops.env.actions import ActionError, parse_action
 from lamops.train.distributed import (
-    _CHECKPOINT_TAG,
     TrainSpec,
-    checkpoint_dir_name,
     ds_engine,
+    grad_norm,
     launch,
+    resume_state,
+    save_checkpoint,
     should_checkpoint,
     spec_from,
 )
@@ -462,8 +462,10 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
         gradient_accumulation_steps=1,
         overrides={"gradient_clipping": ppo.grad_clip},
     )
-    restored = _load_checkpoint(engine)
-    start, kl_coef = restored if restored is not None else (0, ppo.init_kl_coef)
+    restored = resume_state(engine)
+    if restored is not None and "kl_coef" not in restored[1]:
+        raise RuntimeError("the checkpoint holds no kl_coef: was its run name used by another phase?")
+    start, kl_coef = (restored[0], float(restored[1]["kl_coef"])) if restored else (0, ppo.init_kl_coef)
     device = engine.device
     pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
     history: list[dict[str, float]] = []
@@ -570,7 +572,7 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
             "invalid": 1.0 - valid_count / ppo.batch_size,
             "response_tokens": sums[3].item() / ppo.batch_size,
             "lr": ppo.lr,
-            "grad_norm": _grad_norm(engine),
+            "grad_norm": grad_norm(engine),
             "tokens_per_s": sums[2].item() / step_s,
             "rollout_share": rollout_s / step_s,
         }
@@ -586,8 +588,11 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
             if rank == 0:
                 report_progress(spec.name, step, total, history[-1])
         if should_checkpoint(step, spec):
-            _save_checkpoint(
-                engine, step, {"reward": record["reward"], "kl": batch_kl, "kl_coef": kl_coef}, kl_coef
+            save_checkpoint(
+                engine,
+                step,
+                {"reward": record["reward"], "kl": batch_kl, "kl_coef": kl_coef},
+                state={"kl_coef": kl_coef},
             )
     run_s = time.perf_counter() - run_start
     _save_final(engine, tokenizer, Path(config["out_dir"]), rank, save)
@@ -614,40 +619,3 @@ def _mean_record(window: list[dict[str, float]]) -> dict[str, float]:
 
 def _seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
-
-
-def _save_checkpoint(engine, step: int, metrics: dict[str, Any], kl_coef: float) -> None:
-    """`lamops.train.distributed.save_checkpoint` with beta in DeepSpeed's client state."""
-    import ray.train
-
-    with tempfile.TemporaryDirectory(prefix="lamops-ckpt-") as folder:
-        engine.save_checkpoint(folder, tag=_CHECKPOINT_TAG, client_state={"step": step, "kl_coef": kl_coef})
-        ray.train.report(
-            {**metrics, "step": step},
-            checkpoint=ray.train.Checkpoint.from_directory(folder),
-            checkpoint_dir_name=checkpoint_dir_name(step),
-        )
-
-
-def _load_checkpoint(engine) -> tuple[int, float] | None:
-    """`lamops.train.distributed.load_checkpoint` that also returns beta: (step, kl_coef), or None."""
-    import ray.train
-
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None:
-        return None
-    with checkpoint.as_directory() as folder:
-        path, client_state = engine.load_checkpoint(folder, tag=_CHECKPOINT_TAG)
-    if path is None or "kl_coef" not in (client_state or {}):
-        raise RuntimeError(
-            f"{checkpoint.path} holds no offline RL checkpoint (tag {_CHECKPOINT_TAG!r} with a kl_coef); "
-            "was the run name used by another phase?"
-        )
-    log.info("resumed from the checkpoint at step %d (%s)", client_state["step"], checkpoint.path)
-    return int(client_state["step"]), float(client_state["kl_coef"])
-
-
-def _grad_norm(engine) -> float:
-    """The last step's global gradient norm (0.0 is a real value: all advantages zero), NaN if unknown."""
-    norm = engine.get_global_grad_norm()
-    return float("nan") if norm is None else float(norm)

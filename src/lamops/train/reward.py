@@ -37,6 +37,7 @@ from lamops.agents.prompt import fit_prompt
 from lamops.train.distributed import (
     TrainSpec,
     ds_engine,
+    grad_norm,
     launch,
     load_checkpoint,
     save_checkpoint,
@@ -525,7 +526,7 @@ def reward_loop(config: dict) -> dict[str, Any] | None:
                 "loss": window[0].item() / window[1].item(),
                 "lr": rm.lr
                 * lr_factor(step - 1, warmup_steps=rm.warmup_steps, total_steps=total, schedule="linear"),
-                "grad_norm": _grad_norm(engine),
+                "grad_norm": grad_norm(engine),
                 "tokens_per_s": window[2].item() / elapsed,
             }
             run_tokens += window[2].item()
@@ -578,9 +579,3 @@ def _save_merged(save):
         return save(module.merge_and_unload(), tokenizer, out_dir)
 
     return save_merged
-
-
-def _grad_norm(engine) -> float:
-    """The last step's global gradient norm (0.0 is a real value: all advantages zero), NaN if unknown."""
-    norm = engine.get_global_grad_norm()
-    return float("nan") if norm is None else float(norm)

@@ -28,6 +28,7 @@ from lamops.agents.prompt import fit_prompt
 from lamops.train.distributed import (
     TrainSpec,
     ds_engine,
+    grad_norm,
     launch,
     load_checkpoint,
     save_checkpoint,
@@ -432,7 +433,7 @@ def sft_loop(config: dict) -> dict[str, Any] | None:
                 * lr_factor(
                     step - 1, warmup_steps=sft.warmup_steps, total_steps=total, schedule=sft.schedule
                 ),
-                "grad_norm": float(engine.get_global_grad_norm() or float("nan")),
+                "grad_norm": grad_norm(engine),
                 "tokens_per_s": window[2].item() / elapsed,
                 "step_time_s": elapsed / (step - window_first),
             }
