@@ -1,0 +1,1 @@
+"""Evaluation of Large Action Models: planning, offline decision making and online metrics."""
