@@ -244,3 +244,109 @@ def ufo_export(
     )
     target = parts[0] if shard_size and parts else out
     typer.echo(f"run on Windows: python -m dataflow batch dataflow {target}")
+
+
+@app.command("agent")
+def agent_command(
+    request: Annotated[str, typer.Option(help="What to do to the document, in words.", metavar="TEXT")],
+    doc: Annotated[
+        Path, typer.Option(help="The .docx to work on; read once, never changed.", metavar="IN.docx")
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the edited document.", metavar="OUT.docx")],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="models:/NAME/VERSION or models:/NAME@ALIAS (the params' MLflow registry), or a local "
+            "save_pretrained folder.",
+            metavar="URI_OR_DIR",
+        ),
+    ] = "models:/lam@champion",
+    max_steps: Annotated[
+        int | None,
+        typer.Option("--max-steps", min=1, help="Step limit (default: env.max_steps).", metavar="N"),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Steps go to stderr; the trajectory is printed as JSON at the end.")
+    ] = False,
+    params: ParamsOption = Path("params.yaml"),
+    profile: ProfileOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Run a LAM on your own .docx: each step as it happens, then the result written to --out."""
+    from lamops.agents.user_doc import (
+        ModelUnavailable,
+        UserDocumentError,
+        agent_max_len,
+        check_output,
+        inspect_document,
+        load_model,
+        read_document,
+        run_on_document,
+        save_document,
+        user_task,
+    )
+
+    cfg = _load(params, profile, overrides)
+    try:
+        user_task(request)
+        check_output(doc, out, overwrite=overwrite)
+        data = read_document(doc)
+        report = inspect_document(data, str(doc))
+    except UserDocumentError as err:
+        _fail(str(err))
+    try:
+        lm, tokenizer = load_model(model, cfg)
+    except ModelUnavailable as err:
+        _fail(str(err))
+
+    from lamops.agents.lam import AgentConfig, LAMAgent
+
+    config = AgentConfig(
+        max_len=agent_max_len(cfg),
+        control_format=cfg.env.control_format,
+        max_steps=max_steps or cfg.env.max_steps,
+        batch_size=1,
+        temperature=0,
+    )
+    show = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
+    show(f"request: {' '.join(request.split())}")
+    show(f"document: {doc}")
+    show(f"model: {model}")
+    show(report.summary())
+
+    def on_step(task, s, timing) -> None:
+        target = f" [{s.control_label}] {s.control_name}" if s.control_name else ""
+        args = json.dumps(s.args, ensure_ascii=False)
+        show(
+            f"  {s.step}. {s.function or '(unparsed action)'}{target} {args} -> "
+            f"{'ok' if s.ok else 'error'}: {s.result} ({timing.decode_s + timing.env_s:.2f} s)"
+        )
+
+    try:
+        run = run_on_document(LAMAgent(lm, tokenizer, config), data, request, on_step=on_step)
+        save_document(run.document, out, overwrite=overwrite)
+    except UserDocumentError as err:
+        _fail(str(err))
+    steps = run.trajectory.steps
+    status = (
+        f"FINISH after {len(steps)} step(s)"
+        if run.finished
+        else f"step limit: stopped after {len(steps)} step(s) without FINISH"
+    )
+    show(f"status: {status}")
+    show(f"saved: {out}")
+    show("verdict: no verifier for a user document (it has no goal predicate)")
+    if as_json:
+        result = {
+            "request": run.trajectory.task.request,
+            "document": str(doc),
+            "out": str(out),
+            "model": model,
+            "not_shown": report.counts,
+            "status": "FINISH" if run.finished else "step_limit",
+            "error": run.trajectory.error,
+            "seconds": run.trajectory.seconds,
+            "steps": [s.model_dump(mode="json", exclude={"prompt"}) for s in steps],
+        }
+        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))

@@ -151,6 +151,10 @@ class StepTiming(BaseModel):
     closed_by_force: bool
 
 
+# Called after each executed step with the episode's task, the step as recorded and its timing.
+StepHook = Callable[[InstantiatedTask, TrajectoryStep, StepTiming], None]
+
+
 class EpisodeTiming(BaseModel):
     task_id: str
     attempt: int
@@ -187,13 +191,15 @@ def run_episodes(
     seed: int = 0,
     agent_name: str = "lam",
     timings: list[EpisodeTiming] | None = None,
+    on_step: StepHook | None = None,
 ) -> list[Trajectory]:
     """Play every task `attempts` times, `agent.config.batch_size` episodes in lockstep.
 
     Trajectories come in (task, attempt) order. An episode ends when the agent says FINISH, the environment
     says done, or after `max_steps` steps; refused actions are failed steps (the episode goes on). Each
     episode is verified with `env.verify()`. `env_factory()` makes one environment per lockstep slot
-    (reset for each episode it plays). Per-episode timings are appended to `timings` when given."""
+    (reset for each episode it plays). Per-episode timings are appended to `timings` when given;
+    `on_step(task, step, timing)` is called after each executed step (to show or time it as it happens)."""
     episodes = [(task, a) for task in tasks for a in range(attempts)]
     results: list[Trajectory | None] = [None] * len(episodes)
     found: list[EpisodeTiming | None] = [None] * len(episodes)
@@ -220,7 +226,7 @@ def run_episodes(
             break
         decoded = agent.act([e.obs for _, e in live], [e.generator for _, e in live])
         for (s, e), d in zip(live, decoded, strict=True):
-            if _step(e, d, config):
+            if _step(e, d, config, on_step):
                 results[e.index], found[e.index] = _close(e, agent_name, config)
                 slots[s] = None
     if timings is not None:
@@ -228,7 +234,7 @@ def run_episodes(
     return results
 
 
-def _step(e: _Episode, d: Decoded, config: AgentConfig) -> bool:
+def _step(e: _Episode, d: Decoded, config: AgentConfig, on_step: StepHook | None = None) -> bool:
     """Execute one decoded action in the episode's environment and record it; True when the episode ends."""
     prompt = e.obs.prompt(config.control_format)
     result = e.env.step(d.action if d.action is not None else d.text)
@@ -254,6 +260,8 @@ def _step(e: _Episode, d: Decoded, config: AgentConfig) -> bool:
             closed_by_force=d.closed_by_force,
         )
     )
+    if on_step is not None:
+        on_step(e.task, e.steps[-1], e.timings[-1])
     if result.observation is not None:
         e.obs = result.observation
     if d.action is not None and d.action["status"] == "FINISH":

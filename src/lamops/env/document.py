@@ -7,6 +7,7 @@ is two orders of magnitude faster than re-parsing the package (~30 ms)."""
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import os
 from collections.abc import Callable, Iterator
@@ -21,7 +22,8 @@ from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import RGBColor
-from docx.table import Table
+from docx.styles.style import BaseStyle, StyleFactory
+from docx.table import Table, _Cell, _Row
 from docx.text.hyperlink import Hyperlink
 from docx.text.paragraph import Paragraph
 from docx.text.run import Run
@@ -81,6 +83,12 @@ def style_name(live: LiveDocument, el) -> str:
     return live.style_names.get(style_id, style_id) if style_id else "Normal"
 
 
+@functools.cache
+def _default_styles():
+    """The styles of python-docx's default template (read-only), where missing built-in styles come from."""
+    return docx.Document().styles
+
+
 def paragraph_text(p_el) -> str:
     return Paragraph(p_el, None).text
 
@@ -90,9 +98,15 @@ class LiveDocument:
 
     def __init__(self, data: bytes):
         self.doc: Document = docx.Document(io.BytesIO(data))
+        # What a user's document may lack is added before the pristine snapshot, so that undo and reset
+        # keep it: a body with a paragraph (Word's minimum), and a settings part (track changes lives there).
+        self.doc.element.get_or_add_body()
+        _ = self.doc.settings  # python-docx adds a default settings part when the package has none
+        self._ensure_body_paragraph()
+        # Style lookup through python-docx scans every style each time (~1 ms); the styles part changes only
+        # when `style` adds a missing built-in style. A document without a styles part gets python-docx's.
+        self.style_names = {st.style_id: st.name or st.style_id for st in self.doc.styles}
         self._pristine = PartsSnapshot(self.doc)
-        # Style lookup through python-docx scans every style each time (~1 ms); the styles part never changes.
-        self.style_names = {st.style_id: st.name for st in self.doc.styles}
         self.selection = Selection()
         self.clipboard: str | list | None = None
         self._undo: list[PartsSnapshot] = []
@@ -127,8 +141,11 @@ class LiveDocument:
         self.doc.save(buf)
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(normalize_docx_bytes(buf.getvalue()))
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(normalize_docx_bytes(buf.getvalue()))
+            os.replace(tmp, path)
+        finally:  # nothing half-written stays behind
+            tmp.unlink(missing_ok=True)
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
@@ -153,6 +170,30 @@ class LiveDocument:
             self._undo[mark].restore()
             del self._undo[mark:]
             self._refresh()
+
+    def style(self, name: str) -> BaseStyle:
+        """The document's style `name`. A built-in style the document does not define yet (a Word document
+        holds only the styles it has used) is copied in from python-docx's default template, as Word adds
+        it on first use; the styles part is not undone by undo or reset, which is harmless for a style."""
+        try:
+            return self.doc.styles[name]
+        except KeyError:
+            pass
+        styles = self.doc.styles
+        try:
+            source = _default_styles()[name]
+        except KeyError:
+            raise DocumentError(f"the document has no style {name!r}") from None
+        added = None
+        # The style and the styles it is based on, each unless the document has its id already.
+        while source is not None:
+            if styles.element.get_by_id(source.style_id) is None:
+                el = copy.deepcopy(source.element)
+                styles.element.append(el)
+                self.style_names[source.style_id] = source.name
+                added = added if added is not None else el
+            source = source.base_style
+        return styles[name] if added is None else StyleFactory(added)
 
     def undo_depth(self) -> int:
         return len(self._undo)
@@ -329,9 +370,9 @@ class LiveDocument:
         for r in tail_runs:
             new_p.append(r._r)
         new = Paragraph(new_p, p._parent)
-        style = p.style.name if p.style is not None else "Normal"
+        style = (p.style.name if p.style is not None else None) or "Normal"
         if not tail_runs and (style.startswith("Heading") or style in ("Title", "Subtitle")):
-            new.style = self.doc.styles["Normal"]
+            new.style = self.style("Normal")
         self.selection = Selection("caret", [new_p], 0)
         return "new paragraph"
 
@@ -437,7 +478,7 @@ class LiveDocument:
         """Insert an empty rows x cols table after the caret's (or selection's last) paragraph."""
         anchor = self._anchor_block()
         table = self.doc.add_table(rows=rows, cols=cols)
-        table.style = self.doc.styles["Table Grid"]
+        table.style = self.style("Table Grid")
         anchor.addnext(table._tbl)
         self.selection = Selection("table", table=table._tbl)
         return f"inserted a {rows}x{cols} table"
@@ -478,12 +519,21 @@ class LiveDocument:
         return f"linked to {address}"
 
 
+def row_cells(row: _Row) -> list[_Cell]:
+    """The row's cells, a merged cell repeated for each grid cell it spans (`row.cells`); a vertical merge
+    python-docx cannot follow (no cell above to continue) gives the row's own cells."""
+    try:
+        return list(row.cells)
+    except ValueError:
+        return [_Cell(tc, row.table) for tc in row._tr.tc_lst]
+
+
 def table_paragraphs(table: Table) -> Iterator[Paragraph]:
     # Merged cells repeat in row.cells. Keep the elements themselves: an id() of an lxml proxy can be reused
     # once the proxy is freed, which made this skip cells at random.
     seen = set()
     for row in table.rows:
-        for cell in row.cells:
+        for cell in row_cells(row):
             if cell._tc in seen:
                 continue
             seen.add(cell._tc)

@@ -529,7 +529,7 @@ class WordEnv:
                 if rpr is not None:
                     r._r.remove(rpr)
             if live.selection.kind != "text":
-                normal = live.doc.styles["Normal"]
+                normal = live.style("Normal")
                 for p in live.selected_paragraphs():
                     p.style = normal
             return "cleared formatting"
@@ -539,13 +539,13 @@ class WordEnv:
     def cmd_list_style(self, style: str) -> str:
         paras = self.live.selected_paragraphs()
         off = all(p.style is not None and p.style.name == style for p in paras)
-        target = self.live.doc.styles["Normal" if off else style]
+        target = self.live.style("Normal" if off else style)
         return self._format_paragraphs(
             lambda p: setattr(p, "style", target), f"{'no ' if off else ''}{style}"
         )
 
     def cmd_style(self, name: str) -> str:
-        style = self.live.doc.styles[name]
+        style = self.live.style(name)
         return self._format_paragraphs(lambda p: setattr(p, "style", style), f"style {name}")
 
     def cmd_indent(self, delta: str) -> str:
@@ -723,7 +723,7 @@ class WordEnv:
             if what == "remove":
                 return "removed the table of contents"
             first = live.body_paragraphs()[0]
-            heading = first.insert_paragraph_before("Contents", style=live.doc.styles["TOC Heading"])
+            heading = first.insert_paragraph_before("Contents", style=live.style("TOC Heading"))
             p = first.insert_paragraph_before()
             fld = OxmlElement("w:fldSimple")
             fld.set(qn("w:instr"), 'TOC \\o "1-3" \\h \\z \\u')
@@ -812,7 +812,7 @@ class WordEnv:
         table = self._table()
 
         def apply():
-            table.style = self.live.doc.styles[name]
+            table.style = self.live.style(name)
             return f"table style {name}"
 
         return self._edit(apply)
@@ -1116,7 +1116,7 @@ class WordEnv:
             new = OxmlElement("w:p")
             anchor.addnext(new)
             p = Paragraph(new, live.doc._body)
-            p.style = live.doc.styles["Caption"]
+            p.style = live.style("Caption")
             p.add_run(text)
             return f"inserted caption {text!r}"
 
