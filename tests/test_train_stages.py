@@ -269,3 +269,78 @@ def test_a_phase_killed_after_its_first_checkpoint_resumes_from_it(project, trai
     assert result["metrics"]["resumed_from_step"] == step
     assert f"resumed from step {int(result['metrics']['resumed_from_step'])}" in result["message"]
     assert (project / "models/k/model.safetensors").is_file()
+
+
+EVALUATE = [
+    "evaluate.offline_max_rows=12",
+    "evaluate.planning_max_tasks=6",
+    "evaluate.planning_max_new_tokens=24",
+    "evaluate.online_max_tasks=4",
+    "evaluate.max_steps=3",
+    "evaluate.workers=2",
+]
+
+
+@pytest.fixture(scope="module")
+def evaluated(project: Path, trained) -> dict:
+    cfg = config(project, *EVALUATE)
+    result = get_stage("evaluate")(cfg)
+    metrics = {
+        name: json.loads((project / "metrics" / f"{name}.json").read_text())
+        for name in ("lam1", "lam2", "lam3", "lam4", "expert")
+    }
+    return {"result": result, "metrics": metrics}
+
+
+def test_evaluate_writes_the_papers_metrics_for_every_phase_and_the_expert(project, evaluated):
+    metrics = evaluated["metrics"]
+    tasks = [json.loads(x) for x in (project / "data/datasets/tasks/test.jsonl").read_text().splitlines()]
+    for phase in ("lam1", "lam2", "lam3", "lam4"):
+        offline, online = metrics[phase]["offline"], metrics[phase]["online"]
+        for key in ("object_acc", "operation_acc", "status_acc", "ssr", "tsr"):
+            assert 0 <= offline[key] <= 100, (phase, key)
+        assert offline["ssr"] <= min(offline["object_acc"], offline["operation_acc"], offline["status_acc"])
+        assert online["episodes"] == min(4, len(tasks))
+        assert 0 < online["steps"] <= 3 and online["step_latency_s"] > 0 and online["completion_time_s"] > 0
+        assert ("planning" in metrics[phase]) == (phase == "lam1")
+    assert metrics["lam1"]["planning"]["tasks"] == 6
+    assert "offline" not in metrics["expert"] and metrics["expert"]["online"]["episodes"] == min(
+        4, len(tasks)
+    )
+    # The expert row is its judged verdicts on the same tasks.
+    expert_wins = sum(t["expert"] == "yes" for t in tasks[:4])
+    assert metrics["expert"]["online"]["tsr"] == round(100 * expert_wins / min(4, len(tasks)), 2)
+
+
+def test_evaluate_metrics_agree_with_the_records_they_come_from(project, evaluated):
+    steps = [json.loads(x) for x in (project / "reports/evaluate/steps.jsonl").read_text().splitlines()]
+    for phase in ("lam1", "lam4"):
+        mine = [s for s in steps if s["phase"] == phase]
+        ssr = round(100 * sum(s["success"] for s in mine) / len(mine), 2)
+        assert evaluated["metrics"][phase]["offline"]["ssr"] == ssr
+        assert evaluated["metrics"][phase]["offline"]["steps"] == len(mine)
+    episodes = [json.loads(x) for x in (project / "reports/evaluate/episodes.jsonl").read_text().splitlines()]
+    lam2 = [e for e in episodes if e["phase"] == "lam2"]
+    assert evaluated["metrics"]["lam2"]["online"]["tsr"] == round(
+        100 * sum(e["success"] for e in lam2) / len(lam2), 2
+    )
+    for name in ("phase_table.md", "tsr_by_phase.png", "family_success.png", "step_latency.png"):
+        assert (project / "reports/evaluate" / name).stat().st_size > 0, name
+    table = (project / "reports/evaluate/phase_table.md").read_text()
+    assert "| Object Acc |" in table and "expert (baseline)" in table
+
+
+def test_evaluate_logs_a_run_per_phase_with_the_same_metric_keys(project, evaluated):
+    c = client(project)
+    experiment = c.get_experiment_by_name("lamops")
+    stage = run_of(project, "evaluate")
+    assert "phase_table.md" in {a.path for a in c.list_artifacts(stage.info.run_id)}
+    runs = c.search_runs(experiment.experiment_id, f"tags.`mlflow.parentRunId` = '{stage.info.run_id}'")
+    by_name = {r.info.run_name: r for r in runs}
+    assert set(by_name) == {"lam1", "lam2", "lam3", "lam4", "expert"}
+    for phase in ("lam1", "lam2", "lam3", "lam4"):
+        logged = by_name[phase].data.metrics
+        assert logged["offline.tsr"] == evaluated["metrics"][phase]["offline"]["tsr"]
+        assert logged["online.tsr"] == evaluated["metrics"][phase]["online"]["tsr"]
+        assert by_name[phase].data.tags["lamops.model_version"] == f"{phase}/1"
+    assert "planning.step_recall" in by_name["lam1"].data.metrics

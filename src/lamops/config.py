@@ -212,6 +212,63 @@ class OfflineRLConfig(_Section):
     ppo: PPOConfig = Field(description="Offline PPO hyperparameters (lamops.train.offline_rl).")
 
 
+Phase = Literal["lam1", "lam2", "lam3", "lam4"]
+
+
+class EvaluateConfig(_Section):
+    """Stage `evaluate`: the phases and the expert on the frozen test split, offline and online."""
+
+    metrics_dir: Path = Field(
+        description="DVC metrics folder: one <phase>.json per evaluated phase and expert.json."
+    )
+    out_dir: Path = Field(
+        description="Reports: per-episode and per-step records, DVC plot data, the phase table, figures."
+    )
+    phases: tuple[Phase, ...] = Field(description="Phases evaluated (their models: each stage's out_dir).")
+    batch_size: int = Field(ge=1, description="Prompts (offline) or episodes (online) decoded in lockstep.")
+    offline_max_rows: int | None = Field(
+        ge=1, description="Teacher-forced steps scored per phase, whole test tasks in file order; null: all."
+    )
+    planning_max_tasks: int | None = Field(
+        ge=1, description="LAM1 plans generated from the test tasks (in file order); null: all."
+    )
+    planning_max_new_tokens: int = Field(ge=8, description="Longest generated plan, in tokens.")
+    planning_judge: Literal["matcher", "llm"] = Field(
+        description="Who decides a plan's task success: `matcher` (all reference steps matched, "
+        "deterministic) or `llm` (the judge of the `llm` section, as the paper's GPT-4o judge)."
+    )
+    match_threshold: float = Field(
+        ge=0, le=100, description="Fuzzy score (0-100) at which a predicted plan step's element matches."
+    )
+    online_max_tasks: int | None = Field(
+        ge=1, description="Test tasks run live per phase (in file order); null: all."
+    )
+    max_steps: int = Field(ge=1, description="Step limit of an online episode.")
+    workers: int = Field(ge=0, description="Ray actors playing online episodes; 0 runs them in-process.")
+    seed: int = Field(description="Seed of the online episodes (decoding is greedy; ties only).")
+
+
+class PromoteConfig(_Section):
+    """`promote`: gate this run's best phase against thresholds and the champion, then move aliases."""
+
+    registered_model: str = Field(
+        description="The deployable registered model candidates become versions of."
+    )
+    metric: str = Field(
+        description="Metric (a key of metrics/<phase>.json, e.g. online.tsr) picking this run's best phase."
+    )
+    thresholds: dict[str, float] = Field(
+        description="Minimum of each metric (metrics/<phase>.json keys, rates in %) a candidate must reach."
+    )
+    no_regression: tuple[str, ...] = Field(
+        description="Metrics on which the candidate may not fall more than `tolerance` below the champion."
+    )
+    tolerance: float = Field(ge=0, description="Allowed fall below the champion, in the metric's units.")
+    beat_expert: bool = Field(
+        description="Also require the candidate's gating metric to be at least the expert's."
+    )
+
+
 class PipelineConfig(_Section):
     stages: tuple[str, ...] = Field(description="Stages `lamops pipeline` runs when --stages is not given.")
     retries: int = Field(ge=0, description="How often the flow retries a failed stage.")
@@ -245,6 +302,8 @@ class Config(_Section):
     self_boost: SelfBoostConfig = Field(description="Stage `self_boost`: LAM3, LAM2's retries + SFT.")
     reward_model: RewardModelConfig = Field(description="Stage `reward_model`: LAM3 + scalar head, LoRA.")
     offline_rl: OfflineRLConfig = Field(description="Stage `offline_rl`: LAM4, offline PPO against the RM.")
+    evaluate: EvaluateConfig = Field(description="Stage `evaluate`: planning, offline and online metrics.")
+    promote: PromoteConfig = Field(description="`promote`: gated registration of the best phase as champion.")
     pipeline: PipelineConfig = Field(description="How the Prefect flow runs the stages.")
     root: Path = Field(description="Project root, the folder of params.yaml; set by load_config.")
     profile: str = Field(description="Profile merged over params.yaml (`tiny`: none); set by load_config.")

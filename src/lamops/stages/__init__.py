@@ -28,7 +28,11 @@ STAGES: tuple[str, ...] = (
     "self_boost",
     "reward_model",
     "offline_rl",
+    "evaluate",
+    "promote",
 )
+# Stages with no DVC stage: `promote` changes the MLflow registry (aliases), which DVC cannot track or cache.
+REGISTRY_STAGES: tuple[str, ...] = ("promote",)
 
 
 def select_stages(names: Iterable[str]) -> tuple[str, ...]:

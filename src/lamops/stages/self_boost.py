@@ -27,13 +27,13 @@ ADDED_FILE = "sft_added.jsonl"  # its accepted steps as SFT rows
 
 def run(cfg: Config) -> StageResult:
     from lamops.stages.imitate import REGISTERED as PARENT
-    from lamops.stages.training import read_rows, train_phase
+    from lamops.stages.training import read_rows, read_tasks, train_phase
 
     started = time.perf_counter()
     c = cfg.self_boost
     datasets = cfg.path(cfg.datasets.out_dir)
     expert_rows = read_rows(datasets / "sft" / "train.jsonl")
-    tasks = _tasks(datasets / "tasks" / "train.jsonl", c.max_tasks)
+    tasks = read_tasks(datasets / "tasks" / "train.jsonl", c.max_tasks)
     lam2 = cfg.path(cfg.imitate.out_dir)
     out = cfg.path(c.rollouts_dir)
     trajectories, seconds = _retry(cfg, lam2, tasks)
@@ -112,17 +112,6 @@ def boost(trajectories, *, attempts: int) -> tuple[list[dict[str, Any]], list, d
         "by_family": {f: {"retried": retried[f], "succeeded": succeeded[f]} for f in sorted(retried)},
     }
     return rows, successes, stats
-
-
-def _tasks(path, limit: int | None):
-    from lamops.records import InstantiatedTask
-    from lamops.stages.training import read_rows
-
-    fields = set(InstantiatedTask.model_fields)
-    tasks = [
-        InstantiatedTask.model_validate({k: v for k, v in r.items() if k in fields}) for r in read_rows(path)
-    ]
-    return tasks[:limit] if limit is not None else tasks
 
 
 def _retry(cfg: Config, model_dir, tasks) -> tuple[list, float]:

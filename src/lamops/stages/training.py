@@ -48,6 +48,18 @@ def read_rows(path: Path, *, allow_empty: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+def read_tasks(path: Path, limit: int | None = None) -> list:
+    """The InstantiatedTask records of a `datasets/tasks/<split>.jsonl` file (their extra columns, e.g. the
+    expert's verdict, dropped), the first `limit` in file order (None: all)."""
+    from lamops.records import InstantiatedTask
+
+    fields = set(InstantiatedTask.model_fields)
+    tasks = [
+        InstantiatedTask.model_validate({k: v for k, v in r.items() if k in fields}) for r in read_rows(path)
+    ]
+    return tasks[:limit] if limit is not None else tasks
+
+
 def digest(*parts: Any) -> str:
     """A short sha256 of JSON-able parts and of the files/folders among them (a Path: its bytes)."""
     sha = hashlib.sha256()

@@ -1,0 +1,210 @@
+"""Evaluation decides promotion: a model that is measurably good on the test split becomes `champion` of
+`lam`; the same model with its weights perturbed is evaluated, rejected with reasons and never promoted; a
+better one takes over, the old champion keeping `previous-champion`.
+
+The "good" model is a tiny Mistral fitted for a few seconds to the very test steps it is scored on: a
+fixture whose scores are known to be high, not a trained LAM (tests/test_train_stages.py covers those)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from lamops.config import load_config
+from lamops.stages import get_stage
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("evaluate_promote"), pytest.mark.timeout(1200)]
+ROOT = Path(__file__).resolve().parents[1]
+DATA = [
+    "sources.docs_pages=2",
+    "sources.howto_articles=60",
+    "sources.queries=20",
+    "collect.workers=0",
+    "evolve.workers=0",
+    "instantiate.max_tasks=40",
+    "instantiate.workers=0",
+    "execute.workers=0",
+    "judge.workers=0",
+]
+EVALUATE = [
+    "evaluate.phases=[lam4]",
+    "evaluate.offline_max_rows=16",
+    "evaluate.online_max_tasks=3",
+    "evaluate.max_steps=3",
+    "evaluate.workers=0",
+    "promote.metric=offline.ssr",
+    "promote.thresholds={offline.operation_acc: 50}",
+    "promote.no_regression=[offline.ssr, offline.object_acc, offline.operation_acc]",
+    "promote.tolerance=2",
+]
+SMALL = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 1024,
+    "vocab_size": 1024,
+}
+TOLERANCE = 2.0
+
+
+def config(root: Path, model: str):
+    return load_config(root / "params.yaml", "tiny", [*DATA, *EVALUATE, f"offline_rl.out_dir={model}"])
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("promote-project")
+    shutil.copy(ROOT / "params.yaml", root)
+    cfg = config(root, "models/none")
+    for stage in ("templates", "sources", "collect", "evolve", "instantiate", "execute", "judge", "datasets"):
+        get_stage(stage)(cfg)
+    return root
+
+
+def scored_rows(root: Path) -> list[dict]:
+    from lamops.evaluation.offline import whole_tasks
+    from lamops.stages.training import read_rows
+
+    cfg = config(root, "models/none")
+    rows = read_rows(cfg.path(cfg.datasets.out_dir) / "sft" / "test.jsonl")
+    return whole_tasks(rows, cfg.evaluate.offline_max_rows)
+
+
+def fit(model, tokenizer, rows: list[dict], steps: int, seed: int = 0) -> None:
+    """A bare loop: completion-only loss on `rows`, the encoding SFT uses."""
+    from lamops.train.sft import encode_sample
+
+    samples = [encode_sample(tokenizer, r["prompt"], r["completion"], 1024) for r in rows]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(steps):
+        batch = [samples[i] for i in torch.randperm(len(samples), generator=generator)[:4].tolist()]
+        width = max(len(s["input_ids"]) for s in batch)
+        ids = torch.full((len(batch), width), tokenizer.pad_token_id)
+        labels = torch.full((len(batch), width), -100)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for k, s in enumerate(batch):
+            n = len(s["input_ids"])
+            ids[k, :n], labels[k, :n], mask[k, :n] = (
+                torch.tensor(s["input_ids"]),
+                torch.tensor(s["labels"]),
+                1,
+            )
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+
+
+@pytest.fixture(scope="module")
+def models(project: Path) -> dict[str, str]:
+    """good: fitted to the scored steps; degraded: good with every weight perturbed; better: good fitted
+    longer. Folders relative to the project root."""
+    from lamops.train.models import ModelSpec, build_tiny, save
+    from lamops.train.tokenizer import train_tokenizer
+
+    torch.manual_seed(0)
+    rows = scored_rows(project)
+    tokenizer = train_tokenizer(
+        [x for r in rows for x in (r["prompt"], r["completion"])], project / "tokenizer", vocab_size=1024
+    )
+    model = build_tiny(ModelSpec(**SMALL), tokenizer)
+    fit(model, tokenizer, rows, steps=120)
+    save(model, tokenizer, project / "models" / "good")
+    good = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        noise = torch.Generator().manual_seed(1)
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=noise) * 2.0 * (p.std() if p.numel() > 1 else 1.0))
+    save(model, tokenizer, project / "models" / "degraded")
+    model.load_state_dict(good)
+    fit(model, tokenizer, rows, steps=60, seed=1)
+    save(model, tokenizer, project / "models" / "better")
+    return {name: f"models/{name}" for name in ("good", "degraded", "better")}
+
+
+def evaluate_and_promote(root: Path, model: str):
+    cfg = config(root, model)
+    get_stage("evaluate")(cfg)
+    metrics = json.loads((root / "metrics" / "lam4.json").read_text())
+    return metrics, get_stage("promote")(cfg)
+
+
+def registry(root: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+
+
+def alias(root: Path, name: str) -> int | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return int(registry(root).get_model_version_by_alias("lam", name).version)
+    except MlflowException:
+        return None
+
+
+def test_a_degraded_model_is_evaluated_and_never_promoted_a_better_one_is(project, models):
+    good, good_result = evaluate_and_promote(project, models["good"])
+    assert good["model_dir"] == models["good"]
+    assert good["offline"]["operation_acc"] >= 50, good["offline"]
+    champion = alias(project, "champion")
+    assert champion is not None, good_result.message
+    tags = registry(project).get_model_version("lam", str(champion)).tags
+    assert tags["lamops.phase"] == "lam4"
+
+    degraded, degraded_result = evaluate_and_promote(project, models["degraded"])
+    # The premise: perturbing the weights made it measurably worse on a gated metric.
+    assert degraded["offline"]["ssr"] < good["offline"]["ssr"] - TOLERANCE or (
+        degraded["offline"]["operation_acc"] < good["offline"]["operation_acc"] - TOLERANCE
+    ), (good["offline"], degraded["offline"])
+    assert alias(project, "champion") == champion, degraded_result.message
+    rejected = alias(project, "rejected")
+    assert rejected is not None and rejected != champion
+    reasons = registry(project).get_model_version("lam", str(rejected)).tags["lamops.rejected_reasons"]
+    assert "offline." in reasons
+
+    better, better_result = evaluate_and_promote(project, models["better"])
+    assert better["offline"]["ssr"] >= good["offline"]["ssr"] - TOLERANCE, (
+        good["offline"],
+        better["offline"],
+    )
+    new_champion = alias(project, "champion")
+    assert new_champion not in (None, champion, rejected), better_result.message
+    assert alias(project, "previous-champion") == champion
+    # The table and the per-phase run exist for every evaluation.
+    assert (project / "reports" / "evaluate" / "phase_table.md").read_text().count("LAM4") >= 1
+
+
+def test_the_flow_publishes_the_phase_table_and_the_promotion_as_prefect_artifacts(
+    project, models, prefect_server
+):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.pipeline import pipeline
+
+    overrides = [*DATA, *EVALUATE, f"offline_rl.out_dir={models['better']}"]
+    results = pipeline(
+        params=str(project / "params.yaml"),
+        profile="tiny",
+        stages=["evaluate", "promote"],
+        overrides=overrides,
+    )
+    assert [r["stage"] for r in results] == ["evaluate", "promote"]
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["phase-table", "promotion"]))
+        )
+    by_key = {a.key: a for a in found}
+    assert "| Object Acc |" in by_key["phase-table"].data
+    assert results[1]["message"] in by_key["promotion"].data
