@@ -15,12 +15,24 @@ from lamops.stages import get_stage
 ROOT = Path(__file__).resolve().parents[2]
 PHASES = ("lam1", "lam2", "lam3", "lam4")
 TEXTS = ["open the home tab and click bold", '{"control_label": "7", "function": "click"}'] * 10
-# Passing numbers: operation_acc over the 50.0 threshold of params.yaml.
+# Passing numbers: operation_acc over the 50.0 threshold of POLICY.
 BASE = {"offline.operation_acc": 90.0, "offline.ssr": 50.0, "offline.tsr": 40.0, "online.tsr": 30.0}
 
 
+# The policy these tests are written against, whatever params.yaml's defaults are.
+POLICY = [
+    "promote.metric=online.tsr",
+    "promote.thresholds={offline.operation_acc: 50.0}",
+    "promote.no_regression=[offline.ssr, offline.tsr, online.tsr]",
+    "promote.tolerance=2.0",
+    "promote.beat_expert=false",
+]
+
+
 def config(root: Path, *overrides: str):
-    return load_config(root / "params.yaml", overrides=["tracking.uri=sqlite:///mlflow.db", *overrides])
+    return load_config(
+        root / "params.yaml", overrides=["tracking.uri=sqlite:///mlflow.db", *POLICY, *overrides]
+    )
 
 
 @pytest.fixture(scope="module")

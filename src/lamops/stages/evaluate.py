@@ -260,7 +260,10 @@ def _log_run(cfg: Config, name: str, metrics: dict[str, Any]) -> None:
     tags = {"lamops.stage": "evaluate", "lamops.phase": name, "lamops.profile": cfg.profile}
     if name != EXPERT:
         tags["lamops.model_version"] = _registered(name, model_dir(cfg, name))
-    with mlflow.start_run(run_name=name, nested=True, tags=tags):
+    # The parent's experiment, given explicitly: MLflow would otherwise put a nested run in the active
+    # experiment, which stage_run never sets (it passes its experiment id).
+    experiment_id = mlflow.active_run().info.experiment_id
+    with mlflow.start_run(run_name=name, nested=True, tags=tags, experiment_id=experiment_id):
         flat = {k: v for k, v in flatten_metrics(metrics).items() if "_by_family." not in k}
         mlflow.log_metrics({k: float(v) for k, v in flat.items()})
         mlflow.log_dict(metrics, f"{name}.json")
