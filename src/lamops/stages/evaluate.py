@@ -257,7 +257,8 @@ def _log_run(cfg: Config, name: str, metrics: dict[str, Any]) -> None:
     import mlflow
     from lamops.evaluation.metrics import flatten_metrics
 
-    tags = {"lamops.stage": "evaluate", "lamops.phase": name, "lamops.profile": cfg.profile}
+    # No `lamops.stage` tag: that names the stage's own run; filter these by `tags.lamops.phase`.
+    tags = {"lamops.phase": name, "lamops.evaluated_by": "evaluate", "lamops.profile": cfg.profile}
     if name != EXPERT:
         tags["lamops.model_version"] = _registered(name, model_dir(cfg, name))
     # The parent's experiment, given explicitly: MLflow would otherwise put a nested run in the active
