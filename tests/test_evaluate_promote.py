@@ -13,23 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from small_project import DATA, DATA_STAGES
 
 from lamops.config import load_config
 from lamops.stages import get_stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("evaluate_promote"), pytest.mark.timeout(1200)]
 ROOT = Path(__file__).resolve().parents[1]
-DATA = [
-    "sources.docs_pages=2",
-    "sources.howto_articles=60",
-    "sources.queries=20",
-    "collect.workers=0",
-    "evolve.workers=0",
-    "instantiate.max_tasks=40",
-    "instantiate.workers=0",
-    "execute.workers=0",
-    "judge.workers=0",
-]
 EVALUATE = [
     "evaluate.phases=[lam4]",
     "evaluate.offline_max_rows=16",
@@ -62,7 +52,7 @@ def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("promote-project")
     shutil.copy(ROOT / "params.yaml", root)
     cfg = config(root, "models/none")
-    for stage in ("templates", "sources", "collect", "evolve", "instantiate", "execute", "judge", "datasets"):
+    for stage in DATA_STAGES:
         get_stage(stage)(cfg)
     return root
 

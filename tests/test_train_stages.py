@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from small_project import DATA, DATA_STAGES
 
 from lamops.config import load_config
 from lamops.stages import get_stage
@@ -24,17 +25,6 @@ from lamops.stages import get_stage
 # the fixture counts towards the first test's timeout.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("train_stages"), pytest.mark.timeout(1800)]
 ROOT = Path(__file__).resolve().parents[1]
-DATA = [
-    "sources.docs_pages=2",
-    "sources.howto_articles=60",
-    "sources.queries=20",
-    "collect.workers=0",
-    "evolve.workers=0",
-    "instantiate.max_tasks=40",
-    "instantiate.workers=0",
-    "execute.workers=0",
-    "judge.workers=0",
-]
 TRAIN = [
     "model.hidden_size=64",
     "model.intermediate_size=128",
@@ -81,7 +71,7 @@ def project(tmp_path_factory) -> Path:
     shutil.copy(ROOT / "params.yaml", root)
     shutil.copytree(ROOT / "infra", root / "infra")
     cfg = config(root)
-    for stage in ("templates", "sources", "collect", "evolve", "instantiate", "execute", "judge", "datasets"):
+    for stage in DATA_STAGES:
         get_stage(stage)(cfg)
     return root
 
