@@ -118,3 +118,15 @@ def test_missing_params_file(tmp_path: Path) -> None:
 def test_loader_fields_cannot_be_set_in_params(project: Path) -> None:
     with pytest.raises(ConfigError, match=r"override 'root=/x': root: set by load_config"):
         load_config(project, overrides=["root=/x"])
+
+
+def test_beating_the_expert_needs_an_online_gating_metric(tmp_path):
+    shutil.copy(ROOT / "params.yaml", tmp_path)
+    with pytest.raises(ConfigError, match="promote: Value error, beat_expert .* online"):
+        load_config(
+            tmp_path / "params.yaml", overrides=["promote.beat_expert=true", "promote.metric=offline.ssr"]
+        )
+    cfg = load_config(
+        tmp_path / "params.yaml", overrides=["promote.beat_expert=true", "promote.metric=online.tsr"]
+    )
+    assert cfg.promote.beat_expert

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from lamops.env.observation import ControlFormat
@@ -267,6 +267,16 @@ class PromoteConfig(_Section):
     beat_expert: bool = Field(
         description="Also require the candidate's gating metric to be at least the expert's."
     )
+
+    @model_validator(mode="after")
+    def _expert_has_the_metric(self) -> PromoteConfig:
+        # metrics/expert.json holds online metrics only: the test split's reference actions are the expert's.
+        if self.beat_expert and not self.metric.startswith("online."):
+            raise ValueError(
+                f"beat_expert compares the gating metric with the expert's, which has online.* metrics only; "
+                f"metric is {self.metric!r}: use an online.* metric or set beat_expert: false"
+            )
+        return self
 
 
 class PipelineConfig(_Section):
