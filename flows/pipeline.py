@@ -1,17 +1,36 @@
-"""The Prefect flow `lamops-pipeline`: the selected stages in pipeline order, one task each."""
+"""The Prefect flows of the pipeline: `lamops-pipeline` runs the selected stages through three sub-flows,
+`lamops-data` (templates..datasets), `lamops-train` (plan_pretrain..offline_rl) and `lamops-evaluate-promote`
+(evaluate, promote), one task per stage. Each flow is also a deployment entrypoint of its own (prefect.yaml)
+with the same parameters.
+
+Every stage whose params, deps and outs are unchanged since its last successful run under the profile is
+skipped (`force` runs it anyway; lamops.stages.fingerprint); its task run still reports it. Ray work is
+submitted by the stages themselves, to `ray.address` / $RAY_ADDRESS (local Ray when unset).
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from lamops.config import load_config
-from lamops.stages import select_stages
+from lamops.config import Config, load_config
+from lamops.stages import STAGES, select_stages
 from lamops.stages.base import StageResult
-from lamops.tracking import pipeline_run, tracking_uri
+from lamops.tracking import PARENT_RUN_ENV, pipeline_run, tracking_uri
 from tasks.stages import stage_task
+
+
+def _span(first: str, last: str) -> tuple[str, ...]:
+    return STAGES[STAGES.index(first) : STAGES.index(last) + 1]
+
+
+DATA_STAGES = _span("templates", "datasets")
+TRAIN_STAGES = _span("plan_pretrain", "offline_rl")
+EVALUATE_PROMOTE_STAGES = _span("evaluate", "promote")
 
 
 @flow(name="lamops-pipeline")
@@ -20,8 +39,10 @@ def pipeline(
     profile: str | None = None,
     stages: list[str] | None = None,
     overrides: list[str] | None = None,
+    force: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run `stages` (default: the config's pipeline.stages) in pipeline order; return their StageResults."""
+    """Run `stages` (default: the config's pipeline.stages) in pipeline order under one MLflow pipeline run;
+    return their StageResults. `force` runs stages that are unchanged since their last run, too."""
     cfg = load_config(params, profile, overrides or ())
     selected = cfg.pipeline.stages if stages is None else select_stages(stages)
     logger = get_run_logger()
@@ -29,16 +50,105 @@ def pipeline(
     results = []
     with pipeline_run(cfg, list(selected)) as run_id:
         logger.info("MLflow run %s (%s): the stages' runs nest under it", run_id, tracking_uri(cfg))
-        for number, name in enumerate(selected, start=1):
-            logger.info("stage %d/%d %s: running", number, len(selected), name)
-            result = stage_task(name, cfg.pipeline)(cfg)
-            logger.info("stage %s: %s (%.1f s)", name, result.message, result.seconds)
-            publish_artifacts(cfg, name, result)
-            results.append(result.model_dump(mode="json"))
+        for subflow, group in SUBFLOWS:
+            chosen = [name for name in selected if name in group]
+            if chosen:
+                results += subflow(
+                    params=params, profile=profile, stages=chosen, overrides=overrides, force=force
+                )
     return results
 
 
-def publish_artifacts(cfg, name: str, result: StageResult) -> None:
+def _run_group(
+    group_name: str,
+    group: tuple[str, ...],
+    params: str,
+    profile: str | None,
+    stages: list[str] | None,
+    overrides: list[str] | None,
+    force: bool,
+) -> list[dict[str, Any]]:
+    """The body of a sub-flow: its stages (default: those of pipeline.stages in `group`), one task each, in
+    the MLflow pipeline run open in this process, or in a new one when the sub-flow runs on its own."""
+    cfg = load_config(params, profile, overrides or ())
+    if stages is None:
+        selected = tuple(name for name in cfg.pipeline.stages if name in group)
+    else:
+        selected = select_stages(stages)
+        outside = [name for name in selected if name not in group]
+        if outside:
+            raise ValueError(
+                f"{group_name} runs {', '.join(group)}; got {', '.join(outside)}: run lamops-pipeline instead"
+            )
+    if not selected:
+        get_run_logger().info("%s: no stage of this flow selected", group_name)
+        return []
+    if os.environ.get(PARENT_RUN_ENV):
+        return _run_stages(cfg, selected, force)
+    with pipeline_run(cfg, list(selected)) as run_id:
+        get_run_logger().info("MLflow run %s (%s): the stages' runs nest under it", run_id, tracking_uri(cfg))
+        return _run_stages(cfg, selected, force)
+
+
+def _run_stages(cfg: Config, selected: tuple[str, ...], force: bool) -> list[dict[str, Any]]:
+    logger = get_run_logger()
+    logger.info("profile %s, root %s, stages: %s", cfg.profile, cfg.root, ", ".join(selected))
+    results = []
+    for number, name in enumerate(selected, start=1):
+        logger.info("stage %d/%d %s: running", number, len(selected), name)
+        result = stage_task(name, cfg.pipeline)(cfg, force)
+        logger.info("stage %s: %s (%.1f s)", name, result.message, result.seconds)
+        publish_artifacts(cfg, name, result)
+        results.append(result.model_dump(mode="json"))
+    return results
+
+
+@flow(name="lamops-data")
+def data(
+    params: str = "params.yaml",
+    profile: str | None = None,
+    stages: list[str] | None = None,
+    overrides: list[str] | None = None,
+    force: bool = False,
+) -> list[dict[str, Any]]:
+    """The data stages, templates..datasets: raw sources to the frozen training and test sets."""
+    return _run_group("lamops-data", DATA_STAGES, params, profile, stages, overrides, force)
+
+
+@flow(name="lamops-train")
+def train(
+    params: str = "params.yaml",
+    profile: str | None = None,
+    stages: list[str] | None = None,
+    overrides: list[str] | None = None,
+    force: bool = False,
+) -> list[dict[str, Any]]:
+    """The training phases, plan_pretrain..offline_rl (LAM1..LAM4 and the reward model) on Ray Train."""
+    return _run_group("lamops-train", TRAIN_STAGES, params, profile, stages, overrides, force)
+
+
+@flow(name="lamops-evaluate-promote")
+def evaluate_promote(
+    params: str = "params.yaml",
+    profile: str | None = None,
+    stages: list[str] | None = None,
+    overrides: list[str] | None = None,
+    force: bool = False,
+) -> list[dict[str, Any]]:
+    """Evaluate every phase on the frozen test split, then the gated promotion of the best one."""
+    return _run_group(
+        "lamops-evaluate-promote", EVALUATE_PROMOTE_STAGES, params, profile, stages, overrides, force
+    )
+
+
+SUBFLOWS: tuple[tuple[Callable[..., list[dict[str, Any]]], tuple[str, ...]], ...] = (
+    (data, DATA_STAGES),
+    (train, TRAIN_STAGES),
+    (evaluate_promote, EVALUATE_PROMOTE_STAGES),
+)
+
+
+def publish_artifacts(cfg: Config, name: str, result: StageResult) -> None:
     """Prefect artifacts of the flow run: the phase table after `evaluate`, the decision after `promote`."""
     if name == "evaluate":
         from lamops.stages.evaluate import TABLE_FILE

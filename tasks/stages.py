@@ -1,4 +1,5 @@
-"""One Prefect task per stage: a thin wrapper of `lamops.stages.<name>.run` with retries and a timeout."""
+"""One Prefect task per stage: a thin wrapper of `lamops.stages.<name>.run` with the stage's retries and
+timeout, which skips the stage when it is unchanged since its last run (lamops.stages.fingerprint)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,27 @@ from prefect.cache_policies import NO_CACHE
 from lamops.config import Config, PipelineConfig
 from lamops.stages import get_stage
 from lamops.stages.base import StageResult
+from lamops.stages.fingerprint import run_unless_unchanged
 
 
-def stage_task(name: str, pipeline: PipelineConfig) -> Task[[Config], StageResult]:
-    """The Prefect task, named `name`, that runs stage `name` with the retries and timeout of `pipeline`."""
+def stage_task(name: str, pipeline: PipelineConfig) -> Task[[Config, bool], StageResult]:
+    """The Prefect task, named `name`, that runs stage `name` with its retries and timeout in `pipeline`.
 
-    def run_stage(cfg: Config) -> StageResult:
-        return get_stage(name)(cfg)
+    Called with `(cfg, force)`: unless `force` or `pipeline.skip_unchanged` is off, an unchanged stage is
+    not run and its task run returns a StageResult whose message says it was skipped.
+    """
+
+    def run_stage(cfg: Config, force: bool = False) -> StageResult:
+        skip = cfg.pipeline.skip_unchanged and not force
+        return run_unless_unchanged(cfg, name, get_stage(name), force=not skip)
 
     return task(
         run_stage,
         name=name,
-        retries=pipeline.retries,
+        retries=pipeline.retries_of(name),
         retry_delay_seconds=pipeline.retry_delay_s,
-        timeout_seconds=pipeline.timeout_s,
-        # Caching is DVC's job (`dvc repro`): a Prefect cache keyed on the config would go on serving a
-        # stage's old result after its code changed or its outputs were deleted.
+        timeout_seconds=pipeline.timeout_of(name),
+        # Prefect's cache keyed on the config would go on serving a stage's old result after its code changed
+        # or its outputs were deleted: skipping is decided from the content of deps and outs instead.
         cache_policy=NO_CACHE,
     )

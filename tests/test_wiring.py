@@ -13,7 +13,7 @@ from tasks.stages import stage_task
 
 ROOT = Path(__file__).resolve().parents[1]
 # params.yaml sections that are not stages.
-SHARED_SECTIONS = {"project", "env", "pipeline", "tracking", "llm", "ray", "model", "train"}
+SHARED_SECTIONS = {"project", "env", "pipeline", "tracking", "llm", "ray", "model", "train", "remote"}
 
 
 @pytest.fixture(scope="module")

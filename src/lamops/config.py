@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -284,11 +284,64 @@ class PipelineConfig(_Section):
     retries: int = Field(ge=0, description="How often the flow retries a failed stage.")
     retry_delay_s: float = Field(ge=0, description="Seconds between a stage's failure and its retry.")
     timeout_s: float = Field(gt=0, description="A stage running longer than this many seconds fails.")
+    stage_retries: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, description="Retries of particular stages, by stage name (others: `retries`)."
+    )
+    stage_timeout_s: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="Timeouts of particular stages in seconds, by stage name (others: `timeout_s`).",
+    )
+    skip_unchanged: bool = Field(
+        default=True,
+        description="Skip a stage whose params, deps and outs are unchanged since its last successful run "
+        "under this profile (lamops.stages.fingerprint); `--force` runs it anyway.",
+    )
 
     @field_validator("stages")
     @classmethod
     def _known_stages(cls, stages: tuple[str, ...]) -> tuple[str, ...]:
         return select_stages(stages)
+
+    @field_validator("stage_retries", "stage_timeout_s")
+    @classmethod
+    def _keys_are_stages(cls, by_stage: dict[str, Any]) -> dict[str, Any]:
+        if by_stage:
+            select_stages(by_stage)  # an unknown name raises, listing the stages
+        return by_stage
+
+    def retries_of(self, stage: str) -> int:
+        return self.stage_retries.get(stage, self.retries)
+
+    def timeout_of(self, stage: str) -> float:
+        return self.stage_timeout_s.get(stage, self.timeout_s)
+
+
+class RemoteConfig(_Section):
+    """The DVC remote that shares the pipeline's data and models (`lamops.remote`, `lamops remote ...`).
+
+    Written to .dvc/config.local, not the committed .dvc/config: bucket and endpoint differ per deployment.
+    Credentials come only from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...).
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9_-]+$", description="Name of the DVC remote (lower case).")
+    url: str | None = Field(
+        description="`s3://bucket/prefix` the pipeline's outputs are pushed to; $LAMOPS_REMOTE_URL wins; "
+        "null: no remote (push and pull fail saying so)."
+    )
+    endpoint_url: str | None = Field(
+        description="S3-compatible endpoint (MinIO, Ceph, moto); $LAMOPS_REMOTE_ENDPOINT_URL, then "
+        "$AWS_ENDPOINT_URL win; null: AWS."
+    )
+    connect_timeout_s: float = Field(
+        gt=0, description="Seconds the reachability check before push and pull waits for the endpoint."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _s3_url(cls, url: str | None) -> str | None:
+        if url is not None and not (url.startswith("s3://") and url[5:].split("/")[0]):
+            raise ValueError(f"expected s3://bucket/prefix, got {url!r}")
+        return url
 
 
 class Config(_Section):
@@ -315,6 +368,7 @@ class Config(_Section):
     evaluate: EvaluateConfig = Field(description="Stage `evaluate`: planning, offline and online metrics.")
     promote: PromoteConfig = Field(description="`promote`: gated registration of the best phase as champion.")
     pipeline: PipelineConfig = Field(description="How the Prefect flow runs the stages.")
+    remote: RemoteConfig = Field(description="DVC remote of data and models: `lamops remote ...`.")
     root: Path = Field(description="Project root, the folder of params.yaml; set by load_config.")
     profile: str = Field(description="Profile merged over params.yaml (`tiny`: none); set by load_config.")
 
