@@ -14,3 +14,6 @@ export TRANSFORMERS_OFFLINE="${TRANSFORMERS_OFFLINE:-1}"
 export DVC_SITE_CACHE_DIR="${DVC_SITE_CACHE_DIR:-/tmp/lamops-dvc-site}"
 # Prefect's ephemeral server needs more than its default 20 s to start on a 2-core machine.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="${PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS:-120}"
+# Where a Prefect worker finds flows/ (prefect.yaml's pull step): this checkout, unless set.
+LAMOPS_CODE_DIR="${LAMOPS_CODE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+export LAMOPS_CODE_DIR

@@ -60,3 +60,25 @@ def test_unknown_stage_exits_2_before_prefect_starts() -> None:
     result = runner.invoke(app, ["pipeline", "--params", str(ROOT / "params.yaml"), "--stages", "nope"])
     assert result.exit_code == 2
     assert "unknown stage(s) nope" in result.output
+
+
+def test_remote_commands_fail_fast_with_one_line_naming_the_endpoint(monkeypatch, tmp_path) -> None:
+    import socket
+    import time
+
+    for name in ("LAMOPS_REMOTE_URL", "LAMOPS_REMOTE_ENDPOINT_URL", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    args = ["--params", str(tmp_path / "params.yaml"), "--set", "remote.url=s3://team-data/lamops"]
+    args += ["--set", f"remote.endpoint_url=http://127.0.0.1:{port}"]
+    for command in ("status", "push", "pull"):
+        started = time.monotonic()
+        result = runner.invoke(app, ["remote", command, *args])
+        assert result.exit_code == 2, result.output
+        assert f"127.0.0.1:{port}" in result.output and "team-data" in result.output
+        assert time.monotonic() - started < 15

@@ -32,6 +32,11 @@ ufo_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(ufo_app, name="ufo")
+remote_app = typer.Typer(
+    help="The DVC remote on S3 (params `remote` section, environment over it): set up, push, pull, status.",
+    no_args_is_help=True,
+)
+app.add_typer(remote_app, name="remote")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 ParamsOption = Annotated[
@@ -68,6 +73,16 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _import_flows(params: Path) -> None:
+    """Make `flows/` importable: it is not installed but lives in a project root, either the folder of the
+    params file or the checkout lamops is installed from (a project elsewhere holds only params)."""
+    import lamops
+
+    for root in (Path(lamops.__file__).resolve().parents[2], params.resolve().parent):
+        if (root / "flows" / "pipeline.py").is_file() and str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+
+
 def _stage_help(name: str) -> str:
     """The first line of the stage module's docstring, read without importing the module and its libraries."""
     spec = importlib.util.find_spec(f"lamops.stages.{name}")
@@ -100,27 +115,125 @@ def pipeline(
             help="Comma-separated stages to run, in pipeline order (default: pipeline.stages).", metavar="A,B"
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Run every selected stage, even one whose inputs did not change."),
+    ] = False,
     params: ParamsOption = Path("params.yaml"),
     profile: ProfileOption = None,
     overrides: SetOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Run the stages as the Prefect flow `lamops-pipeline` (ephemeral mode unless PREFECT_API_URL is set)."""
-    _load(params, profile, overrides)  # fail fast, before Prefect spends seconds starting
+    """Run the stages as the Prefect flow `lamops-pipeline` (ephemeral mode unless PREFECT_API_URL is set).
+
+    Ends by printing each stage's result, the phase table, where the MLflow UI is and the champion.
+    """
+    cfg = _load(params, profile, overrides)  # fail fast, before Prefect spends seconds starting
     selected = None
     if stages is not None:
         try:
             selected = list(select_stages(s.strip() for s in stages.split(",") if s.strip()))
         except ValueError as err:
             _fail(str(err))
-    # flows/ is not installed: it lives in the project root, the folder of the params file.
-    root = params.resolve().parent
-    sys.path.insert(0, str(root))
+    _import_flows(params)
     from flows.pipeline import pipeline as pipeline_flow
 
     results = pipeline_flow(
-        params=str(params.resolve()), profile=profile, stages=selected, overrides=overrides
+        params=str(params.resolve()), profile=profile, stages=selected, overrides=overrides, force=force
     )
-    typer.echo(json.dumps(results, indent=2))
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    from lamops.summary import render
+
+    typer.echo(render(cfg, results))
+
+
+@app.command("ui")
+def ui(
+    port: Annotated[int, typer.Option(help="Port of the UI.")] = 5000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    params: ParamsOption = Path("params.yaml"),
+    profile: ProfileOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Serve the MLflow UI over the configured tracking store (with a tracking server: print its URL)."""
+    import os
+
+    from lamops.tracking import tracking_uri
+
+    cfg = _load(params, profile, overrides)
+    uri = tracking_uri(cfg)
+    if uri.startswith(("http://", "https://")):
+        typer.echo(f"The runs are on the tracking server {uri}: open it in a browser.")
+        return
+    typer.echo(f"MLflow UI over {uri}: http://{host}:{port} (Ctrl-C stops it)")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host]
+    os.execv(sys.executable, [*command, "--port", str(port)])
+
+
+TargetsArgument = Annotated[
+    list[str] | None, typer.Argument(help="Stages to transfer (default: every stage in dvc.lock).")
+]
+JobsOption = Annotated[int | None, typer.Option("--jobs", help="Parallel transfers (default: DVC's).")]
+
+
+def _remote_call(action, params: Path, profile: str | None, overrides: list[str] | None, *args) -> None:
+    from lamops.remote import RemoteError
+
+    cfg = _load(params, profile, overrides)
+    try:
+        typer.echo(action(cfg, *args))
+    except RemoteError as err:
+        _fail(str(err))
+
+
+@remote_app.command("setup")
+def remote_setup(
+    params: ParamsOption = Path("params.yaml"), profile: ProfileOption = None, overrides: SetOption = None
+) -> None:
+    """Write the remote into .dvc/config.local as DVC's default remote (plain `dvc push`/`pull` use it)."""
+    from lamops.remote import configure
+
+    _remote_call(configure, params, profile, overrides)
+
+
+@remote_app.command("push")
+def remote_push(
+    targets: TargetsArgument = None,
+    jobs: JobsOption = None,
+    params: ParamsOption = Path("params.yaml"),
+    profile: ProfileOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Check the bucket answers within seconds, then `dvc push` the stages' outputs."""
+    from lamops.remote import push
+
+    _remote_call(push, params, profile, overrides, targets or (), jobs)
+
+
+@remote_app.command("pull")
+def remote_pull(
+    targets: TargetsArgument = None,
+    jobs: JobsOption = None,
+    params: ParamsOption = Path("params.yaml"),
+    profile: ProfileOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Check the bucket answers within seconds, then `dvc pull` the outputs of the stages in dvc.lock."""
+    from lamops.remote import pull
+
+    _remote_call(pull, params, profile, overrides, targets or (), jobs)
+
+
+@remote_app.command("status")
+def remote_status(
+    params: ParamsOption = Path("params.yaml"), profile: ProfileOption = None, overrides: SetOption = None
+) -> None:
+    """What a push would send and a pull would fetch (`dvc status --cloud`)."""
+    from lamops.remote import status
+
+    _remote_call(status, params, profile, overrides)
 
 
 @env_app.command("families")
