@@ -73,6 +73,16 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _check_tracking(cfg: Config) -> None:
+    """Fail in seconds, as one line, when the MLflow server or the S3 artifact store is down."""
+    from lamops.tracking import TrackingUnavailable, check_reachable
+
+    try:
+        check_reachable(cfg)
+    except TrackingUnavailable as err:
+        _fail(str(err))
+
+
 def _import_flows(params: Path) -> None:
     """Make `flows/` importable: it is not installed but lives in a project root, either the folder of the
     params file or the checkout lamops is installed from (a project elsewhere holds only params)."""
@@ -96,8 +106,13 @@ def _add_stage_command(name: str) -> None:
         profile: ProfileOption = None,
         overrides: SetOption = None,
     ) -> None:
+        from lamops.tracking import TrackingUnavailable
+
         cfg = _load(params, profile, overrides)
-        result = get_stage(name)(cfg)
+        try:
+            result = get_stage(name)(cfg)
+        except TrackingUnavailable as err:
+            _fail(str(err))
         typer.echo(result.model_dump_json(indent=2))
 
     app.command(name=name, help=_stage_help(name))(command)
@@ -129,6 +144,7 @@ def pipeline(
     Ends by printing each stage's result, the phase table, where the MLflow UI is and the champion.
     """
     cfg = _load(params, profile, overrides)  # fail fast, before Prefect spends seconds starting
+    _check_tracking(cfg)
     selected = None
     if stages is not None:
         try:

@@ -61,7 +61,8 @@ class TrackingConfig(_Section):
         "$MLFLOW_TRACKING_URI, when set, wins (a tracking server in cluster mode)."
     )
     artifact_root: str = Field(
-        description="Where a new experiment keeps its artifacts: a folder relative to the root, or s3://..."
+        description="Where a new experiment keeps its artifacts: a folder relative to the root, or s3://...; "
+        "with a tracking server a local folder is ignored and the server's artifact destination is used."
     )
     experiment: str = Field(description="MLflow experiment of the pipeline's runs.")
 

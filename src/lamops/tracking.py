@@ -4,7 +4,12 @@ A stage calls `stage_run(cfg, name)` and logs its section's params, its counts, 
 dataset inputs) and its reports through the returned `StageRun`. The tracking URI comes from
 $MLFLOW_TRACKING_URI when set (a tracking server), else from params (`sqlite:///mlflow.db` under the
 project root); a parent run id in $LAMOPS_PARENT_RUN_ID (set by the pipeline flow) nests the stage's run
-under it."""
+under it.
+
+Server mode (an http(s):// tracking URI) and an s3:// artifact root are checked once per process before the
+first run: an unreachable server or bucket fails in seconds with `TrackingUnavailable`, naming what and where,
+instead of MLflow's minutes of retries. The embedded sqlite default skips the checks and imports nothing for
+them. mlflow/README.md describes the team server (PostgreSQL backend, S3 artifacts)."""
 
 from __future__ import annotations
 
@@ -19,6 +24,19 @@ if TYPE_CHECKING:
     from lamops.config import Config
 
 PARENT_RUN_ENV = "LAMOPS_PARENT_RUN_ID"
+# Seconds to wait for the tracking server's /health or the S3 endpoint before calling it unreachable: long
+# enough for a loaded server on a slow network, short enough that a wrong URI fails before anyone waits.
+CHECK_TIMEOUT_S = 4.0
+# Where the S3 endpoint comes from, in the order MLflow's own S3 artifact store reads them.
+S3_ENDPOINT_ENVS = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+_HOW_TO_START = "start it (mlflow/start-server.sh, see mlflow/README.md) or set MLFLOW_TRACKING_URI"
+# (tracking URI, artifact root) pairs already found reachable in this process.
+_reachable: set[tuple[str, str]] = set()
+
+
+class TrackingUnavailable(RuntimeError):
+    """The MLflow tracking server or the S3 artifact store cannot be reached; the message says which, where
+    and what to do."""
 
 
 def tracking_uri(cfg: Config) -> str:
@@ -30,13 +48,112 @@ def tracking_uri(cfg: Config) -> str:
     return uri
 
 
-def artifact_location(cfg: Config) -> str:
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def artifact_location(cfg: Config) -> str | None:
+    """Where a new experiment keeps its artifacts: params' artifact_root as a URI. A local folder means
+    nothing to a tracking server (its clients share no disk), so in server mode it gives None: the server's
+    own --artifacts-destination (mlflow/start-server.sh)."""
     root = cfg.tracking.artifact_root
-    return root if "://" in root else cfg.path(root).resolve().as_uri()
+    if "://" in root:
+        return root
+    return None if is_server(tracking_uri(cfg)) else cfg.path(root).resolve().as_uri()
+
+
+def check_reachable(cfg: Config) -> None:
+    """Raise TrackingUnavailable when the tracking server (server mode) or the s3:// artifact root's bucket
+    does not answer within CHECK_TIMEOUT_S. Checked once per process; free for a sqlite store and a local
+    artifact root."""
+    uri, root = tracking_uri(cfg), cfg.tracking.artifact_root
+    if (uri, root) in _reachable:
+        return
+    if is_server(uri):
+        _check_server(uri)
+    if root.startswith("s3://"):
+        _check_bucket(root)
+    _reachable.add((uri, root))
+
+
+def _check_server(uri: str) -> None:
+    import requests
+
+    source = "$MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "params' tracking.uri"
+    where = f"MLflow tracking server {uri} (from {source})"
+    try:
+        response = requests.get(f"{uri.rstrip('/')}/health", timeout=CHECK_TIMEOUT_S, verify=_tls_verify())
+    except requests.exceptions.Timeout:
+        raise TrackingUnavailable(
+            f"{where}: unreachable (no answer within {CHECK_TIMEOUT_S:g} s); {_HOW_TO_START}"
+        ) from None
+    except requests.exceptions.ConnectionError as error:
+        raise TrackingUnavailable(
+            f"{where}: unreachable ({_connection_reason(error)}); {_HOW_TO_START}"
+        ) from None
+    if response.status_code != 200:
+        raise TrackingUnavailable(
+            f"{where}: GET /health answered HTTP {response.status_code}, not 200; is this an MLflow server?"
+        )
+
+
+def _tls_verify() -> bool | str:
+    # The same TLS settings the MLflow client uses for this server.
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        return False
+    return os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+
+
+def _connection_reason(error: Exception) -> str:
+    text = str(error).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "name or service not known" in text or "nodename nor servname" in text or "resolution" in text:
+        return "unknown host"
+    return type(error).__name__
+
+
+def _check_bucket(root: str) -> None:
+    """head_bucket on the artifact root's bucket, at the endpoint MLflow's S3 store will use, with one
+    attempt and short timeouts (boto3's defaults retry for about a minute)."""
+    from urllib.parse import urlparse
+
+    import boto3
+    from botocore.config import Config as BotoConfig
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    bucket = urlparse(root).netloc
+    endpoint = next((os.environ[name] for name in S3_ENDPOINT_ENVS if os.environ.get(name)), None)
+    where = f"S3 artifact store {root} (bucket {bucket!r} at {endpoint or 'the AWS default endpoint'})"
+    config = BotoConfig(
+        connect_timeout=CHECK_TIMEOUT_S, read_timeout=CHECK_TIMEOUT_S, retries={"total_max_attempts": 1}
+    )
+    try:
+        boto3.client("s3", endpoint_url=endpoint, config=config).head_bucket(Bucket=bucket)
+    except NoCredentialsError:
+        raise TrackingUnavailable(
+            f"{where}: no AWS credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+        ) from None
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", "?"))
+        if code in ("404", "NoSuchBucket"):
+            reason = "no such bucket; create it or fix tracking.artifact_root"
+        elif code in ("403", "AccessDenied"):
+            reason = "access denied; check the AWS credentials in the environment (AWS_ACCESS_KEY_ID, ...)"
+        else:
+            reason = f"head_bucket failed with {code}"
+        raise TrackingUnavailable(f"{where}: {reason}") from None
+    except BotoCoreError as error:
+        raise TrackingUnavailable(
+            f"{where}: unreachable ({type(error).__name__}); start it, or point MLFLOW_S3_ENDPOINT_URL "
+            f"(or AWS_ENDPOINT_URL) at a running one"
+        ) from None
 
 
 def setup(cfg: Config) -> str:
-    """Point MLflow at the configured store and experiment; returns the experiment id."""
+    """Point MLflow at the configured store and experiment; returns the experiment id. Raises
+    TrackingUnavailable first when the server or the artifact bucket does not answer."""
+    check_reachable(cfg)
     import mlflow
 
     # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, which would then override every later

@@ -312,7 +312,10 @@ def _load_registered(uri: str, cfg: Config) -> tuple[Any, Any]:
     from lamops.registry.models import load_registered
     from mlflow import MlflowClient
 
-    tracking.setup(cfg)
+    try:
+        tracking.setup(cfg)
+    except tracking.TrackingUnavailable as err:
+        raise ModelUnavailable(f"{uri}: {err}") from err
     name, version, alias = match["name"], match["version"], match["alias"]
     try:
         client = MlflowClient()
