@@ -129,15 +129,19 @@ def test_champion_alias_resolves_and_loads(
     champion = MlflowClient(stack.uri).get_model_version_by_alias("lam", "champion")
     assert champion.tags.get("lamops.decision") == "passed", champion.tags
     # `models:/` URIs resolve through the process-wide tracking and registry URIs, whatever is passed.
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", stack.uri)  # set_tracking_uri exports it; restored after
+    # Both setters also export their environment variable; monkeypatch restores both after the test, and the
+    # registry URI goes back to None (following the tracking URI): pinning it to the value read before would
+    # send every later registration in this worker to another test's store.
+    previous = mlflow.get_tracking_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", stack.uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", stack.uri)
     mlflow.set_tracking_uri(stack.uri)
     mlflow.set_registry_uri(stack.uri)
     try:
         local = Path(mlflow.artifacts.download_artifacts("models:/lam@champion", dst_path=str(tmp_path)))
     finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+        mlflow.set_tracking_uri(previous)
+        mlflow.set_registry_uri(None)
     assert (local / "MLmodel").is_file(), sorted(local.rglob("*"))
     assert list(local.rglob("config.json")) and list(local.rglob("*.safetensors")), sorted(local.rglob("*"))
 
