@@ -66,8 +66,8 @@ def random_model(cfg, workdir: Path, seed: int):
     """A tiny Mistral of params' `model` section with a tokenizer trained on expert steps of sampled tasks."""
     from lamops.agents.expert import ExpertAgent
     from lamops.env.word import WordEnv
-    from lamops.train.models import build_tiny
-    from lamops.train.tokenizer import train_tokenizer
+    from lamops.models.factory import build_tiny
+    from lamops.models.tokenizer import train_tokenizer
 
     env = WordEnv()
     texts = []
@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from lamops.config import load_config
-    from lamops.train.models import ModelSpec, make_model, parameter_count
+    from lamops.models.factory import make_model, parameter_count
+    from lamops.settings import ModelSpec
 
     if args.threads:
         torch.set_num_threads(args.threads)

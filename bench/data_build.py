@@ -109,9 +109,9 @@ def digests(folder: Path) -> dict[str, str]:
 
 def run_both(tasks, root: Path, library: Path, workers: int, batch_size: int) -> tuple[float, float]:
     """(execute seconds, judge seconds) of one execute + judge run into root/execute and root/judge."""
-    from lamops.data.builtin import BuiltinJudge
     from lamops.data.execute import execute_tasks
     from lamops.data.judge import judge_trajectories
+    from lamops.roles.builtin import BuiltinJudge
 
     t0 = time.perf_counter()
     summary = execute_tasks(

@@ -66,7 +66,7 @@ def bare_loop(
     """Tokens/s of a plain PyTorch loop over the same batches as the trainer's rank 0 with 1 worker."""
     import torch
 
-    from lamops.train.models import build_tiny
+    from lamops.models.factory import build_tiny
     from lamops.train.sft import SFTCollator, batch_indices
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -110,8 +110,9 @@ def trainer(
     storage: Path,
 ) -> tuple[float, float]:
     """(steady tokens/s after warm-up, fixed cost s) of train_sft with `workers` Ray Train workers."""
+    from lamops.settings import SFTConfig
     from lamops.train.distributed import TrainSpec
-    from lamops.train.sft import SFTConfig, train_sft
+    from lamops.train.sft import train_sft
 
     total = warmup + steps
     # With 2 workers a global batch is 2 micro-batches: the same per-worker batch, twice the tokens per step.
@@ -155,10 +156,11 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
 
-    from lamops.data.parallel import ensure_ray
-    from lamops.train.models import ModelSpec, build_tiny, parameter_count
+    from lamops.compute import ensure_ray
+    from lamops.models.factory import build_tiny, parameter_count
+    from lamops.models.tokenizer import train_tokenizer
+    from lamops.settings import ModelSpec
     from lamops.train.sft import encode_rows
-    from lamops.train.tokenizer import train_tokenizer
 
     lr = 1e-3
     with tempfile.TemporaryDirectory(prefix="lamops-bench-train-") as folder:

@@ -18,7 +18,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from lamops.config import Config, load_config
-from lamops.stages import STAGES, select_stages
+from lamops.phases import select_stages
+from lamops.stages import STAGES
 from lamops.stages.base import StageResult
 from lamops.tracking import PARENT_RUN_ENV, pipeline_run, tracking_uri
 from tasks.stages import stage_task

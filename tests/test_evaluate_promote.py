@@ -98,8 +98,9 @@ def fit(model, tokenizer, rows: list[dict], steps: int, seed: int = 0) -> None:
 def models(project: Path) -> dict[str, str]:
     """good: fitted to the scored steps; degraded: good with every weight perturbed; better: good fitted
     longer. Folders relative to the project root."""
-    from lamops.train.models import ModelSpec, build_tiny, save
-    from lamops.train.tokenizer import train_tokenizer
+    from lamops.models.factory import build_tiny, save
+    from lamops.models.tokenizer import train_tokenizer
+    from lamops.settings import ModelSpec
 
     torch.manual_seed(0)
     rows = scored_rows(project)

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from lamops.config import load_config
-from lamops.stages import STAGES, get_stage, select_stages
-from lamops.stages.base import replace_dir
+from lamops.io import replace_dir
+from lamops.phases import select_stages
+from lamops.stages import STAGES, get_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from lamops.stages import STAGES, get_stage, select_stages
+from lamops.phases import select_stages
+from lamops.stages import STAGES, get_stage
 
 if TYPE_CHECKING:
     from lamops.config import Config
@@ -404,17 +405,16 @@ def agent_command(
 ) -> None:
     """Run a LAM on your own .docx: each step as it happens, then the result written to --out."""
     from lamops.agents.user_doc import (
-        ModelUnavailable,
         UserDocumentError,
         agent_max_len,
         check_output,
         inspect_document,
-        load_model,
         read_document,
         run_on_document,
         save_document,
         user_task,
     )
+    from lamops.registry.loading import ModelUnavailable, load_model
 
     cfg = _load(params, profile, overrides)
     try:

@@ -17,11 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from lamops.env.observation import ControlFormat
-from lamops.stages import select_stages
-from lamops.train.offline_rl import PPOConfig
-from lamops.train.reward import RewardConfig
-from lamops.train.sft import SFTConfig
-from lamops.train.spec import ModelSpec
+from lamops.phases import LAM_PHASES, select_stages
+from lamops.settings import ModelSpec, PPOConfig, RewardConfig, SFTConfig
 
 DEFAULT_PROFILE = "tiny"
 PROFILE_ENV_VAR = "LAMOPS_PROFILE"
@@ -213,7 +210,7 @@ class OfflineRLConfig(_Section):
     ppo: PPOConfig = Field(description="Offline PPO hyperparameters (lamops.train.offline_rl).")
 
 
-Phase = Literal["lam1", "lam2", "lam3", "lam4"]
+Phase = Literal[LAM_PHASES]  # lam1 .. lam4, from the phase table
 
 
 class EvaluateConfig(_Section):

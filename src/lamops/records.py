@@ -146,6 +146,51 @@ class Trajectory(_Record):
         return self.verdict is not None and self.verdict.complete == "yes"
 
 
+# ---- dataset rows: what `datasets` writes and the trainers and evaluation read --------------------------
+class PlanSFTRow(_Record):
+    """LAM1's sample (`datasets/plan_sft/<split>.jsonl`): task -> numbered plan, with the pair's lineage."""
+
+    task_id: str
+    prompt: str  # the task
+    completion: str  # the plan, one numbered step a line
+    source: PairSource
+    parents: list[str] = Field(default_factory=list)
+
+
+class StepSFTRow(_Record):
+    """LAM2/LAM3's sample (`datasets/sft/<split>.jsonl`, self-boost's added rows): one step of a successful
+    trajectory, the paper's observation prompt -> action JSON."""
+
+    task_id: str
+    step: int
+    family: str | None = None
+    prompt: str
+    completion: str
+
+
+class RewardRow(StepSFTRow):
+    """The reward model's sample (`datasets/reward/<split>.jsonl`): a step and the label of its trajectory."""
+
+    label: Literal[-1, 1]
+
+
+class TaskRow(InstantiatedTask):
+    """A task to play live (`datasets/tasks/<split>.jsonl`): the test tasks, and the training tasks the expert
+    failed (self-boost's retries), with the expert's verdict."""
+
+    kind: Literal["test", "expert_failed"]
+    expert: YesNoUnsure
+
+    def task(self) -> InstantiatedTask:
+        """The task without the row's own columns."""
+        return InstantiatedTask.model_validate(self.model_dump(exclude={"kind", "expert"}))
+
+
+def row_dict(row: BaseModel) -> dict[str, Any]:
+    """A dataset row as the JSON object its file holds (every field, defaults included)."""
+    return row.model_dump(mode="json")
+
+
 # ---- UFO's result record (dataflow execution_schema.json), one per task ------------------------------
 class _Outcome(_Record):
     result: dict[str, Any] | None = None

@@ -45,8 +45,9 @@ def model_dir(tmp_path_factory) -> Path:
     """A randomly initialised tiny Mistral, its tokenizer trained on observations of the hostile document."""
     from lamops.agents.user_doc import USER_TEMPLATE, user_task
     from lamops.env.word import WordEnv
-    from lamops.train.models import ModelSpec, build_tiny, save
-    from lamops.train.tokenizer import train_tokenizer
+    from lamops.models.factory import build_tiny, save
+    from lamops.models.tokenizer import train_tokenizer
+    from lamops.settings import ModelSpec
 
     root = tmp_path_factory.mktemp("lam")
     env = WordEnv({USER_TEMPLATE: hostile_docx()})

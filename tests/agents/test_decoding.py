@@ -25,9 +25,10 @@ from lamops.agents.expert import ExpertAgent
 from lamops.env.actions import FUNCTIONS, parse_action, parse_keys
 from lamops.env.observation import ControlInfo, Observation
 from lamops.env.word import WordEnv
+from lamops.models.factory import build_tiny
+from lamops.models.tokenizer import train_tokenizer
 from lamops.records import TrajectoryStep
-from lamops.train.models import ModelSpec, build_tiny
-from lamops.train.tokenizer import train_tokenizer
+from lamops.settings import ModelSpec
 
 KEYS = ["thought", "control_name", "control_label", "function", "args", "status", "plan"]
 SMALL = {

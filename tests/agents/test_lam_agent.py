@@ -20,8 +20,9 @@ from lamops.agents.lam import (
 )
 from lamops.env.actions import parse_action
 from lamops.env.word import WordEnv
-from lamops.train.models import ModelSpec, build_tiny, save
-from lamops.train.tokenizer import train_tokenizer
+from lamops.models.factory import build_tiny, save
+from lamops.models.tokenizer import train_tokenizer
+from lamops.settings import ModelSpec
 
 SMALL = {
     "hidden_size": 64,

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from lamops.agents.llm import (
+from lamops.records import PlanStep, RawEntry, TaskPlanPair
+from lamops.roles.openai_compat import (
     LLMError,
     LLMSettings,
     OpenAIClient,
@@ -29,8 +30,7 @@ from lamops.agents.llm import (
     first_json_object,
     make_openai_roles,
 )
-from lamops.agents.roles import JudgeInput
-from lamops.records import PlanStep, RawEntry, TaskPlanPair
+from lamops.roles.protocols import JudgeInput
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,8 +1,8 @@
 """The built-in roles: mention extraction and alignment (how plan wording reaches the expert), the filter."""
 
-from lamops.agents.roles import JudgeInput
-from lamops.data.builtin import BuiltinFilter, BuiltinJudge, align, mentions, rewrite_query, task_from_title
 from lamops.records import PlanStep
+from lamops.roles.builtin import BuiltinFilter, BuiltinJudge, align, mentions, rewrite_query, task_from_title
+from lamops.roles.protocols import JudgeInput
 
 
 def step(control: str, k: int = 1) -> PlanStep:

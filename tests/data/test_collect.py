@@ -17,7 +17,7 @@ from lamops.data.collect import (
     parse_file,
     shingles,
 )
-from lamops.data.io import read_jsonl
+from lamops.io import read_jsonl
 from lamops.records import TaskPlanPair
 
 LIMITS = Limits(min_task_chars=8, max_task_chars=200, min_steps=2, max_steps=15, max_plan_chars=1500)

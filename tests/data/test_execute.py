@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from lamops.agents.expert import ExpertAgent
+from lamops.compute import LOST
 from lamops.data.execute import (
     DOCUMENTS,
-    LOST,
     SETTINGS_FILE,
     TIMINGS_FILE,
     TRAJECTORIES,

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from lamops.agents.expert import ExpertAgent
-from lamops.agents.roles import JudgeInput
 from lamops.data.execute import execute_tasks
 from lamops.data.judge import JUDGED_FILE, NO_FAMILY, control_state, judge_trajectories
 from lamops.env.templates import load_library
 from lamops.env.word import WordEnv
 from lamops.records import InstantiatedTask, ResultRecord, Trajectory, Verdict
+from lamops.roles.protocols import JudgeInput
 
 
 class RecordingJudge:

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from lamops.data import knowledge as kn
 from lamops.env.families import FAMILIES
 from lamops.env.ribbon import CONTROLS
+from lamops.roles import knowledge as kn
 
 CONTROL_NAMES = {c.text for c in CONTROLS}
 

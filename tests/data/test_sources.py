@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from lamops.data import knowledge as kn
 from lamops.data import sources
 from lamops.env.ribbon import CONTROLS
+from lamops.roles import knowledge as kn
 
 SIZE = {"docs_pages": 12, "howto_articles": 1500, "queries": 700}
 _LIST_ITEM = re.compile(r"^\s{0,3}(?:\d{1,3}[.)]|[-*+])\s+(.*)$")

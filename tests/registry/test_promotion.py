@@ -38,8 +38,9 @@ def config(root: Path, *overrides: str):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A project root with params.yaml and four tiny models (different seeds, so different shas)."""
-    from lamops.train.models import ModelSpec, build_tiny, save
-    from lamops.train.tokenizer import train_tokenizer
+    from lamops.models.factory import build_tiny, save
+    from lamops.models.tokenizer import train_tokenizer
+    from lamops.settings import ModelSpec
 
     root = tmp_path_factory.mktemp("promote-project")
     shutil.copy(ROOT / "params.yaml", root)

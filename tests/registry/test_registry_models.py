@@ -72,8 +72,9 @@ def store(tmp_path, monkeypatch):
 
 @pytest.fixture
 def tiny_model_dir(tmp_path):
-    from lamops.train.models import ModelSpec, build_tiny, save
-    from lamops.train.tokenizer import train_tokenizer
+    from lamops.models.factory import build_tiny, save
+    from lamops.models.tokenizer import train_tokenizer
+    from lamops.settings import ModelSpec
 
     tokenizer = train_tokenizer(TEXTS, tmp_path / "tokenizer", vocab_size=300, min_frequency=1)
     spec = ModelSpec(

@@ -190,7 +190,7 @@ def ray_session():
     """Ray for this module (local unless $RAY_ADDRESS); shut down at the end only if started here."""
     import ray
 
-    from lamops.data.parallel import ensure_ray
+    from lamops.compute import ensure_ray
 
     started = not ray.is_initialized()
     ensure_ray()

@@ -9,8 +9,7 @@ import torch
 from pydantic import ValidationError
 from transformers import AutoModelForCausalLM, AutoTokenizer, MistralForCausalLM
 
-from lamops.train.models import (
-    ModelSpec,
+from lamops.models.factory import (
     build_tiny,
     flops_per_token,
     load_pretrained,
@@ -18,7 +17,8 @@ from lamops.train.models import (
     parameter_count,
     save,
 )
-from lamops.train.tokenizer import SPECIAL_TOKENS, corpus_texts, train_tokenizer
+from lamops.models.tokenizer import SPECIAL_TOKENS, corpus_texts, train_tokenizer
+from lamops.settings import ModelSpec
 
 ROUND_TRIP = [
     '{"control_label": "47", "function": "click_input", "args": {"button": "left", "double": false}}',

@@ -14,10 +14,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from lamops.models.factory import build_tiny, save
+from lamops.models.tokenizer import train_tokenizer
+from lamops.settings import ModelSpec, PPOConfig
 from lamops.train.distributed import TrainSpec
-from lamops.train.models import ModelSpec, build_tiny, save
 from lamops.train.offline_rl import (
-    PPOConfig,
     adaptive_kl_coef,
     clipped_policy_loss,
     encode_prompt,
@@ -32,7 +33,6 @@ from lamops.train.offline_rl import (
     train_offline_rl,
     trim_response,
 )
-from lamops.train.tokenizer import train_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -293,7 +293,7 @@ def bold_share(model_dir: Path, tokenizer, rows: list[dict], seed: int = 7) -> t
 def trained(models):
     import ray
 
-    from lamops.data.parallel import ensure_ray
+    from lamops.compute import ensure_ray
 
     started = not ray.is_initialized()
     ensure_ray()

@@ -12,11 +12,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from lamops.models.factory import build_tiny, save
+from lamops.models.tokenizer import train_tokenizer
+from lamops.settings import MISTRAL_LINEAR, ModelSpec, RewardConfig
 from lamops.train.distributed import TrainSpec
-from lamops.train.models import ModelSpec, build_tiny, save
 from lamops.train.reward import (
-    MISTRAL_LINEAR,
-    RewardConfig,
     build_reward_model,
     collate_reward,
     encode_reward_rows,
@@ -27,7 +27,6 @@ from lamops.train.reward import (
     score,
     train_reward,
 )
-from lamops.train.tokenizer import train_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -221,7 +220,7 @@ def test_only_the_adapters_and_the_head_are_trainable(backbone):
 def trained(backbone, tmp_path_factory):
     import ray
 
-    from lamops.data.parallel import ensure_ray
+    from lamops.compute import ensure_ray
 
     started = not ray.is_initialized()
     ensure_ray()

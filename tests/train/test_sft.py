@@ -11,12 +11,13 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from lamops.models.factory import build_tiny
+from lamops.models.tokenizer import train_tokenizer
+from lamops.settings import ModelSpec, SFTConfig
 from lamops.train.distributed import TrainSpec
-from lamops.train.models import ModelSpec, build_tiny
 from lamops.train.sft import (
     IGNORE_INDEX,
     SFTCollator,
-    SFTConfig,
     batch_indices,
     encode_rows,
     encode_sample,
@@ -24,7 +25,6 @@ from lamops.train.sft import (
     planned_steps,
     train_sft,
 )
-from lamops.train.tokenizer import train_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 X = IGNORE_INDEX
@@ -159,7 +159,7 @@ TINY = ModelSpec(
 def trained(tmp_path_factory):
     import ray
 
-    from lamops.data.parallel import ensure_ray
+    from lamops.compute import ensure_ray
 
     started = not ray.is_initialized()
     ensure_ray()

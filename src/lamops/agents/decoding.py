@@ -997,7 +997,7 @@ class ConstrainedDecoder:
         if max_len - max_new_tokens - 1 < 1:
             raise ValueError(f"max_len {max_len} leaves no room for a prompt after {max_new_tokens} tokens")
         if tokenizer.bos_token_id is None:
-            raise ValueError("the tokenizer has no BOS token: train it with lamops.train.tokenizer")
+            raise ValueError("the tokenizer has no BOS token: train it with lamops.models.tokenizer")
         self.model, self.tokenizer = model, tokenizer
         self.max_len, self.max_new_tokens, self.limits = max_len, max_new_tokens, limits
         out = model.get_output_embeddings()

@@ -309,7 +309,8 @@ class RolloutWorker:
         threads: int | None,
     ):
         from lamops.env.word import WordEnv
-        from lamops.train.models import ModelSpec, make_model
+        from lamops.models.factory import make_model
+        from lamops.settings import ModelSpec
 
         if threads:
             torch.set_num_threads(threads)
@@ -367,7 +368,7 @@ def rollouts(
     (0: in this process), each with torch threads set to its share of the CPUs. Trajectories come in
     (task, attempt) order and are the same for any `workers`; episode timings go to `timings` when given
     (none for the episodes of a shard whose worker kept dying)."""
-    from lamops.data.execute import LOST, WorkerPool
+    from lamops.compute import LOST, WorkerPool
     from lamops.env.templates import load_library
 
     if workers < 0 or attempts < 1:
@@ -381,7 +382,7 @@ def rollouts(
     if workers:
         import ray
 
-        from lamops.data.parallel import ensure_ray
+        from lamops.compute import ensure_ray
 
         ensure_ray()
         cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -390,7 +391,7 @@ def rollouts(
     done: dict[int, list[Trajectory]] = {}
     timed: dict[int, list[EpisodeTiming]] = {}
 
-    from lamops.stages.base import progress
+    from lamops.progress import progress
 
     bar = progress(None, f"{agent_name} rollouts", total=len(tasks) * attempts)
 

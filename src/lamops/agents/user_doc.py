@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import tempfile
 import zipfile
 import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
@@ -36,12 +35,7 @@ if TYPE_CHECKING:
 
 USER_TEMPLATE = "user-document"
 USER_TASK_ID = "user-document"
-DEFAULT_MODEL = "models:/lam@champion"
 SHOWN = "text, tables, formatting, comments, headers and footers"
-HOW_TO_GET_A_MODEL = (
-    "run `lamops pipeline` then `lamops promote` to register one, or pass --model models/lam4 "
-    "(a save_pretrained folder)"
-)
 # Kinds the canvas only marks (or leaves out), in the order the report lists them: (singular, plural).
 KINDS: tuple[tuple[str, str], ...] = (
     ("image", "images"),
@@ -61,15 +55,10 @@ KINDS: tuple[tuple[str, str], ...] = (
     ("even-page header", "even-page headers"),
     ("even-page footer", "even-page footers"),
 )
-_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
 
 
 class UserDocumentError(ValueError):
     """A document, output path or request `lamops agent` cannot use; the message is one line for the user."""
-
-
-class ModelUnavailable(LookupError):
-    """The model asked for cannot be found or loaded; the message says what was tried and what to do."""
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -269,73 +258,6 @@ def agent_max_len(cfg: Config) -> int:
     from lamops.agents.lam import AgentConfig
 
     return cfg.imitate.sft.max_len + AgentConfig.model_fields["max_new_tokens"].default - 80
-
-
-def load_model(model: str, cfg: Config) -> tuple[Any, Any]:
-    """(model, tokenizer) from `models:/NAME/VERSION`, `models:/NAME@ALIAS` (the params' MLflow registry) or
-    a local save_pretrained folder (relative to the working folder, else to the project root). Raises
-    ModelUnavailable with a one-line message naming what was tried."""
-    if model.startswith("models:/"):
-        return _load_registered(model, cfg)
-    candidates = [Path(model).expanduser()]
-    if not candidates[0].is_absolute():
-        candidates.append(cfg.root / model)
-    folder = next((c for c in candidates if (c / "config.json").is_file()), None)
-    if folder is None:
-        where = candidates[0].resolve()
-        what = "has no config.json" if where.is_dir() else "does not exist"
-        raise ModelUnavailable(
-            f"no model at {model}: {where} {what} (not a save_pretrained folder); {HOW_TO_GET_A_MODEL}"
-        )
-    from lamops.train.models import ModelSpec, make_model
-
-    try:
-        return make_model(ModelSpec(source="pretrained", path=str(folder.resolve())))
-    except Exception as e:  # a folder with broken or partial files
-        raise ModelUnavailable(f"cannot load the model in {folder}: {type(e).__name__}: {e}") from None
-
-
-def _load_registered(uri: str, cfg: Config) -> tuple[Any, Any]:
-    from lamops import tracking
-
-    match = _MODEL_URI.match(uri)
-    if match is None:
-        raise ModelUnavailable(f"{uri}: not a models:/NAME/VERSION or models:/NAME@ALIAS URI")
-    store = tracking.tracking_uri(cfg)
-    if store.startswith("sqlite:///") and not Path(store[len("sqlite:///") :]).is_file():
-        # Asking MLflow would create an empty store there; there is nothing to find in it.
-        raise ModelUnavailable(
-            f"{uri}: no MLflow store at {store} (nothing registered yet); {HOW_TO_GET_A_MODEL}"
-        )
-    from mlflow.exceptions import MlflowException
-
-    from lamops.registry.models import load_registered
-    from mlflow import MlflowClient
-
-    try:
-        tracking.setup(cfg)
-    except tracking.TrackingUnavailable as err:
-        raise ModelUnavailable(f"{uri}: {err}") from err
-    name, version, alias = match["name"], match["version"], match["alias"]
-    try:
-        client = MlflowClient()
-        if alias:
-            client.get_model_version_by_alias(name, alias)
-        else:
-            client.get_model_version(name, version)
-    except MlflowException as e:
-        what = f"alias @{alias}" if alias else f"version {version}"
-        reason = (e.message or str(e)).splitlines()[0]
-        raise ModelUnavailable(
-            f"{uri}: registered model {name!r} has no {what} in {store} ({reason}); {HOW_TO_GET_A_MODEL}"
-        ) from None
-    try:
-        return load_registered(uri)
-    except Exception as e:  # registered, but its artifacts are gone or unreadable
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise ModelUnavailable(
-            f"{uri}: registered in {store} but cannot be loaded: {type(e).__name__}: {first}"
-        ) from None
 
 
 # ---------------------------------------------------------------------------------------------- episode

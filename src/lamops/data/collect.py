@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from lamops.agents.roles import Structurer
-from lamops.data.io import iter_lines, truncate
+from lamops.io import iter_lines, truncate
 from lamops.records import RawEntry, Rejected, TaskPlanPair
+from lamops.roles.protocols import Structurer
 
 STAGE = "collect"
 KIND_FOLDERS = {"docs": ("doc", ".md"), "howto": ("howto", ".jsonl"), "queries": ("query", ".txt")}
@@ -254,7 +254,7 @@ def length_reason(task: str, plan: list[str], limits: Limits) -> str | None:
 def relevance_reason(task: str, plan: list[str]) -> str | None:
     """'off_topic' for entries about another app or a phone; 'irrelevant' when nothing in them is about a
     feature of this application."""
-    from lamops.data.knowledge import best_feature
+    from lamops.roles.knowledge import best_feature
 
     if _OFF_TOPIC.search(task):
         return "off_topic"

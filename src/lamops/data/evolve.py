@@ -11,9 +11,9 @@ from collections import Counter
 from collections.abc import Callable
 from functools import partial
 
-from lamops.agents.roles import Evolver
-from lamops.data.builtin import stable_int
 from lamops.records import Rejected, TaskPlanPair
+from lamops.roles.builtin import stable_int
+from lamops.roles.protocols import Evolver
 
 STAGE = "evolve"
 MAX_TASK_CHARS = 300  # the task_plans data gate's bound (lamops.validation.suites.TASK_CHARS)

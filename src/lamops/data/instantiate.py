@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from lamops.agents.roles import Roles
-from lamops.data.builtin import stable_int
 from lamops.records import InstantiatedTask, Rejected, ResultRecord, TaskPlanPair, _Outcome
+from lamops.roles.builtin import stable_int
+from lamops.roles.protocols import Roles
 
 STAGE = "instantiate"
 
@@ -95,7 +95,7 @@ def template_view(name: str, description: str) -> TemplateView:
 
 
 def instantiate_batch(batch: list[Item], llm: Any, template_candidates: int, descriptions: dict[str, str]):
-    from lamops.agents.roles import make_roles
+    from lamops.roles import make_roles
 
     parents = {p.task_id: p for item in batch for p in item.parents}
     roles: Roles = make_roles(llm, parents)

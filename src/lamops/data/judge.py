@@ -29,9 +29,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lamops.agents.roles import Judge, JudgeInput
-from lamops.data.execute import TRAJECTORIES, WorkerPool
+from lamops.compute import WorkerPool
+from lamops.data.execute import TRAJECTORIES
 from lamops.records import ResultRecord, Trajectory, TrajectoryStep, Verdict
+from lamops.roles.protocols import Judge, JudgeInput
 
 JUDGED_FILE = "judged.jsonl"
 RESULTS_DIR = "results"
@@ -261,7 +262,7 @@ def judge_trajectories(
     if not source.is_dir():
         raise FileNotFoundError(f"judge: {source} does not exist; run the execute stage first")
     if workers:
-        from lamops.data.parallel import ensure_ray
+        from lamops.compute import ensure_ray
 
         ensure_ray()
     start = time.perf_counter()

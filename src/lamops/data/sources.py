@@ -5,7 +5,7 @@
 bytes in any process (every item draws from its own `random.Random` seeded by a string; nothing iterates a set
 or calls `hash()`).
 
-Each doc section and article is one task family's reference task (`lamops.data.knowledge.reference_tasks`)
+Each doc section and article is one task family's reference task (`lamops.roles.knowledge.reference_tasks`)
 told in words: the document's own text becomes a generic object ("the title", "a paragraph"), the steps name
 the UI's controls in the forms collect recognises (`**Bold**`, `'Bold'`, `Home > Bold`, `Bold button`), in
 many phrasings. Like real writers, some plans are defective (rates below): a vague step, a control under
@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lamops.data import knowledge as kn
 from lamops.records import InstantiatedTask
+from lamops.roles import knowledge as kn
 
 # ---- rates -------------------------------------------------------------------------------------------------
 # Plan defects, per clean doc section or article. With ~3 control steps a plan, about a third of the plans

@@ -34,9 +34,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lamops.data.io import write_jsonl
+from lamops.io import replace_dir, write_jsonl
 from lamops.records import ID_PATTERN, InstantiatedTask, PlanStep, Rejected, TaskPlanPair, Verdict
-from lamops.stages.base import replace_dir
 
 __all__ = [
     "ImportResult",

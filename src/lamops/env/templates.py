@@ -25,7 +25,7 @@ from docx.shared import Inches, Length, Pt, RGBColor
 from docx.text.paragraph import Paragraph
 from docx.text.run import Run
 
-from lamops.data.io import write_atomic
+from lamops.io import write_atomic
 
 __all__ = [
     "TEMPLATES",

@@ -326,7 +326,7 @@ def planning_metrics(scores: Sequence[PlanScore]) -> dict[str, float | int]:
 
 # ---- planning: the LLM judge of task success -------------------------------------------------------------
 class JSONCompleter(Protocol):
-    """What `llm_plan_judge` needs of a client: `lamops.agents.llm.OpenAIClient` is one."""
+    """What `llm_plan_judge` needs of a client: `lamops.roles.openai_compat.OpenAIClient` is one."""
 
     def complete_json(self, system: str, user: str, *, role: str = "llm") -> dict[str, Any]: ...
 

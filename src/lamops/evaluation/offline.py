@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 def load(model_dir: Path) -> tuple[Any, Any]:
     """The causal LM (eval mode) and tokenizer of a phase's save_pretrained folder; a missing folder is an
     error that names it."""
-    from lamops.train.models import ModelSpec, make_model
+    from lamops.models.factory import make_model
+    from lamops.settings import ModelSpec
 
     if not (Path(model_dir) / "config.json").is_file():
         raise FileNotFoundError(

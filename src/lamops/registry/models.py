@@ -158,7 +158,7 @@ def log_and_register(
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(
-            f"{model_dir}: no config.json; expected a save_pretrained folder (lamops.train.models.save)"
+            f"{model_dir}: no config.json; expected a save_pretrained folder (lamops.models.factory.save)"
         )
     version_tags = {key: str(value) for key, value in tags.items()}
     if parent:

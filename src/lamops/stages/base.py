@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,22 +25,6 @@ class StageResult(BaseModel):
     message: str = Field(description="One line for a human: what was done.")
 
 
-@contextmanager
-def replace_dir(path: Path) -> Iterator[Path]:
-    """Yield an empty staging folder beside `path` that replaces `path` whole when the block succeeds.
-
-    Readers never see a half-written output, and a failed run leaves the previous output in place.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
-        staging = Path(tmp) / path.name
-        staging.mkdir()
-        yield staging
-        if path.exists():
-            path.rename(Path(tmp) / "replaced")
-        staging.rename(path)
-
-
 def gate(tracked, boundary: str, records, *, forbidden_ids: set[str] | None = None) -> None:
     """Run the Great Expectations suite of `boundary` on `records`; the report goes to the stage's MLflow run
     whether it passes or not, and a failure raises DataValidationError naming expectation and rows."""
@@ -59,23 +40,9 @@ def gate(tracked, boundary: str, records, *, forbidden_ids: set[str] | None = No
     tracked.log_text(report.to_markdown(), f"validation/{boundary}.md")
 
 
-def show_progress() -> bool:
-    """Progress bars on stderr, unless LAMOPS_PROGRESS=0 (logs of scheduled runs, tests)."""
-    import os
-
-    return os.environ.get("LAMOPS_PROGRESS") != "0"
-
-
-def progress(iterable, desc: str, total: int | None = None):
-    """A progress bar over a long loop (see show_progress)."""
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, disable=not show_progress(), mininterval=1.0, unit="it")
-
-
 def write_drops_and_counts(folder: Path, rejected, stats: dict) -> None:
     """A stage's quarantine file (sorted, so reruns write the same bytes) and its counts."""
-    from lamops.data.io import write_json, write_jsonl
+    from lamops.io import write_json, write_jsonl
 
     write_jsonl(folder / QUARANTINE_FILE, sorted(rejected, key=lambda r: (r.origin, r.reason)))
     write_json(folder / STATS_FILE, stats)

@@ -7,16 +7,9 @@ from collections import Counter
 from functools import partial
 
 from lamops.config import Config
-from lamops.data.io import write_jsonl
-from lamops.stages.base import (
-    PAIRS_FILE,
-    QUARANTINE_FILE,
-    StageResult,
-    gate,
-    progress,
-    replace_dir,
-    write_drops_and_counts,
-)
+from lamops.io import replace_dir, write_jsonl
+from lamops.progress import progress
+from lamops.stages.base import PAIRS_FILE, QUARANTINE_FILE, StageResult, gate, write_drops_and_counts
 from lamops.tracking import stage_run
 
 
@@ -26,10 +19,10 @@ def source_root(cfg: Config) -> str:
 
 
 def run(cfg: Config) -> StageResult:
-    from lamops.agents.roles import make_roles
+    from lamops.compute import map_batches
     from lamops.data.collect import Limits, deduplicate, iter_entries, list_source_files, process_entries
-    from lamops.data.parallel import map_batches
     from lamops.records import Rejected
+    from lamops.roles import make_roles
 
     start = time.perf_counter()
     c = cfg.collect

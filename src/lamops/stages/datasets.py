@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from lamops.config import Config
-from lamops.stages.base import PAIRS_FILE, STATS_FILE, TASKS_FILE, StageResult, gate, replace_dir
+from lamops.io import replace_dir
+from lamops.stages.base import PAIRS_FILE, STATS_FILE, TASKS_FILE, StageResult, gate
 from lamops.tracking import stage_run
 
 # Each data stage's stats.json, gathered into the DVC metrics file by stage name.
@@ -23,8 +24,8 @@ _STATS = {
 
 def run(cfg: Config) -> StageResult:
     from lamops.data.datasets import build, leaks
-    from lamops.data.io import write_atomic, write_json, write_jsonl
     from lamops.data.judge import JUDGED_FILE
+    from lamops.io import write_atomic, write_json, write_jsonl
     from lamops.records import InstantiatedTask, TaskPlanPair, Trajectory
 
     start = time.perf_counter()
@@ -85,7 +86,7 @@ def run(cfg: Config) -> StageResult:
 def _read(path: Path, model):
     """Records an upstream stage wrote and validated: a bad line means the file was damaged since, and the
     sets built from it would silently miss records, so it is an error naming the line."""
-    from lamops.data.io import read_jsonl
+    from lamops.io import read_jsonl
 
     records, bad = read_jsonl(path, model, "datasets")
     if bad:

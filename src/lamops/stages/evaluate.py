@@ -21,18 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from lamops.config import Config
+from lamops.phases import BY_REGISTERED
 from lamops.stages.base import StageResult
 
 log = logging.getLogger(__name__)
 
-PHASE_STAGES = {"lam1": "plan_pretrain", "lam2": "imitate", "lam3": "self_boost", "lam4": "offline_rl"}
 TABLE_FILE = "phase_table.md"
 EXPERT = "expert"
 
 
 def model_dir(cfg: Config, phase: str) -> Path:
     """The folder a phase's stage publishes its model to."""
-    return cfg.path(getattr(cfg, PHASE_STAGES[phase]).out_dir)
+    return cfg.path(getattr(cfg, BY_REGISTERED[phase].stage).out_dir)
 
 
 def metrics_file(cfg: Config, name: str) -> Path:
@@ -44,8 +44,8 @@ def run(cfg: Config) -> StageResult:
     from lamops.agents.lam import AgentConfig
     from lamops.agents.user_doc import agent_max_len
     from lamops.data.execute import TIMINGS_FILE
-    from lamops.data.io import read_jsonl
     from lamops.data.judge import JUDGED_FILE
+    from lamops.io import read_jsonl
     from lamops.records import Trajectory
     from lamops.stages.training import read_rows, read_tasks
     from lamops.tracking import stage_run
@@ -111,13 +111,13 @@ def _phase(cfg, phase, agent_config, step_rows, plan_rows, tasks, records, laten
     from lamops.evaluation.metrics import by_family, offline_metrics, online_by_family, online_metrics
     from lamops.evaluation.offline import decide, load
     from lamops.evaluation.online import run_phase
-    from lamops.stages.base import progress
+    from lamops.progress import progress
 
     c = cfg.evaluate
     folder = model_dir(cfg, phase)
     started = time.perf_counter()
     model, tokenizer = load(folder)
-    out: dict[str, Any] = {"phase": phase, "model_dir": str(getattr(cfg, PHASE_STAGES[phase]).out_dir)}
+    out: dict[str, Any] = {"phase": phase, "model_dir": str(getattr(cfg, BY_REGISTERED[phase].stage).out_dir)}
     if phase == "lam1" and plan_rows:
         out["planning"] = _planning(cfg, model, tokenizer, plan_rows, records)
     with progress(None, f"evaluate {phase} offline", total=len(step_rows)) as bar:
@@ -153,7 +153,7 @@ def _phase(cfg, phase, agent_config, step_rows, plan_rows, tasks, records, laten
 def _planning(cfg: Config, model, tokenizer, plan_rows, records) -> dict[str, Any]:
     from lamops.evaluation.metrics import parse_plan, planning_metrics, score_plan
     from lamops.evaluation.offline import generate_plans
-    from lamops.stages.base import progress
+    from lamops.progress import progress
 
     c = cfg.evaluate
     with progress(None, "evaluate lam1 plans", total=len(plan_rows)) as bar:
@@ -184,8 +184,8 @@ def _plan_judge(cfg: Config):
             "evaluate.planning_judge: llm needs llm.provider: openai (an OpenAI-compatible endpoint); "
             "the builtin provider has no plan judge: use planning_judge: matcher"
         )
-    from lamops.agents.llm import LLMSettings, OpenAIClient
     from lamops.evaluation.metrics import llm_plan_judge
+    from lamops.roles.openai_compat import LLMSettings, OpenAIClient
 
     client = OpenAIClient(
         LLMSettings(
@@ -282,9 +282,8 @@ def _publish(cfg: Config, results, records, latencies, tracked) -> None:
     """Metrics files, the report folder (records, table, figures, plot data) and the stage run's artifacts."""
     import matplotlib.pyplot as plt
 
-    from lamops.data.io import write_atomic, write_json, write_jsonl
     from lamops.evaluation.report import family_figure, latency_figure, phase_table, plot_rows, tsr_figure
-    from lamops.stages.base import replace_dir
+    from lamops.io import replace_dir, write_atomic, write_json, write_jsonl
 
     c = cfg.evaluate
     phases = list(c.phases)

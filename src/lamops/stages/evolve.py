@@ -7,17 +7,17 @@ from collections import Counter
 from functools import partial
 
 from lamops.config import Config
-from lamops.data.io import read_jsonl, write_jsonl
-from lamops.stages.base import PAIRS_FILE, StageResult, gate, replace_dir, write_drops_and_counts
+from lamops.io import read_jsonl, replace_dir, write_jsonl
+from lamops.stages.base import PAIRS_FILE, StageResult, gate, write_drops_and_counts
 from lamops.tracking import stage_run
 
 
 def run(cfg: Config) -> StageResult:
-    from lamops.agents.roles import make_roles
+    from lamops.compute import map_batches
     from lamops.data.datasets import in_test
     from lamops.data.evolve import evolve_pairs
-    from lamops.data.parallel import map_batches
     from lamops.records import TaskPlanPair
+    from lamops.roles import make_roles
 
     start = time.perf_counter()
     c = cfg.evolve

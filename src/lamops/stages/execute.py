@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 
 from lamops.config import Config
-from lamops.data.io import read_jsonl, write_json
-from lamops.stages.base import STATS_FILE, TASKS_FILE, StageResult, show_progress
+from lamops.io import read_jsonl, write_json
+from lamops.progress import show_progress
+from lamops.stages.base import STATS_FILE, TASKS_FILE, StageResult
 from lamops.tracking import stage_run
 
 
 def run(cfg: Config) -> StageResult:
+    from lamops.compute import ensure_ray
     from lamops.data.execute import execute_tasks
-    from lamops.data.parallel import ensure_ray
     from lamops.records import InstantiatedTask
 
     start = time.perf_counter()

@@ -8,14 +8,14 @@ registered in MLflow as `lam2` with `lam1`'s version as its parent.
 from __future__ import annotations
 
 from lamops.config import Config
+from lamops.phases import parent, phase
 from lamops.stages.base import StageResult
 
 PHASE = "imitate"
-REGISTERED = "lam2"
+REGISTERED = phase(PHASE).registered
 
 
 def run(cfg: Config) -> StageResult:
-    from lamops.stages.plan_pretrain import REGISTERED as PARENT
     from lamops.stages.training import read_rows, train_phase
 
     data = cfg.path(cfg.datasets.out_dir) / "sft" / "train.jsonl"
@@ -30,5 +30,5 @@ def run(cfg: Config) -> StageResult:
         out_dir=cfg.path(cfg.imitate.out_dir),
         sft=cfg.imitate.sft,
         data_files=[data],
-        parent=(PARENT, base),
+        parent=(parent(PHASE).registered, base),
     )

@@ -7,16 +7,16 @@ from collections import Counter
 from functools import partial
 
 from lamops.config import Config
-from lamops.data.io import read_jsonl, write_jsonl
-from lamops.stages.base import PAIRS_FILE, TASKS_FILE, StageResult, gate, replace_dir, write_drops_and_counts
+from lamops.io import read_jsonl, replace_dir, write_jsonl
+from lamops.stages.base import PAIRS_FILE, TASKS_FILE, StageResult, gate, write_drops_and_counts
 from lamops.tracking import stage_run
 
 RECORDS_FILE = "records.jsonl"
 
 
 def run(cfg: Config) -> StageResult:
+    from lamops.compute import map_batches
     from lamops.data.instantiate import instantiate_pairs, sample_pairs
-    from lamops.data.parallel import map_batches
     from lamops.env.templates import load_library
     from lamops.records import TaskPlanPair
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import time
 
 from lamops.config import Config
-from lamops.stages.base import STATS_FILE, StageResult, gate, show_progress
+from lamops.progress import show_progress
+from lamops.stages.base import STATS_FILE, StageResult, gate
 from lamops.tracking import stage_run
 
 
 def run(cfg: Config) -> StageResult:
-    from lamops.agents.roles import make_roles
-    from lamops.data.io import read_jsonl, write_json
+    from lamops.compute import ensure_ray
     from lamops.data.judge import JUDGED_FILE, judge_trajectories
-    from lamops.data.parallel import ensure_ray
+    from lamops.io import read_jsonl, replace_dir, write_json
     from lamops.records import Trajectory
-    from lamops.stages.base import replace_dir
+    from lamops.roles import make_roles
 
     start = time.perf_counter()
     c = cfg.judge

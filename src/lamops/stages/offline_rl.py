@@ -12,18 +12,18 @@ from __future__ import annotations
 import time
 
 from lamops.config import Config
+from lamops.phases import parent, phase
 from lamops.stages.base import StageResult
 from lamops.tracking import stage_run
 
 PHASE = "offline_rl"
-REGISTERED = "lam4"
+REGISTERED = phase(PHASE).registered
+REWARD = phase("reward_model").registered
 REWARD_MODEL_TAG = "lamops.reward_model"
 
 
 def run(cfg: Config) -> StageResult:
     from lamops.registry.models import MODEL_SHA_TAG, find_version, model_sha, tag_version
-    from lamops.stages.reward_model import REGISTERED as REWARD
-    from lamops.stages.self_boost import REGISTERED as PARENT
     from lamops.stages.training import (
         digest,
         drop_checkpoints,
@@ -66,7 +66,7 @@ def run(cfg: Config) -> StageResult:
             out_dir,
             REGISTERED,
             data=[str(cfg.datasets.out_dir)],
-            parent=(PARENT, lam3),
+            parent=(parent(PHASE).registered, lam3),
             example=(rows[0]["prompt"], rows[0]["completion"]),
             trained_on=[data],
         )

@@ -2,7 +2,7 @@
 
 Data in: `datasets/plan_sft/train.jsonl` (task -> numbered plan, collected and evolved pairs; test lineages
 never). The base model is `model` in params: the tiny Mistral built from its sizes with a byte-level BPE
-trained here on the train splits (`lamops.train.tokenizer`), or a pretrained model with its own tokenizer.
+trained here on the train splits (`lamops.models.tokenizer`), or a pretrained model with its own tokenizer.
 Data out: `plan_pretrain.out_dir`, LAM1 in the save_pretrained layout, registered in MLflow as `lam1`.
 """
 
@@ -12,15 +12,16 @@ import tempfile
 from pathlib import Path
 
 from lamops.config import Config
+from lamops.phases import phase
 from lamops.stages.base import StageResult
 
 PHASE = "plan_pretrain"
-REGISTERED = "lam1"
+REGISTERED = phase(PHASE).registered
 
 
 def run(cfg: Config) -> StageResult:
+    from lamops.models.tokenizer import corpus_texts, train_tokenizer
     from lamops.stages.training import read_rows, train_phase
-    from lamops.train.tokenizer import corpus_texts, train_tokenizer
 
     c = cfg.plan_pretrain
     datasets = cfg.path(cfg.datasets.out_dir)

@@ -11,17 +11,17 @@ from __future__ import annotations
 import time
 
 from lamops.config import Config
+from lamops.phases import parent, phase
 from lamops.stages.base import StageResult
 from lamops.tracking import stage_run
 
 PHASE = "reward_model"
-REGISTERED = "reward_model"
+REGISTERED = phase(PHASE).registered
 
 
 def run(cfg: Config) -> StageResult:
     import pandas as pd
 
-    from lamops.stages.self_boost import REGISTERED as PARENT
     from lamops.stages.training import (
         digest,
         drop_checkpoints,
@@ -66,7 +66,7 @@ def run(cfg: Config) -> StageResult:
             out_dir,
             REGISTERED,
             data=[str(cfg.datasets.out_dir)],
-            parent=(PARENT, lam3),
+            parent=(parent(PHASE).registered, lam3),
             example=(example, pd.DataFrame({"label": ["LABEL_0"], "score": [0.5]})),
             trained_on=[data / "train.jsonl"],
             task="text-classification",

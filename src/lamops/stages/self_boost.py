@@ -17,16 +17,16 @@ from collections import Counter
 from typing import Any
 
 from lamops.config import Config
+from lamops.phases import parent, phase
 from lamops.stages.base import STATS_FILE, StageResult
 
 PHASE = "self_boost"
-REGISTERED = "lam3"
+REGISTERED = phase(PHASE).registered
 SUCCESSES_FILE = "successes.jsonl"  # the first successful attempt of each task turned into a success
 ADDED_FILE = "sft_added.jsonl"  # its accepted steps as SFT rows
 
 
 def run(cfg: Config) -> StageResult:
-    from lamops.stages.imitate import REGISTERED as PARENT
     from lamops.stages.training import read_rows, read_tasks, train_phase
 
     started = time.perf_counter()
@@ -61,7 +61,7 @@ def run(cfg: Config) -> StageResult:
         out_dir=cfg.path(c.out_dir),
         sft=c.sft,
         data_files=[datasets / "sft" / "train.jsonl", out / ADDED_FILE],
-        parent=(PARENT, lam2),
+        parent=(parent(PHASE).registered, lam2),
         extra_metrics=counts,
         tracked_hook=log_rollouts,
     )
@@ -142,8 +142,7 @@ def _retry(cfg: Config, model_dir, tasks) -> tuple[list, float]:
 
 
 def _publish(cfg: Config, out, successes, added, stats) -> None:
-    from lamops.data.io import write_json, write_jsonl
-    from lamops.stages.base import replace_dir
+    from lamops.io import replace_dir, write_json, write_jsonl
 
     with replace_dir(out) as staging:
         # Timings vary from run to run; zeroed here (the stage's MLflow run has them) so that the same

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from lamops.config import Config
-from lamops.data.io import write_json
-from lamops.stages.base import STATS_FILE, StageResult, replace_dir
+from lamops.io import replace_dir, write_json
+from lamops.stages.base import STATS_FILE, StageResult
 from lamops.tracking import stage_run
 
 

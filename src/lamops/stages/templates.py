@@ -6,7 +6,8 @@ import time
 
 from lamops.config import Config
 from lamops.env.templates import build_library
-from lamops.stages.base import StageResult, replace_dir
+from lamops.io import replace_dir
+from lamops.stages.base import StageResult
 
 
 def run(cfg: Config) -> StageResult:

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 TRAIN_DATA_TAG = "lamops.train_data_sha"  # digest of the files a registered model was trained on
 # Code whose change changes what a phase trains: part of every phase's run fingerprint.
-_TRAIN_CODE = ("train", "agents/prompt.py")
+_TRAIN_CODE = ("train", "models", "settings.py", "agents/prompt.py")
 
 
 def read_rows(path: Path, *, allow_empty: bool = False) -> list[dict[str, Any]]:

@@ -186,7 +186,7 @@ def launch(train_loop: Callable[[dict], Any], loop_config: dict, spec: TrainSpec
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from lamops.data.parallel import ensure_ray
+    from lamops.compute import ensure_ray
 
     if not spec.deepspeed_config.is_file():
         raise FileNotFoundError(f"DeepSpeed config {spec.deepspeed_config} not found; see infra/deepspeed/")
@@ -279,7 +279,7 @@ def _disable_shm_comm_op() -> None:
 
 
 def _show_progress() -> bool:
-    from lamops.stages.base import show_progress
+    from lamops.progress import show_progress
 
     return show_progress()
 

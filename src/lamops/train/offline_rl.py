@@ -59,10 +59,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 
 from lamops.agents.prompt import fit_prompt
 from lamops.env.actions import ActionError, parse_action
+from lamops.settings import PPOConfig
 from lamops.train.distributed import (
     TrainSpec,
     ds_engine,
@@ -83,60 +84,6 @@ log = logging.getLogger(__name__)
 
 FLOOR_REWARD = -0.5  # the reward of an invalid action, the bottom of the normalised range
 KL_ERROR_CLIP = 0.2  # Ziegler et al.'s bound on the controller's proportional error
-
-
-class PPOConfig(BaseModel):
-    """Hyperparameters of LAM4. Defaults follow the paper (lr 1.4e-5, batch 8, mini-batch 1, 4 PPO epochs,
-    target KL 0.1, initial KL coefficient 0.2) where it states them."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    lr: float = Field(default=1.4e-5, gt=0, description="Constant learning rate of AdamW.")
-    batch_size: int = Field(
-        default=8, ge=1, description="Prompts per PPO batch, all workers together; a multiple of the workers."
-    )
-    mini_batch_size: int = Field(
-        default=1, ge=1, description="Samples per worker per optimizer step; divides batch_size / workers."
-    )
-    ppo_epochs: int = Field(default=4, ge=1, description="Passes over each sampled batch.")
-    clip_range: float = Field(default=0.2, gt=0, description="epsilon of the clipped ratio.")
-    target_kl: float = Field(default=0.1, gt=0, description="KL to the reference the controller aims at.")
-    init_kl_coef: float = Field(default=0.2, ge=0, description="Initial KL coefficient beta.")
-    kl_horizon: float = Field(default=10000, gt=0, description="Controller horizon, in samples (TRL's).")
-    max_new_tokens: int = Field(
-        default=160,
-        ge=1,
-        description="Longest sampled completion in tokens; the agent's default (the SFT data's longest "
-        "action is ~150), so prompts are fitted as the agent fits them.",
-    )
-    temperature: float = Field(default=1.0, gt=0, description="Sampling temperature (top-k/top-p off).")
-    max_len: int = Field(
-        default=1024,
-        ge=4,
-        description="Longest prompt + completion; prompts are fitted into max_len - max_new_tokens.",
-    )
-    epochs: float = Field(
-        default=1.0, gt=0, description="Passes over the prompts; ignored when max_steps is set."
-    )
-    max_steps: int | None = Field(
-        default=None, ge=1, description="PPO batches to run instead of `epochs`; null: from epochs."
-    )
-    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay, on matrices only.")
-    grad_clip: float = Field(
-        default=1.0, ge=0, description="Clip the global gradient norm to this; 0 turns clipping off."
-    )
-    reward_batch_size: int = Field(default=8, ge=1, description="Samples per reward-model forward pass.")
-    seed: int = Field(default=0, description="Seed of the prompt order, the sampling and the mini-batches.")
-    log_every: int = Field(default=1, ge=1, description="PPO batches per metrics record.")
-
-    @model_validator(mode="after")
-    def _room_for_a_prompt(self) -> PPOConfig:
-        if self.max_len <= self.max_new_tokens + 1:
-            raise ValueError(
-                f"max_len {self.max_len} leaves no room for BOS and a prompt before {self.max_new_tokens} "
-                "new tokens; raise max_len or lower max_new_tokens"
-            )
-        return self
 
 
 class PPOResult(BaseModel):
@@ -223,7 +170,7 @@ def is_valid_action(text: str) -> bool:
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, room: int) -> tuple[list[int], int]:
     """`BOS + prompt` fitted into `room` tokens (BOS included) by `fit_prompt`, and the tokens cut."""
     if tokenizer.bos_token_id is None:
-        raise ValueError("the tokenizer needs a BOS token: train it with lamops.train.tokenizer")
+        raise ValueError("the tokenizer needs a BOS token: train it with lamops.models.tokenizer")
     ids, cut = fit_prompt(tokenizer, prompt, room - 1)
     return [tokenizer.bos_token_id, *ids], cut
 
@@ -361,7 +308,7 @@ def train_offline_rl(
     import ray
     from transformers import AutoTokenizer
 
-    from lamops.data.parallel import ensure_ray
+    from lamops.compute import ensure_ray
 
     for role, folder in (("policy", policy_dir), ("reference", reference_dir), ("reward model", reward_dir)):
         if not (Path(folder) / "config.json").is_file():
@@ -436,7 +383,8 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
     import torch.distributed as dist
     from transformers import AutoModelForCausalLM
 
-    from lamops.train.models import ModelSpec, make_model, save
+    from lamops.models.factory import make_model, save
+    from lamops.settings import ModelSpec
     from lamops.train.reward import load_reward_model, score
 
     spec = spec_from(config)

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from lamops.agents.prompt import fit_prompt
+from lamops.settings import RewardConfig
 from lamops.train.distributed import (
     TrainSpec,
     ds_engine,
@@ -52,52 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 # Every linear layer of a Mistral decoder block (QLoRA's advice: adapters on all of them, not just q and v).
-MISTRAL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-class RewardConfig(BaseModel):
-    """Hyperparameters of the reward model. Defaults follow the paper (lr 2e-5 linear, AdamW, 2 epochs,
-    LoRA r=8 alpha=32 dropout 0.1) where it states them."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    lr: float = Field(default=2e-5, gt=0, description="Peak learning rate of AdamW, decayed linearly.")
-    warmup_steps: int = Field(default=0, ge=0, description="Optimizer steps of linear warm-up to `lr`.")
-    micro_batch_size: int = Field(default=8, ge=1, description="Samples per worker per forward pass.")
-    gradient_accumulation_steps: int = Field(
-        default=1,
-        ge=1,
-        description="Micro-batches per optimizer step; global batch = micro x accum x workers.",
-    )
-    epochs: float = Field(
-        default=2.0, gt=0, description="Passes over the data; ignored when max_steps is set."
-    )
-    max_steps: int | None = Field(
-        default=None, ge=1, description="Optimizer steps to run instead of `epochs`; null: from epochs."
-    )
-    max_len: int = Field(
-        default=1024,
-        ge=4,
-        description="Longest sample in tokens; a longer prompt is fitted by lamops.agents.prompt.fit_prompt.",
-    )
-    lora_r: int = Field(default=8, ge=1, description="Rank of the LoRA adapters.")
-    lora_alpha: float = Field(default=32, gt=0, description="LoRA scale numerator: updates are x alpha/r.")
-    lora_dropout: float = Field(default=0.1, ge=0, lt=1, description="Dropout on the LoRA input.")
-    lora_target_modules: tuple[str, ...] = Field(
-        default=MISTRAL_LINEAR, min_length=1, description="Module names that get LoRA adapters."
-    )
-    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay, on matrices only.")
-    grad_clip: float = Field(
-        default=1.0, ge=0, description="Clip the global gradient norm to this; 0 turns clipping off."
-    )
-    eval_batch_size: int = Field(default=16, ge=1, description="Samples per forward pass when scoring.")
-    seed: int = Field(
-        default=0, description="Seed of the score head, the LoRA init, the data order and the dropout."
-    )
-    log_every: int = Field(default=10, ge=1, description="Optimizer steps per metrics record.")
-
-
 class RewardEncodeStats(BaseModel):
     """What encoding a labelled dataset did to it."""
 
@@ -152,7 +109,7 @@ def encode_reward_sample(
     without a prompt keeps its first `max_len - 2` tokens and still ends with EOS: the score is always read at
     an EOS, the position the head is trained at. `prompt_cut` / `completion_cut` count dropped tokens."""
     if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None:
-        raise ValueError("the tokenizer needs BOS and EOS tokens: train it with lamops.train.tokenizer")
+        raise ValueError("the tokenizer needs BOS and EOS tokens: train it with lamops.models.tokenizer")
     if max_len < 3:
         raise ValueError(f"max_len {max_len} leaves no room for BOS, a token and EOS")
     action = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
@@ -392,7 +349,7 @@ def train_reward(
     import ray
     from transformers import AutoTokenizer
 
-    from lamops.data.parallel import ensure_ray
+    from lamops.compute import ensure_ray
 
     backbone_dir = Path(backbone_dir)
     if not (backbone_dir / "config.json").is_file():
@@ -456,7 +413,7 @@ def reward_loop(config: dict) -> dict[str, Any] | None:
     import torch
     import torch.distributed as dist
 
-    from lamops.train.models import save
+    from lamops.models.factory import save
 
     spec = spec_from(config)
     rm = RewardConfig.model_validate(config["rm"])

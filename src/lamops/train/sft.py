@@ -19,12 +19,13 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from lamops.agents.prompt import fit_prompt
+from lamops.settings import ModelSpec, SFTConfig
 from lamops.train.distributed import (
     TrainSpec,
     ds_engine,
@@ -35,7 +36,6 @@ from lamops.train.distributed import (
     should_checkpoint,
     spec_from,
 )
-from lamops.train.spec import ModelSpec
 
 if TYPE_CHECKING:
     import torch
@@ -44,45 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # the label torch's cross-entropy skips
-
-
-class SFTConfig(BaseModel):
-    """Hyperparameters of one SFT phase. Defaults follow the paper (lr 2e-5, cosine, 2 warm-up steps,
-    batch 16, 3 epochs) where it states them."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    lr: float = Field(default=2e-5, gt=0, description="Peak learning rate of AdamW.")
-    warmup_steps: int = Field(default=2, ge=0, description="Optimizer steps of linear warm-up to `lr`.")
-    schedule: Literal["cosine", "linear"] = Field(
-        default="cosine", description="Decay after warm-up, towards 0 at the last step."
-    )
-    micro_batch_size: int = Field(default=8, ge=1, description="Samples per worker per forward pass.")
-    gradient_accumulation_steps: int = Field(
-        default=1,
-        ge=1,
-        description="Micro-batches per optimizer step; global batch = micro x accum x workers.",
-    )
-    epochs: float = Field(
-        default=3.0, gt=0, description="Passes over the data; ignored when max_steps is set."
-    )
-    max_steps: int | None = Field(
-        default=None, ge=1, description="Optimizer steps to run instead of `epochs`; null: from epochs."
-    )
-    max_len: int = Field(
-        default=1024,
-        ge=4,
-        description="Longest sample in tokens; a longer prompt loses canvas lines first "
-        "(lamops.agents.prompt.fit_prompt).",
-    )
-    weight_decay: float = Field(
-        default=0.0, ge=0, description="AdamW weight decay, on matrices only (not norms or biases)."
-    )
-    grad_clip: float = Field(
-        default=1.0, ge=0, description="Clip the global gradient norm to this; 0 turns clipping off."
-    )
-    seed: int = Field(default=0, description="Seed of the data order (and of torch on each worker).")
-    log_every: int = Field(default=10, ge=1, description="Optimizer steps per metrics record.")
 
 
 class EncodeStats(BaseModel):
@@ -126,7 +87,7 @@ def encode_sample(
     tokens were dropped.
     """
     if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None:
-        raise ValueError("the tokenizer needs BOS and EOS tokens: train it with lamops.train.tokenizer")
+        raise ValueError("the tokenizer needs BOS and EOS tokens: train it with lamops.models.tokenizer")
     target = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     completion_cut = 0
     room = max_len - 1 - len(target)  # what the prompt may keep after BOS and the target
@@ -280,7 +241,7 @@ def train_sft(
     import ray
     from transformers import AutoTokenizer
 
-    from lamops.data.parallel import ensure_ray
+    from lamops.compute import ensure_ray
 
     model_dir = _model_dir(base)
     if model_dir is not None:
@@ -296,7 +257,7 @@ def train_sft(
         if tokenizer_dir is None or not (Path(tokenizer_dir) / "tokenizer.json").is_file():
             raise FileNotFoundError(
                 f"a tiny base model needs the trained tokenizer folder, got {tokenizer_dir}: run the "
-                "tokenizer stage (lamops.train.tokenizer.train_tokenizer) first"
+                "tokenizer stage (lamops.models.tokenizer.train_tokenizer) first"
             )
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
     samples, stats = encode_rows(tokenizer, rows, sft.max_len)
@@ -361,7 +322,7 @@ def sft_loop(config: dict) -> dict[str, Any] | None:
     import torch
     import torch.distributed as dist
 
-    from lamops.train.models import make_model, save
+    from lamops.models.factory import make_model, save
 
     spec = spec_from(config)
     sft = SFTConfig.model_validate(config["sft"])

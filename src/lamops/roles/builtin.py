@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass
 
 from lamops.agents.expert import match_score
-from lamops.agents.roles import Drafted, JudgeInput, Prefilled, Roles
 from lamops.records import FilterVerdict, PlanStep, RawEntry, TaskPlanPair, Verdict
+from lamops.roles.protocols import Drafted, JudgeInput, Prefilled, Roles
 
 ALIGN_MIN_SCORE = 80.0  # a plan's mention names a step's control when it matches this well (as the expert)
 
@@ -56,7 +56,7 @@ def rewrite_query(query: str) -> str:
 
 class BuiltinStructurer:
     def structure(self, entry: RawEntry) -> list[Drafted]:
-        from lamops.data.knowledge import best_feature
+        from lamops.roles.knowledge import best_feature
 
         if entry.kind == "query":
             found = best_feature(entry.title)
@@ -79,7 +79,7 @@ class BuiltinEvolver:
         self.max_added_words = max_added_words
 
     def evolve(self, pair: TaskPlanPair, other: TaskPlanPair | None) -> Drafted | None:
-        from lamops.data.knowledge import best_feature
+        from lamops.roles.knowledge import best_feature
 
         if other is None:
             return None
@@ -197,8 +197,8 @@ class BuiltinPrefiller:
         )
 
     def _task(self, pair: TaskPlanPair, template: str, salt: str = ""):
-        from lamops.data.knowledge import best_feature
         from lamops.env.families import sample_task
+        from lamops.roles.knowledge import best_feature
 
         found = best_feature(" ".join([pair.task, *pair.plan]))
         if found is None:

@@ -1,11 +1,15 @@
-"""Reading and writing records as JSON Lines: atomic writes, and reads that quarantine bad lines."""
+"""Files: atomic writes, whole-folder replacement, and JSON Lines reads that quarantine bad lines.
+
+The bottom layer: it imports nothing of lamops but `records`."""
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -103,3 +107,19 @@ def iter_lines(data: bytes, origin: str) -> Iterator[tuple[int, bytes, str, str 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes, str, str | None]]:
     return iter_lines(Path(path).read_bytes(), str(path))
+
+
+@contextmanager
+def replace_dir(path: Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside `path` that replaces `path` whole when the block succeeds.
+
+    Readers never see a half-written output, and a failed run leaves the previous output in place.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+        staging = Path(tmp) / path.name
+        staging.mkdir()
+        yield staging
+        if path.exists():
+            path.rename(Path(tmp) / "replaced")
+        staging.rename(path)

@@ -35,9 +35,9 @@ from pydantic import (
     field_validator,
 )
 
-from lamops.agents.roles import Drafted, JudgeInput, Prefilled, Roles
 from lamops.env.actions import FUNCTIONS
 from lamops.records import FilterVerdict, PlanStep, RawEntry, RequestType, TaskPlanPair, Verdict, YesNoUnsure
+from lamops.roles.protocols import Drafted, JudgeInput, Prefilled, Roles
 
 log = logging.getLogger(__name__)
 

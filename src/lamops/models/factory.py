@@ -20,8 +20,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from lamops.stages.base import replace_dir
-from lamops.train.spec import ModelSpec
+from lamops.io import replace_dir
+from lamops.settings import ModelSpec
 
 __all__ = ["ModelSpec", "build_tiny", "load_pretrained", "make_model", "save"]
 _TRUE = {"1", "true", "yes", "on"}
@@ -39,7 +39,7 @@ def mistral_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase) -> Mistr
         name for name in ("bos_token_id", "eos_token_id", "pad_token_id") if getattr(tokenizer, name) is None
     ]
     if missing:
-        raise ValueError(f"tokenizer lacks {', '.join(missing)}: train it with lamops.train.tokenizer")
+        raise ValueError(f"tokenizer lacks {', '.join(missing)}: train it with lamops.models.tokenizer")
     return MistralConfig(
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden_size,
@@ -68,7 +68,7 @@ def build_tiny(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase) -> MistralFo
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         model = MistralForCausalLM(config)
-    return model.to(spec.torch_dtype)
+    return model.to(getattr(torch, spec.dtype))
 
 
 def load_pretrained(spec: ModelSpec) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -91,7 +91,9 @@ def load_pretrained(spec: ModelSpec) -> tuple[PreTrainedModel, PreTrainedTokeniz
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUE
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=spec.torch_dtype, local_files_only=offline)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=getattr(torch, spec.dtype), local_files_only=offline
+        )
     except OSError as error:
         where = (
             "local folder"
@@ -112,7 +114,7 @@ def make_model(
     """The model and tokenizer a phase starts from.
 
     - `tiny`: `tokenizer` is required, a trained tokenizer or its `save_pretrained` folder (see
-      `lamops.train.tokenizer.train_tokenizer`); the model is `build_tiny(spec, tokenizer)`.
+      `lamops.models.tokenizer.train_tokenizer`); the model is `build_tiny(spec, tokenizer)`.
     - `pretrained`: model and tokenizer come from `spec.path`; passing a tokenizer is an error, since a
       tokenizer other than the model's own would silently garble its inputs.
     """

@@ -28,7 +28,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-from lamops.stages.base import replace_dir
+from lamops.io import replace_dir
 
 BOS_TOKEN = "<s>"
 EOS_TOKEN = "</s>"

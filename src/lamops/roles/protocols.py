@@ -1,8 +1,4 @@
-"""The LLM roles of data building, one interface each, as the paper's GPT-4o plays them.
-
-Every role has two implementations: the built-in deterministic one (no network; `lamops.data.builtin`) and
-an OpenAI-compatible client (`lamops.agents.llm`). Stages receive a `Roles` bundle from `make_roles(cfg.llm)`
-and never know which one they hold."""
+"""The interfaces of the LLM roles (structure, evolve, prefill, filter, judge) and the `Roles` bundle."""
 
 from __future__ import annotations
 
@@ -84,24 +80,3 @@ class Roles:
     prefill: Prefiller
     filter: Filter
     judge: Judge
-
-
-def make_roles(llm: Any, pairs: dict[str, TaskPlanPair] | None = None, max_added_words: int = 20) -> Roles:
-    """The roles params.yaml's `llm` section asks for: built-in (`pairs` lets the built-in prefill find the
-    parents of evolved pairs) or an OpenAI-compatible endpoint."""
-    if llm.provider == "builtin":
-        from lamops.data.builtin import builtin_roles
-
-        return builtin_roles(pairs, max_added_words)
-    from lamops.agents.llm import LLMSettings, make_openai_roles
-
-    return make_openai_roles(
-        LLMSettings(
-            base_url=llm.base_url,
-            model=llm.model,
-            api_key_env=llm.api_key_env,
-            timeout_s=llm.timeout_s,
-            max_retries=llm.max_retries,
-            temperature=llm.temperature,
-        )
-    )
