@@ -33,10 +33,14 @@ ROOT = Path(__file__).resolve().parents[1]
 LOG_EVERY = 5  # the trainer's metrics window; its all-reduce is part of what the trainer costs
 
 
-def load_rows(limit: int) -> tuple[list[dict], str]:
+def load_rows(limit: int) -> tuple[list, str]:
+    """StepSFTRow records: the pipeline's own SFT data when it is there, else synthetic rows of its shape."""
+    from lamops.records import StepSFTRow
+
     path = ROOT / "data/datasets/sft/train.jsonl"
     if path.is_file():
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        rows = [StepSFTRow.model_validate_json(line) for line in lines]
         return rows[:limit], str(path.relative_to(ROOT))
     rng = random.Random(0)
     words = "the a memo quarterly report paragraph table budget heading summary review team".split()
@@ -56,7 +60,7 @@ def load_rows(limit: int) -> tuple[list[dict], str]:
                 "plan": ["2. Save."],
             }
         )
-        rows.append({"prompt": prompt, "completion": completion})
+        rows.append(StepSFTRow(task_id=f"synthetic-{i}", step=1, prompt=prompt, completion=completion))
     return rows, "synthetic"
 
 
@@ -67,7 +71,8 @@ def bare_loop(
     import torch
 
     from lamops.models.factory import build_tiny
-    from lamops.train.sft import SFTCollator, batch_indices
+    from lamops.train.loop import batch_indices
+    from lamops.train.sft import SFTCollator
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)

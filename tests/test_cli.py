@@ -5,12 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import ROOT
 from typer.testing import CliRunner
 
 from lamops.cli import app
 from lamops.stages import STAGES
 
-ROOT = Path(__file__).resolve().parents[1]
 HEAVY_MODULES = (
     "torch",
     "prefect",

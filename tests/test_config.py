@@ -4,11 +4,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from lamops.config import DEFAULT_PROFILE, ConfigError, load_config
 from lamops.stages import STAGES
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 # Files that carry wall-clock timings by design (UFO's time_cost per sub-step, per-task execution times);
 # everything else the data stages write must be byte-identical between runs.
 TIMED = {"data/instantiated/records.jsonl", "data/trajectories/expert/timings.jsonl"}

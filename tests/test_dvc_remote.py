@@ -10,12 +10,12 @@ from pathlib import Path
 
 import boto3
 import pytest
+from helpers import ROOT
 from test_dvc_repro import make_project, run
 
 from lamops import remote
 from lamops.config import ConfigError, load_config
 
-ROOT = Path(__file__).resolve().parents[1]
 ENV_VARS = ("LAMOPS_REMOTE_URL", "LAMOPS_REMOTE_ENDPOINT_URL", "AWS_ENDPOINT_URL")
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 # A small corpus: `sources` in ~6 s instead of ~10 s, the same code paths.
 SMALL_SOURCES = {"sources.docs_pages": 2, "sources.howto_articles": 60, "sources.queries": 20}
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import ROOT
 
 from lamops.config import load_config
 
-ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
 COMPOSE = INFRA / "compose" / "docker-compose.yml"
 ENV_EXAMPLE = INFRA / "compose" / ".env.example"

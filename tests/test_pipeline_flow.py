@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import ROOT
 
 from flows.pipeline import DATA_STAGES, EVALUATE_PROMOTE_STAGES, SUBFLOWS, TRAIN_STAGES, data, pipeline
 from lamops.config import load_config
 from lamops.stages import STAGES
 from tasks.stages import stage_task
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def mlflow_runs(root: Path) -> list:

@@ -11,12 +11,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from lamops.config import load_config
 from lamops.stages.evaluate import TABLE_FILE
 from lamops.summary import find_champion, render
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = [
     {"stage": "evaluate", "seconds": 12.5, "message": "5 phases scored"},
     {"stage": "promote", "seconds": 1.0, "message": "lam v1 champion"},

@@ -1,17 +1,15 @@
 """The stage list of lamops.stages.STAGES agrees with dvc.yaml, params.yaml, the CLI and the Prefect flow."""
 
-from pathlib import Path
-
 import pytest
 import typer.main
 import yaml
+from helpers import ROOT
 
 from lamops.cli import app
 from lamops.config import Config, load_config
 from lamops.stages import REGISTRY_STAGES, STAGES
 from tasks.stages import stage_task
 
-ROOT = Path(__file__).resolve().parents[1]
 # params.yaml sections that are not stages.
 SHARED_SECTIONS = {"project", "env", "pipeline", "tracking", "llm", "ray", "model", "train", "remote"}
 

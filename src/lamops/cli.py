@@ -357,7 +357,7 @@ def ufo_export(
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty output folder.")] = False,
 ) -> None:
     """Write task-plan pairs in UFO's dataflow input format ({app, unique_id, task, refined_steps})."""
-    from lamops.data.ufo import export_pairs, read_pairs_jsonl
+    from lamops.data.ufo_export import export_pairs, read_pairs_jsonl
 
     if not pairs.is_file():
         _fail(f"{pairs}: no such file")
@@ -404,15 +404,13 @@ def agent_command(
     overrides: SetOption = None,
 ) -> None:
     """Run a LAM on your own .docx: each step as it happens, then the result written to --out."""
-    from lamops.agents.user_doc import (
+    from lamops.agents.user_doc import agent_max_len, run_on_document, user_task
+    from lamops.env.user_docx import (
         UserDocumentError,
-        agent_max_len,
         check_output,
         inspect_document,
         read_document,
-        run_on_document,
         save_document,
-        user_task,
     )
     from lamops.registry.loading import ModelUnavailable, load_model
 

@@ -192,7 +192,7 @@ def row_dict(row: BaseModel) -> dict[str, Any]:
 
 
 # ---- UFO's result record (dataflow execution_schema.json), one per task ------------------------------
-class _Outcome(_Record):
+class Outcome(_Record):
     result: dict[str, Any] | None = None
     error: dict[str, str] | None = None  # {type, message, traceback}
 
@@ -214,8 +214,8 @@ class ResultRecord(_Record):
     unique_id: str
     app: str = "word"
     original: dict[str, Any]  # {original_task, original_steps[]}
-    execution_result: _Outcome
-    instantiation_result: dict[str, _Outcome]  # choose_template, prefill, instantiation_evaluation
+    execution_result: Outcome
+    instantiation_result: dict[str, Outcome]  # choose_template, prefill, instantiation_evaluation
     time_cost: dict[
         str, float
     ]  # choose_template, prefill, instantiation_evaluation, execute, execute_eval, total
@@ -227,7 +227,7 @@ class ResultRecord(_Record):
         original_task: str | None = None,
         original_steps: list[str] | None = None,
         time_cost: dict[str, float] | None = None,
-        evaluation: _Outcome | None = None,
+        evaluation: Outcome | None = None,
     ) -> ResultRecord:
         task = traj.task
         executed = {s.step: s for s in traj.steps}
@@ -261,12 +261,12 @@ class ResultRecord(_Record):
                 "original_task": original_task or task.request,
                 "original_steps": original_steps if original_steps is not None else task.plan,
             },
-            execution_result=_Outcome(result=verdict, error=error),
+            execution_result=Outcome(result=verdict, error=error),
             instantiation_result={
-                "choose_template": _Outcome(result={"template": task.template}),
-                "prefill": _Outcome(result={"instantiated_request": task.request, "instantiated_plan": plan}),
+                "choose_template": Outcome(result={"template": task.template}),
+                "prefill": Outcome(result={"instantiated_request": task.request, "instantiated_plan": plan}),
                 # Built-in tasks skip the filter; the instantiate stage passes its verdict as `evaluation`.
-                "instantiation_evaluation": evaluation or _Outcome(),
+                "instantiation_evaluation": evaluation or Outcome(),
             },
             time_cost=costs,
         )

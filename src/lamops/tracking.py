@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from lamops.config import Config
 
 PARENT_RUN_ENV = "LAMOPS_PARENT_RUN_ID"
@@ -200,13 +202,17 @@ class StageRun:
         if flat:
             mlflow.log_metrics(flat)
 
-    def log_dataset(self, path: Path, rows: list[dict[str, Any]], name: str, context: str) -> None:
-        """Log `rows` (read from `path`) as an MLflow dataset input of this run."""
+    def log_dataset(
+        self, path: Path, rows: Sequence[BaseModel | Mapping[str, Any]], name: str, context: str
+    ) -> None:
+        """Log `rows` (records read from `path`, or flat dicts made of them) as an MLflow dataset input."""
         import pandas as pd
+        from pydantic import BaseModel
 
         import mlflow
 
-        frame = pd.DataFrame([{k: _cell(v) for k, v in row.items()} for row in rows])
+        dicts = (r.model_dump(mode="json") if isinstance(r, BaseModel) else r for r in rows)
+        frame = pd.DataFrame([{k: _cell(v) for k, v in row.items()} for row in dicts])
         dataset = mlflow.data.from_pandas(frame, source=str(path), name=name)
         mlflow.log_input(dataset, context=context)
 

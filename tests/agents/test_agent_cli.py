@@ -10,7 +10,7 @@ from pathlib import Path
 
 import docx
 import pytest
-import torch
+from helpers import ROOT, tiny_spec
 
 # pytest puts this folder on sys.path (rootdir-relative "prepend" imports): the documents are built there.
 from test_user_doc import HOSTILE_COUNTS, hostile_docx
@@ -18,8 +18,9 @@ from typer.testing import CliRunner
 
 from lamops.cli import app
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
+# Smaller than helpers.TINY_MODEL: the model is only ever run, never trained.
 TINY = {
     "hidden_size": 32,
     "intermediate_size": 64,
@@ -31,15 +32,6 @@ TINY = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a loaded 2-core machine two threads spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """A randomly initialised tiny Mistral, its tokenizer trained on observations of the hostile document."""
@@ -47,13 +39,12 @@ def model_dir(tmp_path_factory) -> Path:
     from lamops.env.word import WordEnv
     from lamops.models.factory import build_tiny, save
     from lamops.models.tokenizer import train_tokenizer
-    from lamops.settings import ModelSpec
 
     root = tmp_path_factory.mktemp("lam")
     env = WordEnv({USER_TEMPLATE: hostile_docx()})
     texts = [env.reset(user_task(r)).prompt() for r in ("Make Revenue bold", "Insert a table")]
     tokenizer = train_tokenizer(texts, root / "tokenizer", vocab_size=TINY["vocab_size"])
-    return save(build_tiny(ModelSpec(**TINY), tokenizer), tokenizer, root / "model")
+    return save(build_tiny(tiny_spec(**TINY), tokenizer), tokenizer, root / "model")
 
 
 @pytest.fixture

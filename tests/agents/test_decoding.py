@@ -8,48 +8,32 @@ import random
 
 import pytest
 import torch
+from helpers import tiny_spec
 from tokenizers import Tokenizer, decoders, models, normalizers, trainers
 from transformers import DynamicCache, PreTrainedTokenizerFast
 
-from lamops.agents.decoding import (
+from lamops.agents.decoding import ConstrainedDecoder, Cursor
+from lamops.agents.expert import ExpertAgent
+from lamops.agents.grammar import (
     COMPLETE,
-    ConstrainedDecoder,
     Constraints,
-    Cursor,
     Limits,
     constraints_from_observation,
     constraints_from_prompt,
-    vocab_for,
 )
-from lamops.agents.expert import ExpertAgent
+from lamops.agents.vocab import vocab_for
 from lamops.env.actions import FUNCTIONS, parse_action, parse_keys
 from lamops.env.observation import ControlInfo, Observation
 from lamops.env.word import WordEnv
 from lamops.models.factory import build_tiny
 from lamops.models.tokenizer import train_tokenizer
 from lamops.records import TrajectoryStep
-from lamops.settings import ModelSpec
 
 KEYS = ["thought", "control_name", "control_label", "function", "args", "status", "plan"]
-SMALL = {
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 2048,
-    "vocab_size": 1024,
-}
+pytestmark = pytest.mark.usefixtures("one_thread")
+# helpers.TINY_MODEL with room for whole observation prompts.
+CONTEXT = 2048
 LIMITS = Limits(thought_tokens=12, plan_items=3, plan_item_tokens=8, arg_tokens=8)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a loaded 2-core machine two threads spin against each other (30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +57,7 @@ def tokenizer(steps, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(tokenizer):
-    return build_tiny(ModelSpec(**SMALL), tokenizer).eval()
+    return build_tiny(tiny_spec(max_position_embeddings=CONTEXT), tokenizer).eval()
 
 
 def decoder(model, tokenizer, max_len=2048, max_new_tokens=160, limits=LIMITS) -> ConstrainedDecoder:
@@ -209,7 +193,9 @@ def test_a_sentencepiece_vocabulary_gives_valid_actions_too(steps):
     texts = [t for s in steps for t in (s.prompt, s.completion())]
     tokenizer = sentencepiece_tokenizer(texts, 900)
     assert tokenizer.tokenize("é") == ["▁", "<0xC3>", "<0xA9>"]
-    model = build_tiny(ModelSpec(**{**SMALL, "vocab_size": len(tokenizer)}), tokenizer).eval()
+    model = build_tiny(
+        tiny_spec(max_position_embeddings=CONTEXT, vocab_size=len(tokenizer)), tokenizer
+    ).eval()
     dec = decoder(model, tokenizer, max_len=1024)
     prompts = [s.prompt for s in steps[::4]][:4]
     constraints = [constraints_from_prompt(p) for p in prompts]
@@ -371,7 +357,7 @@ def test_a_trained_tiny_model_reproduces_its_actions(tmp_path):
     tokenizer: PreTrainedTokenizerFast = train_tokenizer(
         [t for pair in examples for t in pair] * 3, tmp_path / "tok", vocab_size=400
     )
-    spec = ModelSpec(**{**SMALL, "vocab_size": 400, "max_position_embeddings": 512})
+    spec = tiny_spec(vocab_size=400, max_position_embeddings=512)
     model = build_tiny(spec, tokenizer).train()
     max_len, max_new = 512, 160
     dec = decoder(model, tokenizer, max_len=max_len, max_new_tokens=max_new)

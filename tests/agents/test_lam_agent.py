@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
+from helpers import tiny_spec
 
 from lamops.agents.expert import ExpertAgent
 from lamops.agents.lam import (
@@ -22,17 +22,8 @@ from lamops.env.actions import parse_action
 from lamops.env.word import WordEnv
 from lamops.models.factory import build_tiny, save
 from lamops.models.tokenizer import train_tokenizer
-from lamops.settings import ModelSpec
 
-SMALL = {
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 1024,
-    "vocab_size": 1024,
-}
+pytestmark = pytest.mark.usefixtures("one_thread")
 CONFIG = AgentConfig(
     max_len=768,
     max_new_tokens=96,
@@ -43,15 +34,6 @@ CONFIG = AgentConfig(
     batch_size=2,
     max_steps=3,
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a loaded 2-core machine two threads spin against each other (30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +54,7 @@ def tokenizer(tasks, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(tokenizer):
-    return build_tiny(ModelSpec(**SMALL), tokenizer).eval()
+    return build_tiny(tiny_spec(), tokenizer).eval()
 
 
 @pytest.fixture(scope="module")

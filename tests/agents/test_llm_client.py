@@ -18,16 +18,13 @@ from typing import Any
 import pytest
 
 from lamops.records import PlanStep, RawEntry, TaskPlanPair
-from lamops.roles.openai_compat import (
-    LLMError,
-    LLMSettings,
-    OpenAIClient,
+from lamops.roles.openai_compat import LLMError, LLMSettings, OpenAIClient, first_json_object
+from lamops.roles.openai_roles import (
     OpenAIEvolver,
     OpenAIFilter,
     OpenAIJudge,
     OpenAIPrefiller,
     OpenAIStructurer,
-    first_json_object,
     make_openai_roles,
 )
 from lamops.roles.protocols import JudgeInput

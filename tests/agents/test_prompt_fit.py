@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
+from helpers import CharTokenizer
+
 from lamops.agents.prompt import fit_prompt, omitted
-
-
-class CharTokenizer:
-    def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
-        return {"input_ids": [ord(c) for c in text]}
 
 
 def decode(ids: list[int]) -> str:

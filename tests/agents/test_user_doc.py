@@ -14,7 +14,6 @@ import re
 import struct
 import zipfile
 import zlib
-from pathlib import Path
 
 import docx
 import pytest
@@ -22,27 +21,24 @@ from docx.enum.style import WD_STYLE_TYPE
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls, qn
 from docx.shared import Inches
+from helpers import ROOT
 from lxml import etree
 
 from lamops.agents.decoding import Decoded
 from lamops.agents.lam import ACTION_FIELDS, AgentConfig
-from lamops.agents.user_doc import (
-    USER_TEMPLATE,
+from lamops.agents.user_doc import USER_TEMPLATE, agent_max_len, run_on_document, user_task
+from lamops.env.canvas import render_canvas
+from lamops.env.document import LiveDocument
+from lamops.env.user_docx import (
     DocumentReport,
     UserDocumentError,
-    agent_max_len,
     check_output,
     inspect_document,
     read_document,
-    run_on_document,
     save_document,
-    user_task,
 )
-from lamops.env.canvas import render_canvas
-from lamops.env.document import LiveDocument
 from lamops.env.word import WordEnv
 
-ROOT = Path(__file__).resolve().parents[2]
 W = nsdecls("w")
 NS = {
     "mc": "http://schemas.openxmlformats.org/markup-compatibility/2006",

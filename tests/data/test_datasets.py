@@ -1,7 +1,16 @@
 """datasets: lineage splits, the frozen test split, the leak check, labels."""
 
 from lamops.data.datasets import build, in_test, leaks, split_of
-from lamops.records import InstantiatedTask, PlanStep, TaskPlanPair, Trajectory, TrajectoryStep, Verdict
+from lamops.records import (
+    InstantiatedTask,
+    PlanSFTRow,
+    PlanStep,
+    StepSFTRow,
+    TaskPlanPair,
+    Trajectory,
+    TrajectoryStep,
+    Verdict,
+)
 
 SALT, FRACTION = "s", 0.3
 
@@ -60,14 +69,14 @@ def test_build_labels_and_sets():
     pairs = [pair(train[0]), pair(train[1]), pair(test[0])]
     judged = [traj(train[0], "yes"), traj(train[1], "no", 3), traj(test[0], "yes"), traj(train[2], "unsure")]
     sets, counts, test_ids = build(pairs, [], judged, salt=SALT, test_fraction=FRACTION)
-    assert {r["task_id"] for r in sets["sft"]["train"]} == {train[0]}
-    assert {r["task_id"] for r in sets["sft"]["test"]} == {test[0]}
-    labels = {(r["task_id"], r["label"]) for r in sets["reward"]["train"]}
+    assert {r.task_id for r in sets["sft"]["train"]} == {train[0]}
+    assert {r.task_id for r in sets["sft"]["test"]} == {test[0]}
+    labels = {(r.task_id, r.label) for r in sets["reward"]["train"]}
     assert labels == {(train[0], 1), (train[1], -1)}  # unsure is left out
     assert len(sets["reward"]["train"]) == 2 + 3
-    failed = {r["task_id"]: r["kind"] for r in sets["tasks"]["train"]}
+    failed = {r.task_id: r.kind for r in sets["tasks"]["train"]}
     assert failed == {train[1]: "expert_failed", train[2]: "expert_failed"}  # kept for self_boost
-    assert [r["task_id"] for r in sets["tasks"]["test"]] == [test[0]]
+    assert [r.task_id for r in sets["tasks"]["test"]] == [test[0]]
     assert test[0] in test_ids and train[0] not in test_ids
     assert counts["trajectories_yes"] == 2 and counts["sft_train"] == 2
     assert leaks(sets, test_ids) == {}
@@ -76,8 +85,15 @@ def test_build_labels_and_sets():
 def test_leak_check_catches_a_test_id_or_lineage_in_train():
     train, test = ids_in("train"), ids_in("test")
     sets = {
-        "plan_sft": {"train": [{"task_id": train[0], "parents": [test[0]]}], "test": []},
-        "sft": {"train": [{"task_id": test[1]}], "test": []},
+        "plan_sft": {
+            "train": [
+                PlanSFTRow(
+                    task_id=train[0], prompt="t", completion="1. s", source="evolved", parents=[test[0]]
+                )
+            ],
+            "test": [],
+        },
+        "sft": {"train": [StepSFTRow(task_id=test[1], step=1, prompt="p", completion="c")], "test": []},
     }
     assert leaks(sets, {test[0], test[1]}) == {"plan_sft": [train[0]], "sft": [test[1]]}
 

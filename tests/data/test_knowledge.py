@@ -10,6 +10,7 @@ import pytest
 from lamops.env.families import FAMILIES
 from lamops.env.ribbon import CONTROLS
 from lamops.roles import knowledge as kn
+from lamops.roles import naming
 
 CONTROL_NAMES = {c.text for c in CONTROLS}
 
@@ -132,8 +133,8 @@ def test_is_about_app():
 
 
 def test_naming_tables_are_about_real_controls():
-    for table in (kn.CONTROL_SYNONYMS, kn.SHORTCUTS, kn.OLD_UI):
+    for table in (naming.CONTROL_SYNONYMS, naming.SHORTCUTS, naming.OLD_UI):
         assert set(table) <= CONTROL_NAMES, set(table) - CONTROL_NAMES
-    assert all(">" in path for path in kn.OLD_UI.values())
-    for control, names in kn.CONTROL_SYNONYMS.items():
+    assert all(">" in path for path in naming.OLD_UI.values())
+    for control, names in naming.CONTROL_SYNONYMS.items():
         assert control not in names, control

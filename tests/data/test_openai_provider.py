@@ -5,6 +5,8 @@ import json
 import shutil
 from pathlib import Path
 
+from helpers import ROOT
+
 from lamops.config import load_config
 from lamops.stages import get_stage
 from tests.agents.test_llm_client import (
@@ -14,7 +16,6 @@ from tests.agents.test_llm_client import (
     server,  # noqa: F401 (the fake endpoint, a pytest fixture)
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-stage-test-0123456789"
 
 

@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lamops.data.ufo import (
-    ImportResult,
-    UnusableIdError,
-    export_pairs,
-    import_dir,
-    read_pairs_jsonl,
-    safe_id,
-)
+from lamops.data.ufo import UnusableIdError, import_dir, safe_id
+from lamops.data.ufo_export import export_pairs, read_pairs_jsonl
+from lamops.data.ufo_records import ImportResult
 from lamops.records import (
     InstantiatedTask,
     PlanStep,

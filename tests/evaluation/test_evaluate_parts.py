@@ -4,29 +4,29 @@ the errors that stop it before minutes of work."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from lamops.config import load_config
 from lamops.evaluation.offline import whole_tasks
 from lamops.evaluation.online import expert_scores
 from lamops.evaluation.report import phase_table, plot_rows
-from lamops.records import InstantiatedTask, Trajectory, TrajectoryStep, Verdict
-
-ROOT = Path(__file__).resolve().parents[2]
+from lamops.records import InstantiatedTask, StepSFTRow, Trajectory, TrajectoryStep, Verdict
 
 
-def rows(*tasks: tuple[str, int]) -> list[dict]:
-    return [{"task_id": t, "step": k} for t, n in tasks for k in range(1, n + 1)]
+def rows(*tasks: tuple[str, int]) -> list[StepSFTRow]:
+    return [
+        StepSFTRow(task_id=t, step=k, prompt="p", completion="c") for t, n in tasks for k in range(1, n + 1)
+    ]
 
 
 def test_whole_tasks_never_cuts_a_task_in_two():
     data = rows(("a", 3), ("b", 2), ("c", 4))
     assert whole_tasks(data, None) == data
-    assert [r["task_id"] for r in whole_tasks(data, 4)] == ["a", "a", "a", "b", "b"]
-    assert [r["task_id"] for r in whole_tasks(data, 3)] == ["a", "a", "a"]
-    assert [r["task_id"] for r in whole_tasks(data, 1)] == ["a", "a", "a"]  # at least one whole task
+    assert [r.task_id for r in whole_tasks(data, 4)] == ["a", "a", "a", "b", "b"]
+    assert [r.task_id for r in whole_tasks(data, 3)] == ["a", "a", "a"]
+    assert [r.task_id for r in whole_tasks(data, 1)] == ["a", "a", "a"]  # at least one whole task
 
 
 def task(task_id: str) -> InstantiatedTask:

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from small_project import DATA, DATA_STAGES
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
 
-ROOT = Path(__file__).resolve().parents[2]
 STAGES = [*DATA_STAGES, "plan_pretrain", "imitate"]
 # imitate long enough to be killed between its first checkpoint (step 4) and its end.
 OVERRIDES = [

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from lamops import tracking
 from lamops.config import load_config
 
-ROOT = Path(__file__).resolve().parents[2]
 # The checks wait CHECK_TIMEOUT_S at most; the rest is Python start-up and imports on a busy 2-core runner.
 LIMIT_S = 10.0
 

@@ -6,13 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from lamops.config import load_config
 from lamops.registry import models as registry
 from lamops.registry import promotion
 from lamops.stages import get_stage
 
-ROOT = Path(__file__).resolve().parents[2]
 PHASES = ("lam1", "lam2", "lam3", "lam4")
 TEXTS = ["open the home tab and click bold", '{"control_label": "7", "function": "click"}'] * 10
 # Passing numbers: operation_acc over the 50.0 threshold of POLICY.

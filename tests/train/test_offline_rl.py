@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from lamops.models.factory import build_tiny, save
 from lamops.models.tokenizer import train_tokenizer
+from lamops.records import RewardRow
 from lamops.settings import ModelSpec, PPOConfig
 from lamops.train.distributed import TrainSpec
 from lamops.train.offline_rl import (
@@ -126,17 +127,17 @@ STYLES = {"bold": "Bold", "italic": "Italic", "underlined": "Underline", "struck
 WORDS = ["report", "budget", "summary", "title", "invoice", "memo", "agenda", "notes", "draft", "letter"]
 
 
-def synthetic_rows() -> list[dict]:
-    """Reward-dataset-shaped rows (only the prompt is used by offline RL)."""
+def synthetic_rows() -> list[RewardRow]:
+    """Reward-dataset rows (only the prompt is used by offline RL)."""
     return [
-        {
-            "task_id": f"t{i}",
-            "step": 1,
-            "family": style,
-            "label": 1,
-            "prompt": f"<User Request:> Make the word '{word}' {style}.\n<Action:>",
-            "completion": f'{{"function": "click_input", "control_name": "{control}"}}',
-        }
+        RewardRow(
+            task_id=f"t{i}",
+            step=1,
+            family=style,
+            label=1,
+            prompt=f"<User Request:> Make the word '{word}' {style}.\n<Action:>",
+            completion=f'{{"function": "click_input", "control_name": "{control}"}}',
+        )
         for i, (word, (style, control)) in enumerate((w, s) for w in WORDS for s in STYLES.items())
     ]
 
@@ -152,7 +153,7 @@ TINY = ModelSpec(
 )
 
 
-def teach_the_format(model, tokenizer, rows: list[dict], steps: int) -> None:
+def teach_the_format(model, tokenizer, rows: list[RewardRow], steps: int) -> None:
     """A few in-process SFT steps: enough for mostly valid actions, not for the right control."""
     from lamops.train.sft import SFTCollator, encode_rows
 
@@ -213,11 +214,11 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("ppo-models")
     rows = synthetic_rows()
     tokenizer = train_tokenizer(
-        [t for r in rows for t in (r["prompt"], r["completion"])], root / "tok", vocab_size=512
+        [t for r in rows for t in (r.prompt, r.completion)], root / "tok", vocab_size=512
     )
     (bold,) = tokenizer("Bold", add_special_tokens=False)["input_ids"]
-    assert all(bold in tokenizer(r["completion"], add_special_tokens=False)["input_ids"] for r in rows[::4])
-    assert not any(bold in tokenizer(r["prompt"], add_special_tokens=False)["input_ids"] for r in rows)
+    assert all(bold in tokenizer(r.completion, add_special_tokens=False)["input_ids"] for r in rows[::4])
+    assert not any(bold in tokenizer(r.prompt, add_special_tokens=False)["input_ids"] for r in rows)
     policy = build_tiny(TINY, tokenizer)
     torch.manual_seed(0)
     teach_the_format(policy, tokenizer, rows, steps=50)
@@ -231,8 +232,8 @@ def test_the_hand_built_reward_model_prefers_bold(models):
 
     model, tokenizer = load_reward_model(models["rm"])
     rows = models["rows"][:8]
-    scores = score(model, tokenizer, [r["prompt"] for r in rows], [r["completion"] for r in rows], max_len=64)
-    is_bold = np.array(['"Bold"' in r["completion"] for r in rows])
+    scores = score(model, tokenizer, [r.prompt for r in rows], [r.completion for r in rows], max_len=64)
+    is_bold = np.array(['"Bold"' in r.completion for r in rows])
     assert (scores[is_bold] > 0.9).all() and (scores[~is_bold] < -0.9).all(), scores
 
 
@@ -241,7 +242,7 @@ def test_response_logprobs_line_up_with_each_rows_own_prompt(models):
 
     model = AutoModelForCausalLM.from_pretrained(models["lam3"]).eval()
     tokenizer = models["tokenizer"]
-    prompts = [encode_prompt(tokenizer, r["prompt"], 40)[0] for r in models["rows"][:3]]
+    prompts = [encode_prompt(tokenizer, r.prompt, 40)[0] for r in models["rows"][:3]]
     torch.manual_seed(0)
     responses = sample_responses(
         model, prompts, max_new_tokens=12, temperature=1.0, pad_token_id=0, eos_token_id=2
@@ -275,12 +276,12 @@ PPO = PPOConfig(
 FIRST = 3
 
 
-def bold_share(model_dir: Path, tokenizer, rows: list[dict], seed: int = 7) -> tuple[float, float]:
+def bold_share(model_dir: Path, tokenizer, rows: list[RewardRow], seed: int = 7) -> tuple[float, float]:
     """(share of sampled actions that click Bold, share that are valid) over four samples per prompt."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-    prompts = [encode_prompt(tokenizer, r["prompt"], 40)[0] for r in rows] * 4
+    prompts = [encode_prompt(tokenizer, r.prompt, 40)[0] for r in rows] * 4
     torch.manual_seed(seed)
     responses = sample_responses(
         model, prompts, max_new_tokens=24, temperature=1.0, pad_token_id=0, eos_token_id=2
@@ -379,9 +380,7 @@ def test_every_parameter_moved_and_the_policy_left_the_reference(trained):
     unchanged = [n for n, p in policy.named_parameters() if torch.equal(p, initial[n])]
     assert not unchanged
     tokenizer = trained["tokenizer"]
-    ids = torch.tensor(
-        [tokenizer(trained["rows"][0]["prompt"] + trained["rows"][0]["completion"])["input_ids"]]
-    )
+    ids = torch.tensor([tokenizer(trained["rows"][0].prompt + trained["rows"][0].completion)["input_ids"]])
     with torch.no_grad():
         p, q = policy(ids).logits.log_softmax(-1), reference(ids).logits.log_softmax(-1)
     exact_kl = (p.exp() * (p - q)).sum(-1).mean()  # over the whole vocabulary at every position

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from lamops.models.factory import build_tiny, save
 from lamops.models.tokenizer import train_tokenizer
+from lamops.records import RewardRow, StepSFTRow
 from lamops.settings import MISTRAL_LINEAR, ModelSpec, RewardConfig
 from lamops.train.distributed import TrainSpec
 from lamops.train.reward import (
@@ -78,14 +79,18 @@ def test_a_too_long_completion_still_ends_with_eos_where_the_score_is_read():
 
 
 def test_rows_need_a_plus_or_minus_one_label():
-    rows = [{"prompt": "ab", "completion": "y", "label": 1}, {"prompt": "a", "completion": "z", "label": -1}]
+    rows = [
+        RewardRow(task_id="t", step=1, prompt="ab", completion="y", label=1),
+        RewardRow(task_id="t", step=2, prompt="a", completion="z", label=-1),
+    ]
     samples, stats = encode_reward_rows(CharTokenizer(), rows, max_len=8)
     assert [s["label"] for s in samples] == [1.0, -1.0]
     assert (stats.good, stats.bad, stats.tokens) == (1, 1, 9)
     with pytest.raises(ValueError, match="row 0 has label 0"):
-        encode_reward_rows(CharTokenizer(), [{"prompt": "a", "completion": "b", "label": 0}], max_len=8)
+        unchecked = RewardRow.model_construct(task_id="t", step=1, prompt="a", completion="b", label=0)
+        encode_reward_rows(CharTokenizer(), [unchecked], max_len=8)
     with pytest.raises(ValueError, match="row 0 has no 'label'"):
-        encode_reward_rows(CharTokenizer(), [{"prompt": "a", "completion": "b"}], max_len=8)
+        encode_reward_rows(CharTokenizer(), [StepSFTRow(task_id="t", step=1, prompt="a", completion="b")], 8)
 
 
 def test_collation_pads_right_and_the_score_is_read_at_the_last_real_token():
@@ -142,21 +147,21 @@ WORDS = [
 HELD_OUT = ["minutes", "review", "proposal", "contract"]
 
 
-def rows_for(words: list[str]) -> list[dict]:
+def rows_for(words: list[str]) -> list[RewardRow]:
     """An easy separable task: a step that clicks Bold is good, one that clicks Italic is bad."""
     rows = []
     for i, word in enumerate(words):
         for style in ("bold", "italic", "underlined"):
             for control, label in (("Bold", 1), ("Italic", -1)):
                 rows.append(
-                    {
-                        "task_id": f"t{i}-{style}",
-                        "step": 1,
-                        "family": style,
-                        "prompt": f"<User Request:> Make the word '{word}' {style}.\n<Action:>",
-                        "completion": f'{{"function": "click_input", "control_name": "{control}"}}',
-                        "label": label,
-                    }
+                    RewardRow(
+                        task_id=f"t{i}-{style}",
+                        step=1,
+                        family=style,
+                        prompt=f"<User Request:> Make the word '{word}' {style}.\n<Action:>",
+                        completion=f'{{"function": "click_input", "control_name": "{control}"}}',
+                        label=label,
+                    )
                 )
     return rows
 
@@ -178,7 +183,7 @@ def backbone(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("rm-backbone")
     rows = rows_for(WORDS + HELD_OUT)
     tokenizer = train_tokenizer(
-        [t for r in rows for t in (r["prompt"], r["completion"])], root / "tok", vocab_size=512
+        [t for r in rows for t in (r.prompt, r.completion)], root / "tok", vocab_size=512
     )
     return save(build_tiny(TINY, tokenizer), tokenizer, root / "lam3")
 
@@ -294,8 +299,8 @@ def test_the_folder_loads_without_peft_and_scores_as_the_loop_did(trained):
     scores = score(
         model,
         tokenizer,
-        [r["prompt"] for r in rows],
-        [r["completion"] for r in rows],
+        [r.prompt for r in rows],
+        [r.completion for r in rows],
         max_len=64,
         batch_size=5,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,18 +14,11 @@ from pydantic import ValidationError
 
 from lamops.models.factory import build_tiny
 from lamops.models.tokenizer import train_tokenizer
+from lamops.records import StepSFTRow
 from lamops.settings import ModelSpec, SFTConfig
 from lamops.train.distributed import TrainSpec
-from lamops.train.sft import (
-    IGNORE_INDEX,
-    SFTCollator,
-    batch_indices,
-    encode_rows,
-    encode_sample,
-    lr_factor,
-    planned_steps,
-    train_sft,
-)
+from lamops.train.loop import batch_indices, lr_factor, planned_steps
+from lamops.train.sft import IGNORE_INDEX, SFTCollator, encode_rows, encode_sample, train_sft
 
 REPO = Path(__file__).resolve().parents[2]
 X = IGNORE_INDEX
@@ -67,13 +61,16 @@ def test_a_completion_longer_than_max_len_is_cut_on_the_right_without_eos_and_co
     assert sample["input_ids"] == [1, Y, Z, Y]
     assert sample["labels"] == [X, Y, Z, Y]
     assert sample["prompt_cut"] == 3 and sample["completion_cut"] == 2  # the last z and EOS
-    rows = [{"prompt": "abc", "completion": "yzyz"}, {"prompt": "abc", "completion": "y"}]
+    rows = [
+        StepSFTRow(task_id="t", step=1, prompt="abc", completion="yzyz"),
+        StepSFTRow(task_id="t", step=2, prompt="abc", completion="y"),
+    ]
     samples, stats = encode_rows(CharTokenizer(), rows, max_len=4)
     assert [list(s["input_ids"]) for s in samples] == [[1, Y, Z, Y], [1, C, Y, 2]]
     assert (stats.completions_truncated, stats.prompts_truncated) == (1, 2)
     assert (stats.tokens, stats.target_tokens) == (8, 5)
     with pytest.raises(ValueError, match="row 0 has no 'completion'"):
-        encode_rows(CharTokenizer(), [{"prompt": "abc"}], max_len=4)
+        encode_rows(CharTokenizer(), [SimpleNamespace(prompt="abc")], max_len=4)
 
 
 def test_the_collator_pads_right_with_pad_id_and_masks_padding():
@@ -133,13 +130,14 @@ STYLES = {"bold": "Bold", "italic": "Italic", "underlined": "Underline", "struck
 WORDS = ["report", "budget", "summary", "title", "invoice", "memo", "agenda", "notes", "draft", "letter"]
 
 
-def synthetic_rows() -> list[dict]:
+def synthetic_rows() -> list[StepSFTRow]:
     return [
-        {
-            "task_id": f"t{i}",
-            "prompt": f"<User Request:> Make the word '{word}' {style}.\n<Action:>",
-            "completion": f'{{"function": "click_input", "control_name": "{control}"}}',
-        }
+        StepSFTRow(
+            task_id=f"t{i}",
+            step=1,
+            prompt=f"<User Request:> Make the word '{word}' {style}.\n<Action:>",
+            completion=f'{{"function": "click_input", "control_name": "{control}"}}',
+        )
         for i, (word, (style, control)) in enumerate((w, s) for w in WORDS for s in STYLES.items())
     ]
 
@@ -166,7 +164,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("sft")
     rows = synthetic_rows()
     tokenizer = train_tokenizer(
-        [t for r in rows for t in (r["prompt"], r["completion"])], root / "tokenizer", vocab_size=512
+        [t for r in rows for t in (r.prompt, r.completion)], root / "tokenizer", vocab_size=512
     )
     spec = TrainSpec(
         name="sft-tiny",
@@ -210,12 +208,10 @@ def test_every_parameter_moved_and_the_model_reloads_and_says_what_it_learned(tr
     # names takes a few hundred (STACK-NOTES: pointing is the slow skill), so the name is not asserted.
     prefix = '{"function": "click_input", "control_name": "'
     for row in trained["rows"][:8]:
-        prompt = tokenizer(row["prompt"], return_tensors="pt")  # BOS is added by the tokenizer
-        target = tokenizer(row["completion"], add_special_tokens=False)["input_ids"] + [
-            tokenizer.eos_token_id
-        ]
+        prompt = tokenizer(row.prompt, return_tensors="pt")  # BOS is added by the tokenizer
+        target = tokenizer(row.completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         out = model.generate(**prompt, max_new_tokens=len(target), do_sample=False)
         generated = out[0, prompt["input_ids"].shape[1] :].tolist()
         text = tokenizer.decode(generated, skip_special_tokens=True)
-        assert text.startswith(prefix), (text, row["completion"])
+        assert text.startswith(prefix), (text, row.completion)
         assert generated[: len(target) - 3] == target[: len(target) - 3]

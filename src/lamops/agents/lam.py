@@ -28,10 +28,9 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from lamops.agents.decoding import (
-    ConstrainedDecoder,
+from lamops.agents.decoding import ConstrainedDecoder, Decoded
+from lamops.agents.grammar import (
     Constraints,
-    Decoded,
     Limits,
     constraints_from_observation,
     constraints_from_prompt,

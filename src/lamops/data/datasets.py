@@ -16,9 +16,19 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
 
-from lamops.records import InstantiatedTask, TaskPlanPair, Trajectory
+from lamops.records import (
+    InstantiatedTask,
+    PlanSFTRow,
+    RewardRow,
+    StepSFTRow,
+    TaskPlanPair,
+    TaskRow,
+    Trajectory,
+)
+
+# A dataset's rows by split, by dataset name (plan_sft, sft, reward, tasks).
+Sets = dict[str, dict[str, list[PlanSFTRow | StepSFTRow | RewardRow | TaskRow]]]
 
 SPLITS = ("train", "test")
 
@@ -34,28 +44,27 @@ def split_of(pair: TaskPlanPair, salt: str, test_fraction: float) -> str:
     return "test" if any(in_test(i, salt, test_fraction) for i in ids) else "train"
 
 
-def plan_sample(pair: TaskPlanPair) -> dict[str, Any]:
-    return {
-        "task_id": pair.task_id,
-        "prompt": pair.task,
-        "completion": "\n".join(f"{k}. {step}" for k, step in enumerate(pair.plan, 1)),
-        "source": pair.source,
-        "parents": list(pair.parents),
-    }
+def plan_sample(pair: TaskPlanPair) -> PlanSFTRow:
+    return PlanSFTRow(
+        task_id=pair.task_id,
+        prompt=pair.task,
+        completion="\n".join(f"{k}. {step}" for k, step in enumerate(pair.plan, 1)),
+        source=pair.source,
+        parents=list(pair.parents),
+    )
 
 
-def step_samples(traj: Trajectory, label: int | None = None) -> list[dict[str, Any]]:
-    out = []
+def step_samples(traj: Trajectory, label: int | None = None) -> list[StepSFTRow]:
+    """The SFT rows of a trajectory's steps, or its reward rows (every step labelled `label`)."""
+    out: list[StepSFTRow] = []
     for step in traj.steps:
-        row = {
+        fields = {
             "task_id": traj.task.task_id,
             "step": step.step,
             "family": traj.task.family,
             **step.to_sft(),
         }
-        if label is not None:
-            row["label"] = label
-        out.append(row)
+        out.append(StepSFTRow(**fields) if label is None else RewardRow(**fields, label=label))
     return out
 
 
@@ -66,12 +75,10 @@ def build(
     *,
     salt: str,
     test_fraction: float,
-) -> tuple[dict[str, dict[str, list[dict[str, Any]]]], dict[str, Any], set[str]]:
+) -> tuple[Sets, dict[str, int], set[str]]:
     """The datasets by name and split, their counts, and the frozen test ids."""
     split: dict[str, str] = {}
-    sets: dict[str, dict[str, list[dict[str, Any]]]] = {
-        name: {s: [] for s in SPLITS} for name in ("plan_sft", "sft", "reward", "tasks")
-    }
+    sets: Sets = {name: {s: [] for s in SPLITS} for name in ("plan_sft", "sft", "reward", "tasks")}
     for pair in sorted(pairs, key=lambda p: p.task_id):
         split[pair.task_id] = split_of(pair, salt, test_fraction)
         sets["plan_sft"][split[pair.task_id]].append(plan_sample(pair))
@@ -90,34 +97,30 @@ def build(
         if complete in ("yes", "no"):
             sets["reward"][which].extend(step_samples(traj, 1 if complete == "yes" else -1))
         if which == "test":
-            sets["tasks"]["test"].append(
-                {"kind": "test", "expert": complete, **traj.task.model_dump(mode="json")}
-            )
+            sets["tasks"]["test"].append(TaskRow(kind="test", expert=complete, **dict(traj.task)))
         elif complete != "yes":
             # The self-boost phase retries the training tasks the expert did not solve.
-            sets["tasks"]["train"].append(
-                {"kind": "expert_failed", "expert": complete, **traj.task.model_dump(mode="json")}
-            )
+            sets["tasks"]["train"].append(TaskRow(kind="expert_failed", expert=complete, **dict(traj.task)))
     for name, by_split in sets.items():
         for s, rows in by_split.items():
             counts[f"{name}_{s}"] = len(rows)
     test_ids = {i for i, s in split.items() if s == "test"}
-    test_ids |= {row["task_id"] for row in sets["tasks"]["test"]}
+    test_ids |= {row.task_id for row in sets["tasks"]["test"]}
     counts["test_lineages"] = len(test_ids)
     counts["train_lineages"] = sum(1 for s in split.values() if s == "train")
     return sets, dict(counts), test_ids
 
 
-def leaks(sets: dict[str, dict[str, list[dict[str, Any]]]], test_ids: set[str]) -> dict[str, list[str]]:
+def leaks(sets: Sets, test_ids: set[str]) -> dict[str, list[str]]:
     """Training rows whose id or lineage (an evolved pair's parents, a task's source pair) is a test id, by
     dataset: must be empty."""
     found = {}
     for name, by_split in sets.items():
         bad = sorted(
             {
-                row["task_id"]
+                row.task_id
                 for row in by_split["train"]
-                if {row["task_id"], row.get("source_id"), *row.get("parents", ())} & test_ids
+                if {row.task_id, getattr(row, "source_id", None), *getattr(row, "parents", ())} & test_ids
             }
         )
         if bad:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lamops.records import InstantiatedTask, Rejected, ResultRecord, TaskPlanPair, _Outcome
+from lamops.records import InstantiatedTask, Outcome, Rejected, ResultRecord, TaskPlanPair
 from lamops.roles.builtin import stable_int
 from lamops.roles.protocols import Roles
 
@@ -121,9 +121,9 @@ def _instantiate(item: Item, roles: Roles, template_candidates: int, description
     record = {
         "unique_id": pair.task_id,
         "original": {"original_task": pair.task, "original_steps": pair.plan},
-        "execution_result": _Outcome(),
+        "execution_result": Outcome(),
         "instantiation_result": {
-            "choose_template": _Outcome(
+            "choose_template": Outcome(
                 result={
                     "template": template or item.ranked[0][0],
                     "candidates": item.ranked[:template_candidates],
@@ -134,10 +134,10 @@ def _instantiate(item: Item, roles: Roles, template_candidates: int, description
     if prefilled is None:
         reason = "prefill_failed" if error else "not_instantiable"
         detail = error or f"no prefill on the best {template_candidates} template(s)"
-        record["instantiation_result"]["prefill"] = _Outcome(
+        record["instantiation_result"]["prefill"] = Outcome(
             error={"type": reason, "message": detail, "traceback": ""}
         )
-        record["instantiation_result"]["instantiation_evaluation"] = _Outcome()
+        record["instantiation_result"]["instantiation_evaluation"] = Outcome()
         return _done(
             record,
             costs,
@@ -145,7 +145,7 @@ def _instantiate(item: Item, roles: Roles, template_candidates: int, description
                 stage=STAGE, reason=reason, detail=detail, origin=pair.origin, record=pair.task
             ),
         )
-    record["instantiation_result"]["prefill"] = _Outcome(
+    record["instantiation_result"]["prefill"] = Outcome(
         result={
             "instantiated_request": prefilled.request,
             "instantiated_plan": [
@@ -167,7 +167,7 @@ def _instantiate(item: Item, roles: Roles, template_candidates: int, description
     except Exception as err:
         costs["instantiation_evaluation"] = time.perf_counter() - start
         detail = f"{type(err).__name__}: {err}"
-        record["instantiation_result"]["instantiation_evaluation"] = _Outcome(
+        record["instantiation_result"]["instantiation_evaluation"] = Outcome(
             error={"type": "filter_failed", "message": detail, "traceback": ""}
         )
         return _done(
@@ -182,7 +182,7 @@ def _instantiate(item: Item, roles: Roles, template_candidates: int, description
             ),
         )
     costs["instantiation_evaluation"] = time.perf_counter() - start
-    record["instantiation_result"]["instantiation_evaluation"] = _Outcome(result=verdict.model_dump())
+    record["instantiation_result"]["instantiation_evaluation"] = Outcome(result=verdict.model_dump())
     if not verdict.judge:
         return _done(record, costs, filtered=verdict.request_type)
     task = InstantiatedTask(

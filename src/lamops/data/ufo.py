@@ -15,9 +15,9 @@ UFO task files) and turns each record into what it can honestly become:
 The record's `execution_result.result.complete` is the truth; the folder a file sits in is only a hint, and a
 disagreement is reported. Malformed files are rejected with a reason and never stop the import.
 
-`export_pairs` writes task-plan pairs as UFO's dataflow input: one JSON file per task,
-`{"app", "unique_id", "task", "refined_steps"}`, in a folder that `python -m dataflow batch dataflow <folder>`
-runs whole.
+The records it produces are in `lamops.data.ufo_records`. `lamops.data.ufo_export.export_pairs` writes
+task-plan pairs as UFO's dataflow input: one JSON file per task, `{"app", "unique_id", "task",
+"refined_steps"}`, in a folder that `python -m dataflow batch dataflow <folder>` runs whole.
 """
 
 from __future__ import annotations
@@ -25,26 +25,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import textwrap
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lamops.io import replace_dir, write_jsonl
+from lamops.data.ufo_records import VERDICT_VALUES, ImportedFile, ImportResult, UfoOutcome, clip
 from lamops.records import ID_PATTERN, InstantiatedTask, PlanStep, Rejected, TaskPlanPair, Verdict
 
 __all__ = [
-    "ImportResult",
-    "ImportedFile",
-    "UfoOutcome",
     "UnusableIdError",
-    "export_pairs",
     "import_dir",
-    "read_pairs_jsonl",
     "safe_id",
 ]
 
@@ -54,7 +48,6 @@ MAX_FILE_BYTES = 16 * 2**20  # a real result record is a few KB; anything this b
 MAX_TEXT_CHARS = 100_000  # per string value or key; a task, step or traceback is far shorter
 _MAX_ID_CHARS = 128  # ID_PATTERN's limit
 _ID_RE = re.compile(ID_PATTERN)
-_VERDICT_VALUES = ("yes", "no", "unsure")
 # Folder names UFO routes result files into, and what they claim: (kind, claim).
 _FOLDER_HINTS = {
     "execution_pass": ("execution", "yes"),
@@ -65,14 +58,6 @@ _FOLDER_HINTS = {
     "unsure": ("execution", "unsure"),
     "instantiation_pass": ("instantiation", "pass"),
     "instantiation_fail": ("instantiation", "fail"),
-}
-_WINDOWS_RESERVED = {
-    "CON",
-    "PRN",
-    "AUX",
-    "NUL",
-    *(f"COM{i}" for i in range(1, 10)),
-    *(f"LPT{i}" for i in range(1, 10)),
 }
 _HELP = {
     "empty_file": "the run that wrote it was probably interrupted; re-run the task or delete the file",
@@ -85,153 +70,6 @@ _HELP = {
     "unreadable": "check the file's permissions",
     "bad_unique_id": "give the task a unique_id of letters, digits, '_', '-' or '.', without path parts",
 }
-
-
-# ---- records the import produces -------------------------------------------------------------------------
-class UfoOutcome(BaseModel):
-    """How UFO's execution of one instantiated task went: the judge's verdict and UFO's per-step Success.
-
-    There are no per-step observations (control lists, canvas): UFO keeps them only in its logs and
-    screenshots, so an outcome is not a source of step-level training samples."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    task_id: str = Field(pattern=ID_PATTERN)
-    verdict: Verdict | None  # None: execution stopped with an error before the judge ran
-    request: str  # the instantiated request that was executed
-    plan: list[PlanStep]  # the instantiated action plan, in execution order
-    step_success: list[bool | None]  # UFO's `Success` per plan step; None: not reached
-    error: str | None = None  # "RuntimeError: Step 2 execution failed. ..." from execution_result.error
-    filed_under: str | None = None  # the folder UFO routed the file to (a hint, not the truth)
-    origin: str  # the result file
-
-    @property
-    def success(self) -> bool:
-        return self.verdict is not None and self.verdict.complete == "yes"
-
-
-@dataclass
-class ImportedFile:
-    """What one accepted file became: its id, which records, and anything worth a human's attention."""
-
-    file: str  # relative to the import's source
-    task_id: str
-    pair: bool = False
-    task: str = "-"  # "built-in" | "foreign" | "filtered" | "-"
-    outcome: str = "-"  # the verdict (yes / no / unsure), "error", or "-"
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ImportResult:
-    """Everything `import_dir` made of a folder of UFO dataflow files."""
-
-    src: Path
-    pairs: list[TaskPlanPair] = field(default_factory=list)
-    tasks: list[InstantiatedTask] = field(default_factory=list)
-    outcomes: dict[str, UfoOutcome] = field(default_factory=dict)  # by task_id
-    rejected: list[Rejected] = field(default_factory=list)
-    files: list[ImportedFile] = field(default_factory=list)  # one per accepted file, in path order
-    mismatches: list[str] = field(default_factory=list)  # folder says one thing, the record another
-    skipped: int = 0  # files under src that are not .json (UFO's logs, documents, screenshots)
-    builtin_templates: frozenset[str] = frozenset()
-
-    def write(self, out_dir: Path) -> dict[str, Path]:
-        """Write pairs.jsonl, tasks.jsonl, outcomes.jsonl and rejected.jsonl, each atomically."""
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        groups: dict[str, Iterable[BaseModel]] = {
-            "pairs": self.pairs,
-            "tasks": self.tasks,
-            "outcomes": self.outcomes.values(),
-            "rejected": self.rejected,
-        }
-        written = {}
-        for name, records in groups.items():
-            written[name] = out_dir / f"{name}.jsonl"
-            write_jsonl(written[name], records)
-        return written
-
-    def summary(self, max_rows: int = 40) -> str:
-        """A human report: what each file became, the rejections, and which lamops phases can use what."""
-        lines = [
-            f"UFO import from {self.src}: {len(self.files) + len(self.rejected)} JSON files, "
-            f"{len(self.files)} imported, {len(self.rejected)} rejected"
-            + (f", {self.skipped} non-JSON files skipped" if self.skipped else "")
-        ]
-        if self.files:
-            lines += ["", *_table(self.files, max_rows)]
-        if self.rejected:
-            lines += ["", "Rejected files:"]
-            lines += [f"  {r.origin}: {r.reason}: {r.detail}" for r in self.rejected[:max_rows]]
-            if len(self.rejected) > max_rows:
-                lines.append(f"  ... and {len(self.rejected) - max_rows} more in rejected.jsonl")
-        if self.mismatches:
-            lines += ["", "Folder and record disagree (the record's verdict was used):"]
-            lines += [f"  {m}" for m in self.mismatches]
-        lines += ["", *self._usage()]
-        return "\n".join(lines)
-
-    def _usage(self) -> list[str]:
-        builtin = sorted({t.template for t in self.tasks if t.template in self.builtin_templates})
-        n_builtin = sum(t.template in self.builtin_templates for t in self.tasks)
-        foreign = [t.template for t in self.tasks if t.template not in self.builtin_templates]
-        filtered = sum(f.task == "filtered" for f in self.files)
-        judged = Counter(o.verdict.complete for o in self.outcomes.values() if o.verdict is not None)
-        errors = sum(o.verdict is None for o in self.outcomes.values())
-        tasks = (
-            f"{n_builtin} on a built-in template ({', '.join(builtin) or 'none'}): lamops's expert and "
-            "agents can re-execute them in the built-in environment (execute, self_boost); they have no task "
-            "family, so the judge decides success, not a goal predicate. "
-            f"{len(foreign)} on documents lamops does not have"
-            + (f" (e.g. {foreign[0]})" if foreign else "")
-            + ": not executable here."
-            + (f" Not counted: {filtered} that UFO's instantiation filter rejected." if filtered else "")
-        )
-        outcomes = (
-            ", ".join(f"{judged[v]} {v}" for v in _VERDICT_VALUES)
-            + f", {errors} stopped by an execution error (no verdict). They carry the plan and UFO's "
-            "per-step Success but NOT per-step observations (control lists, canvas), so they cannot become "
-            "LAM2-LAM4 step samples (imitate, self_boost, reward_model, offline_rl) directly. Step samples "
-            "come only from re-executing the built-in-template tasks in lamops."
-        )
-        items = [
-            (len(self.pairs), "task-plan pairs", "LAM1 (plan_pretrain): task -> plan."),
-            (len(self.tasks), "instantiated tasks", tasks),
-            (len(self.outcomes), "UFO outcomes", outcomes),
-        ]
-        if self.rejected:
-            items.append((len(self.rejected), "rejected files", "rejected.jsonl, with the reason for each."))
-        out = ["What lamops can use:"]
-        for count, label, text in items:
-            head = f"  {count:5d} {label:<18} -> "
-            wrapped = textwrap.wrap(
-                text, 110, initial_indent=head, subsequent_indent=" " * len(head), break_on_hyphens=False
-            )
-            out += wrapped
-        return out
-
-
-def _table(files: list[ImportedFile], max_rows: int) -> list[str]:
-    head = ("file", "task_id", "pair", "task", "outcome", "notes")
-    rows = [
-        (f.file, f.task_id, "yes" if f.pair else "-", f.task, f.outcome, "; ".join(f.notes))
-        for f in files[:max_rows]
-    ]
-    widths = [min(48, max(len(r[i]) for r in (head, *rows))) for i in range(len(head) - 1)]
-
-    def fmt(row: tuple[str, ...]) -> str:
-        cells = [_clip(c, w).ljust(w) for c, w in zip(row[:-1], widths, strict=True)]
-        return "  ".join([*cells, row[-1]]).rstrip()
-
-    out = [fmt(head), fmt(tuple("-" * w for w in widths) + ("-----",)), *(fmt(r) for r in rows)]
-    if len(files) > max_rows:
-        out.append(f"... and {len(files) - max_rows} more files (see the JSONL files)")
-    return out
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 # ---- ids ------------------------------------------------------------------------------------------------
@@ -261,16 +99,16 @@ def safe_id(raw: object) -> str:
     if not cleaned:
         raise UnusableIdError(f"unique_id {_short(text)} has no letters or digits")
     if len(cleaned) > _MAX_ID_CHARS:
-        cleaned = f"{cleaned[: _MAX_ID_CHARS - 9]}-{_hash(text)}"
+        cleaned = f"{cleaned[: _MAX_ID_CHARS - 9]}-{short_hash(text)}"
     return cleaned
 
 
-def _hash(text: str, n: int = 8) -> str:
+def short_hash(text: str, n: int = 8) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:n]
 
 
 def _with_suffix(base: str, key: str) -> str:
-    suffix = "-" + _hash(key)
+    suffix = "-" + short_hash(key)
     return base[: _MAX_ID_CHARS - len(suffix)] + suffix
 
 
@@ -504,7 +342,7 @@ def _short(text: str, n: int = 60) -> str:
 def _verdict(judged: _Judged) -> Verdict:
     def norm(value: str, where: str) -> str:
         out = value.strip().strip(".").lower()
-        if out not in _VERDICT_VALUES:
+        if out not in VERDICT_VALUES:
             raise _Invalid("wrong_value", f"{where} is {_short(value)}, expected yes, no or unsure")
         return out
 
@@ -643,7 +481,7 @@ def _convert(item: _Parsed, task_id: str, builtin_templates: frozenset[str]) -> 
     verdict = _verdict(execution.result) if execution and execution.result else None
     error = _error_text(execution.error) if execution else None
     if verdict is None and error and not plan:
-        entry.notes.append(f"execution error without a plan: {_clip(error, 60)}")
+        entry.notes.append(f"execution error without a plan: {clip(error, 60)}")
     elif verdict is not None or error:
         done.outcome = UfoOutcome(
             task_id=task_id,
@@ -681,12 +519,12 @@ def _error_text(error: Any) -> str | None:
         text = f"{kind}: {message}".strip()
     else:
         text = str(error)
-    return _clip(text, 500)
+    return clip(text, 500)
 
 
 def _error_note(error: Any) -> str:
     text = _error_text(error)
-    return f" ({_clip(text, 60)})" if text else ""
+    return f" ({clip(text, 60)})" if text else ""
 
 
 def _mismatch(item: _Parsed, verdict: Verdict | None, judge: Any) -> str | None:
@@ -703,88 +541,3 @@ def _mismatch(item: _Parsed, verdict: Verdict | None, judge: Any) -> str | None:
         if actual != claim:
             return f"filed under {folder} but UFO's filter judge is {judge!r}"
     return None
-
-
-# ---- export ---------------------------------------------------------------------------------------------
-def export_pairs(
-    pairs: Iterable[TaskPlanPair],
-    out_dir: Path,
-    app: str = "word",
-    shard_size: int | None = None,
-    overwrite: bool = False,
-) -> list[Path]:
-    """Write `pairs` as UFO dataflow task files, one `<task_id>.json` per pair; return the files written.
-
-    UFO's batch mode (`python -m dataflow batch dataflow <folder>`) runs every file directly in one folder, so
-    the folder holds nothing else. `shard_size`: at most that many files per `part-NNNN/` subfolder, one batch
-    each (for several Windows machines); None: all in `out_dir`. The whole folder is replaced atomically; an
-    existing non-empty `out_dir` is replaced only with `overwrite` (old tasks left beside new ones would run).
-    Files are pure ASCII: UFO opens them with the Windows locale's encoding, not UTF-8."""
-    app = app.lower()
-    if app not in UFO_APPS:
-        raise ValueError(f"app {app!r} is not one UFO's dataflow knows: {', '.join(UFO_APPS)}")
-    if shard_size is not None and shard_size < 1:
-        raise ValueError(f"shard_size must be a positive number of files, got {shard_size}")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"{out_dir} is a file; export_pairs writes a folder of UFO task files")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"{out_dir} is not empty; UFO's batch mode runs every file in a folder, so old tasks would run "
-            "with the new ones. Choose an empty folder or pass overwrite=True to replace it."
-        )
-    pairs = list(pairs)
-    seen = Counter(p.task_id for p in pairs)
-    dupes = sorted(k for k, n in seen.items() if n > 1)
-    if dupes:
-        raise ValueError(f"duplicate task_id in the pairs to export: {', '.join(dupes[:5])}")
-
-    names = _file_stems([p.task_id for p in pairs])
-    relative: list[Path] = []
-    with replace_dir(out_dir) as staging:
-        for i, pair in enumerate(pairs):
-            folder = Path(f"part-{i // shard_size:04d}") if shard_size else Path()
-            rel = folder / f"{names[pair.task_id]}.json"
-            (staging / folder).mkdir(exist_ok=True)
-            task = {"app": app, "unique_id": pair.task_id, "task": pair.task, "refined_steps": pair.plan}
-            (staging / rel).write_text(json.dumps(task, indent=4, ensure_ascii=True) + "\n", encoding="ascii")
-            relative.append(rel)
-    return [out_dir / rel for rel in relative]
-
-
-def _file_stems(task_ids: list[str]) -> dict[str, str]:
-    """A file stem per task id that UFO and Windows keep apart.
-
-    UFO names the task's saved document and logs after the file name up to its first '.', and Windows compares
-    names without case and refuses CON, NUL, COM1...: stems have no dots, and clashes get a hashed suffix."""
-
-    def stem(task_id: str) -> str:
-        out = task_id.replace(".", "_")
-        return out + "_" if out.upper() in _WINDOWS_RESERVED else out
-
-    groups: dict[str, list[str]] = defaultdict(list)
-    for task_id in task_ids:
-        groups[stem(task_id).casefold()].append(task_id)
-    stems = {
-        task_id: stem(task_id) if len(group) == 1 else f"{stem(task_id)}-{_hash(task_id)}"
-        for group in groups.values()
-        for task_id in group
-    }
-    clashes = [n for n, c in Counter(v.casefold() for v in stems.values()).items() if c > 1]
-    if clashes:  # only if a task id literally ends in another's hash suffix; never overwrite a task file
-        raise ValueError(f"task ids give the same UFO file name: {', '.join(clashes[:5])}; rename them")
-    return stems
-
-
-# ---- helpers for the CLI ---------------------------------------------------------------------------------
-def read_pairs_jsonl(path: Path) -> Iterator[TaskPlanPair]:
-    """The task-plan pairs of a JSONL file (e.g. data/task_plans/collected.jsonl), one per non-blank line."""
-    path = Path(path)
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                yield TaskPlanPair.model_validate_json(line)
-            except ValidationError as exc:
-                raise ValueError(f"{path}:{lineno}: not a task-plan pair: {exc.errors()[0]['msg']}") from None

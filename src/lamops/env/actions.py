@@ -147,7 +147,7 @@ def _first_error(e: ValidationError) -> str:
 
 
 # ---- keyboard_input: pywinauto's send_keys syntax -----------------------------------------------------
-_SPECIAL = {
+SPECIAL_KEYS = {
     "ENTER": "ENTER",
     "DELETE": "DELETE",
     "DEL": "DELETE",
@@ -200,10 +200,10 @@ def parse_keys(keys: str) -> list[tuple[str, ...]]:
             name, _, count = inner.partition(" ")
             n = int(count) if count.isdigit() else 1
             i = close + 1
-            if len(name) == 1 and name not in _SPECIAL:  # {+} {%} {{} ...: a literal character
+            if len(name) == 1 and name not in SPECIAL_KEYS:  # {+} {%} {{} ...: a literal character
                 token: tuple[str, ...] = ("key", *mods, name) if mods else ("text", name * n)
-            elif name.upper() in _SPECIAL:
-                token = ("key", *mods, _SPECIAL[name.upper()])
+            elif name.upper() in SPECIAL_KEYS:
+                token = ("key", *mods, SPECIAL_KEYS[name.upper()])
             else:
                 raise ActionError(f"unknown key {{{name}}} in {keys!r}")
             flush()

@@ -16,7 +16,7 @@ with its text where it has some, read-only (select_text does not find text insid
 `[inserted: ...]` and `[deleted: ...]` (tracked changes), `[footnote 2]`, `[endnote 1]`, `[nested table 2x2:
 ...]` in a table cell, and `[<element>: ...]` for any other element that holds text. First-page and
 even-page headers and footers get lines of their own (`[first-page header] ...`), read-only too.
-`canvas_items(live, notes)` counts each kind in `notes` (lamops.agents.user_doc reports them to the user).
+`canvas_items(live, notes)` counts each kind in `notes` (lamops.env.user_docx reports them to the user).
 """
 
 from __future__ import annotations

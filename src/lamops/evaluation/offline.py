@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from lamops.evaluation.metrics import StepScore, score_step
+from lamops.records import StepSFTRow
 
 log = logging.getLogger(__name__)
 
@@ -37,28 +38,28 @@ def load(model_dir: Path) -> tuple[Any, Any]:
     return model.eval(), tokenizer
 
 
-def whole_tasks(rows: Sequence[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+def whole_tasks(rows: Sequence[StepSFTRow], limit: int | None) -> list[StepSFTRow]:
     """The first rows, in file order, that cover whole tasks and at most `limit` rows (at least one task)."""
     if limit is None or len(rows) <= limit:
         return list(rows)
-    out: list[dict[str, Any]] = []
+    out: list[StepSFTRow] = []
     for i, row in enumerate(rows):
-        if len(out) >= limit and row["task_id"] != rows[i - 1]["task_id"]:
+        if len(out) >= limit and row.task_id != rows[i - 1].task_id:
             break
         out.append(row)
     return out
 
 
-def decide(agent, rows: Sequence[dict[str, Any]], progress=None) -> list[StepScore]:
+def decide(agent, rows: Sequence[StepSFTRow], progress=None) -> list[StepScore]:
     """Teacher-forced decisions: one constrained decode per test step, scored against its reference."""
     scores: list[StepScore] = []
     size = agent.config.batch_size
     for start in range(0, len(rows), size):
         batch = rows[start : start + size]
-        decoded = agent.act_prompts([r["prompt"] for r in batch])
+        decoded = agent.act_prompts([r.prompt for r in batch])
         for row, d in zip(batch, decoded, strict=True):
-            reference = json.loads(row["completion"])
-            scores.append(score_step(row["task_id"], row.get("family"), row["step"], d.action, reference))
+            reference = json.loads(row.completion)
+            scores.append(score_step(row.task_id, row.family, row.step, d.action, reference))
         if progress is not None:
             progress.update(len(batch))
     return scores

@@ -1,8 +1,9 @@
 """The LLM roles of data building, one interface each, as the paper's GPT-4o plays them.
 
 Every role has two implementations: the built-in deterministic one (no network; `builtin.py`) and an
-OpenAI-compatible client (`openai_compat.py`); both implement the interfaces of `protocols.py`. Stages receive
-a `Roles` bundle from `make_roles(cfg.llm)` and never know which one they hold."""
+OpenAI-compatible endpoint (`openai_roles.py`, over the client of `openai_compat.py`); both implement the
+interfaces of `protocols.py`. Stages receive a `Roles` bundle from `make_roles(cfg.llm)` and never know which
+one they hold."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def make_roles(llm: Any, pairs: dict[str, TaskPlanPair] | None = None, max_added
         from lamops.roles.builtin import builtin_roles
 
         return builtin_roles(pairs, max_added_words)
-    from lamops.roles.openai_compat import LLMSettings, make_openai_roles
+    from lamops.roles.openai_compat import LLMSettings
+    from lamops.roles.openai_roles import make_openai_roles
 
     return make_openai_roles(
         LLMSettings(

@@ -8,9 +8,9 @@ on the built-in templates, concrete document text abstracted away) plus a few ha
 `best_feature` scores a free text against every feature lexically (stemmed words, typo-tolerant, weighted by
 how distinctive a word is) and `is_about_app` says whether a text is about this application at all.
 
-The naming tables at the end are what people write instead of the UI's names: other names for controls,
-keyboard shortcuts, vague steps, steps that do not exist, and the Word 2003 menus; the raw-source generator
-(`lamops.data.sources`) writes plans with them."""
+The naming tables (what people write instead of the UI's names: other names for controls, keyboard shortcuts,
+vague steps, steps that do not exist, the Word 2003 menus) are in `lamops.roles.naming`; the raw-source
+generator (`lamops.data.sources`) writes plans with them."""
 
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ from functools import cache, lru_cache
 
 from lamops.env import ribbon
 from lamops.records import InstantiatedTask, PlanStep
+from lamops.roles.naming import (
+    CHOICE_NOUNS,
+    CONTROL_SYNONYMS,
+    EXTRA_PHRASINGS,
+    FIELD_NOUNS,
+    KEY_STEPS,
+    OLD_UI,
+)
 
 # ---- scoring constants -------------------------------------------------------------------------------------
 MIN_SCORE = 18.0  # best_feature returns None below this score (0-100)...
@@ -228,61 +236,6 @@ def choice_options(family: str) -> dict[str, tuple[str, ...]]:
     return out
 
 
-# What the choice in a menu or gallery is about, and the value a dialog or layout box takes.
-CHOICE_NOUNS = {
-    "menu:font_color": "colour",
-    "menu:highlight": "highlight colour",
-    "menu:font_size": "size",
-    "menu:font_name": "font",
-    "menu:change_case": "case",
-    "menu:line_spacing": "line spacing",
-    "menu:styles_all": "style",
-    "menu:margins": "margin setting",
-    "menu:orientation": "orientation",
-    "menu:size": "paper size",
-    "menu:columns": "number of columns",
-    "menu:symbol": "symbol",
-    "menu:page_number": "position",
-    "gallery:styles": "style",
-    "gallery:table_styles": "table style",
-}
-FIELD_NOUNS = {
-    "Size": "the font size",
-    "Font": "the font name",
-    "Find what": "the word you want to replace",
-    "Replace with": "the new word",
-    "Address": "the web address",
-    "Text to display": "the text to show",
-    "Comment": "your comment",
-    "Header Text": "the header text",
-    "Footer Text": "the footer text",
-    "Caption": "the caption text",
-    "Number of columns": "the number of columns",
-    "Number of rows": "the number of rows",
-    "Top": "the top margin",
-    "Bottom": "the bottom margin",
-    "Left": "the left margin",
-    "Right": "the right margin",
-    "Spacing Before": "the space before, in points",
-    "Spacing After": "the space after, in points",
-    "Indentation Left": "the left indent",
-    "Indentation Right": "the right indent",
-    "Indent Left": "the indent, in inches",
-    "Indent Right": "the right indent, in inches",
-    "Line Spacing": "the line spacing",
-    "Percent": "the zoom percentage",
-}
-KEY_STEPS = {
-    "^{END}": "Press Ctrl+End to go to the end of the document.",
-    "^{HOME}": "Press Ctrl+Home to go to the start of the document.",
-    "{ENTER}": "Press Enter to start a new paragraph.",
-    "{DELETE}": "Press Delete.",
-    "{BACKSPACE}": "Press Backspace.",
-    "{RIGHT}": "Press the Right Arrow key to put the cursor just after the selection.",
-    "{LEFT}": "Press the Left Arrow key to put the cursor just before the selection.",
-}
-
-
 def _options_text(items: tuple[str, ...]) -> str:
     named = [f"**{t}**" for t in items]
     return ", ".join(named[:-1]) + " or " + named[-1] if len(named) > 1 else named[0]
@@ -432,71 +385,6 @@ def object_kind(task: InstantiatedTask) -> str:
             return "table"
     return ""
 
-
-# Short ways people ask for each feature that the families' requests do not cover (search-box style).
-EXTRA_PHRASINGS: dict[str, tuple[str, ...]] = {
-    "emphasize_phrase": ("Make text bold in Word", "bold and italicize a word", "underline a sentence"),
-    "highlight_phrase": ("Highlight text in Word", "use the highlighter on a sentence"),
-    "color_phrase": ("Change the font colour", "make text red", "change text color"),
-    "size_phrase": (
-        "Make the text bigger",
-        "change the font size",
-        "increase the font size of a word",
-        "pick a font size from the list",
-    ),
-    "size_phrase_dialog": ("Set an exact font size like 13 pt", "font size that is not in the list"),
-    "font_effect_phrase": ("Strike through text", "make text superscript", "apply small caps"),
-    "font_name_phrase": (
-        "Change the font",
-        "change the typeface to Arial",
-        "use a different font for a heading",
-    ),
-    "change_case_phrase": ("Change text to uppercase", "make text all lowercase", "change case"),
-    "clear_formatting_phrase": ("Clear formatting from text", "remove all formatting from text"),
-    "retype_phrase": ("Retype a phrase", "type over some words", "overwrite a phrase with new wording"),
-    "delete_phrase": ("Delete some words", "remove a phrase", "erase a sentence"),
-    "replace_all": ("Find and replace a word everywhere", "replace all occurrences of a word"),
-    "replace_match_case": ("Find and replace with match case", "case-sensitive replace"),
-    "highlight_and_bold": ("Bold and highlight text", "make a phrase stand out, bold and highlighted"),
-    "hyperlink_phrase": ("Insert a hyperlink", "add a link to text", "link text to a website"),
-    "comment_phrase": ("Add a comment", "insert a comment on a word", "leave a review note"),
-    "highlight_and_comment": ("Highlight text and add a comment", "flag text for review"),
-    "align_paragraph": ("Center a paragraph", "right align text", "justify a paragraph"),
-    "line_spacing": ("Double space a paragraph", "change line spacing", "set 1.5 line spacing"),
-    "paragraph_spacing": ("Add space before and after a paragraph", "change paragraph spacing"),
-    "indent_paragraph": ("Indent a paragraph", "set a left indent"),
-    "apply_style": ("Apply a heading style", "make a paragraph Heading 2", "use the Styles gallery"),
-    "style_from_menu": ("Apply the Caption style", "apply the No Spacing style from the style list"),
-    "title_paragraph": ("Make the first line a title", "add a centered Title style"),
-    "format_heading": ("Make a centered coloured heading", "format a Heading 1 with color"),
-    "make_list": ("Make a bulleted list", "create a numbered list", "turn paragraphs into bullet points"),
-    "convert_list": ("Change bullets to numbers", "convert a numbered list to bullets"),
-    "page_orientation": ("Change the page to landscape", "rotate the page orientation"),
-    "margins_preset": ("Change margins to narrow", "use wide margins"),
-    "custom_margins": ("Set custom margins", "change the top and bottom margins"),
-    "landscape_narrow": ("Landscape with narrow margins", "landscape pages and margin preset"),
-    "page_size": ("Change the paper size to A4", "set page size to legal"),
-    "page_columns": ("Make two columns", "split text into columns"),
-    "insert_table": ("Insert a table", "add a 3x4 table", "create a table"),
-    "table_style": ("Change the table style", "apply a table design"),
-    "table_header_style": ("Turn off the header row of a table", "table style without header row"),
-    "table_add_row": ("Add a row to a table", "insert a row above"),
-    "table_add_column": ("Add a column to a table", "insert a column on the right"),
-    "delete_table": ("Delete a table", "remove a table"),
-    "table_caption": ("Add a caption to a table", "caption a table"),
-    "table_of_contents": ("Insert a table of contents", "make a TOC"),
-    "page_break_before": ("Insert a page break", "start a paragraph on a new page"),
-    "append_paragraph": ("Add a paragraph at the end", "add a closing line to the end of the document"),
-    "insert_symbol": ("Insert a copyright symbol", "add a special character like ™", "insert a euro sign"),
-    "delete_all_comments": ("Delete all comments", "remove every comment"),
-    "delete_one_comment": ("Delete a comment", "remove one comment"),
-    "track_changes": ("Turn on track changes", "track edits"),
-    "set_header": ("Add a header", "put text in the header"),
-    "set_footer": ("Add a footer", "put text in the footer"),
-    "header_and_footer": ("Add a header and a footer", "put text in the header and the footer"),
-    "page_numbers": ("Add page numbers", "number the pages"),
-    "remove_header": ("Remove the header", "delete the header"),
-}
 
 # ---- lexical matching --------------------------------------------------------------------------------------
 STOPWORDS = frozenset(
@@ -820,208 +708,3 @@ def is_about_app(text: str) -> bool:
         return True
     found = best_feature(text)
     return found is not None and found[1] >= RELEVANT_SCORE
-
-
-# ---- how people name controls instead ----------------------------------------------------------------------
-# Other names people use for a control: older or informal names, the icon, a near miss.
-CONTROL_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "Bold": ("the B button", "the B icon", "Bold Text", "the bold B"),
-    "Italic": ("the I button", "the slanted I icon", "Italics"),
-    "Underline": ("the U button", "the underlined U icon"),
-    "Strikethrough": ("Strike Through", "the abc icon"),
-    "Font Color": ("Font Colour", "Text Colour", "Text Color", "the A with the red bar", "Colour"),
-    "Text Highlight Color": ("Highlighter", "Highlight", "the highlighter pen", "Highlight Colour"),
-    "Font Size": ("Size", "the font size drop-down", "Text Size"),
-    "Font": ("Font Name", "Typeface", "the font drop-down"),
-    "Font Settings": ("the Font dialog launcher", "the small arrow in the Font group", "More Font Options"),
-    "Change Case": ("the Aa button", "Case", "Text Case"),
-    "Clear All Formatting": ("Clear Formatting", "the eraser icon", "Remove Formatting"),
-    "Replace": ("Find and Replace", "Find & Replace"),
-    "Replace All": ("Replace Everything", "Change All"),
-    "Find what": ("Find", "Search for"),
-    "Replace with": ("Replace", "Change to"),
-    "Match case": ("Case sensitive", "Match Case option"),
-    "Link": ("Hyperlink", "Insert Link", "the chain icon"),
-    "Address": ("URL", "Link address"),
-    "New Comment": ("Add Comment", "Insert Comment", "the speech bubble icon"),
-    "Post": ("Send", "the arrow icon"),
-    "Center": ("Centre", "Center Text", "Align Center"),
-    "Align Right": ("Right Align", "Align Text Right"),
-    "Align Left": ("Left Align", "Align Text Left"),
-    "Justify": ("Justified", "Align Justify", "Full Justify"),
-    "Line and Paragraph Spacing": ("Line Spacing", "Spacing", "the line spacing icon"),
-    "Paragraph Settings": ("the Paragraph dialog launcher", "the arrow in the Paragraph group"),
-    "Spacing Before": ("Before", "Space Before"),
-    "Spacing After": ("After", "Space After"),
-    "Layout": ("Page Layout",),
-    "Indent Left": ("Left Indent", "Indent"),
-    "More Styles": ("the Styles pane", "the Styles arrow", "Styles"),
-    "Heading 1": ("Header 1", "Heading One"),
-    "Heading 2": ("Header 2",),
-    "Title": ("Title style", "Document Title"),
-    "Numbering": ("Numbered List", "the 1, 2, 3 button", "Numbers"),
-    "Bullets": ("Bullet List", "Bulleted List", "Bullet Points"),
-    "Increase Indent": ("Indent More", "the indent arrow"),
-    "Orientation": ("Page Orientation", "Rotate Page"),
-    "Margins": ("Page Margins", "Margin"),
-    "Custom Margins...": ("Custom", "Margin Settings"),
-    "Size": ("Paper Size", "Page Size"),
-    "Columns": ("Text Columns", "Column"),
-    "Table": ("Add Table", "the table grid"),
-    "Insert Table...": ("New Table", "Draw Table"),
-    "Number of columns": ("Columns", "Cols"),
-    "Number of rows": ("Rows",),
-    "Table Design": ("Design", "Table Tools Design", "Table Styles"),
-    "Table Layout": ("Layout", "Table Tools Layout", "Table Tools"),
-    "Header Row": ("Header Row option", "Heading Row"),
-    "Insert Above": ("Insert Row Above", "Add Row Above"),
-    "Insert Below": ("Insert Row Below", "Add Row"),
-    "Insert Left": ("Insert Column Left", "Add Column Left"),
-    "Insert Right": ("Insert Column Right", "Add Column"),
-    "Delete": ("Delete Table Options", "Remove"),
-    "Delete Table": ("Remove Table", "Delete Entire Table"),
-    "Insert Caption": ("Add Caption", "Caption"),
-    "References": ("Reference",),
-    "Table of Contents": ("TOC", "Contents", "Index and Tables"),
-    "Automatic Table": ("Automatic Table 1", "Auto Table"),
-    "Page Break": ("Break", "Insert Page Break", "New Page"),
-    "Symbol": ("Special Characters", "Symbols", "Omega symbol"),
-    "Review": ("Reviewing",),
-    "Track Changes": ("Track Edits", "Tracking", "Record Changes"),
-    "Delete Comment": ("Remove Comment", "the delete comment icon"),
-    "Delete All Comments in Document": ("Delete All", "Remove All Comments"),
-    "Next Comment": ("Next", "Go to Next Comment"),
-    "Header": ("Headers", "Page Header"),
-    "Footer": ("Footers", "Page Footer"),
-    "Edit Header": ("Header Text", "Edit"),
-    "Edit Footer": ("Footer Text", "Edit"),
-    "Close Header and Footer": ("Close", "the red X", "Done"),
-    "Page Number": ("Page Numbers", "Numbering", "Insert Page Numbers"),
-    "Remove Header": ("Delete Header", "Clear Header"),
-    "Insert": ("Insert menu", "Insert ribbon"),
-    "OK": ("Apply", "Done", "Confirm"),
-    "Close": ("Done", "Cancel", "the X"),
-}
-# Keyboard shortcuts people cite instead of the control (the environment clicks controls).
-SHORTCUTS: dict[str, str] = {
-    "Bold": "Ctrl+B",
-    "Italic": "Ctrl+I",
-    "Underline": "Ctrl+U",
-    "Center": "Ctrl+E",
-    "Align Left": "Ctrl+L",
-    "Align Right": "Ctrl+R",
-    "Justify": "Ctrl+J",
-    "Page Break": "Ctrl+Enter",
-    "Replace": "Ctrl+H",
-    "Link": "Ctrl+K",
-    "Font Settings": "Ctrl+D",
-    "Subscript": "Ctrl+=",
-    "Superscript": "Ctrl+Shift+=",
-    "Clear All Formatting": "Ctrl+Space",
-    "New Comment": "Ctrl+Alt+M",
-    "Track Changes": "Ctrl+Shift+E",
-    "Change Case": "Shift+F3",
-    "Paragraph Settings": "Alt+O, P",
-    "Save": "Ctrl+S",
-}
-# Word 2003: menus and toolbars instead of the ribbon. A control's old-UI step as a menu path.
-OLD_UI: dict[str, str] = {
-    "Bold": "Format > Font... > Bold",
-    "Italic": "Format > Font... > Italic",
-    "Underline": "Format > Font... > Underline style",
-    "Font": "Format > Font...",
-    "Font Size": "Format > Font... > Size",
-    "Font Color": "Format > Font... > Font color",
-    "Font Settings": "Format > Font...",
-    "Text Highlight Color": "View > Toolbars > Formatting > Highlight",
-    "Change Case": "Format > Change Case...",
-    "Clear All Formatting": "Edit > Clear > Formats",
-    "Bullets": "Format > Bullets and Numbering... > Bulleted",
-    "Numbering": "Format > Bullets and Numbering... > Numbered",
-    "Increase Indent": "Format > Paragraph... > Indentation",
-    "Indent Left": "Format > Paragraph... > Indentation",
-    "Align Left": "Format > Paragraph... > Alignment",
-    "Center": "Format > Paragraph... > Alignment",
-    "Align Right": "Format > Paragraph... > Alignment",
-    "Justify": "Format > Paragraph... > Alignment",
-    "Line and Paragraph Spacing": "Format > Paragraph... > Line spacing",
-    "Paragraph Settings": "Format > Paragraph...",
-    "More Styles": "Format > Styles and Formatting...",
-    "Replace": "Edit > Replace...",
-    "Page Break": "Insert > Break... > Page break",
-    "Table": "Table > Insert > Table...",
-    "Insert Table...": "Table > Insert > Table...",
-    "Link": "Insert > Hyperlink...",
-    "New Comment": "Insert > Comment",
-    "Header": "View > Header and Footer",
-    "Footer": "View > Header and Footer",
-    "Edit Header": "View > Header and Footer",
-    "Edit Footer": "View > Header and Footer",
-    "Page Number": "Insert > Page Numbers...",
-    "Symbol": "Insert > Symbol...",
-    "Margins": "File > Page Setup... > Margins",
-    "Custom Margins...": "File > Page Setup... > Margins",
-    "Orientation": "File > Page Setup... > Orientation",
-    "Size": "File > Page Setup... > Paper",
-    "Columns": "Format > Columns...",
-    "Table of Contents": "Insert > Reference > Index and Tables... > Table of Contents",
-    "Insert Caption": "Insert > Reference > Caption...",
-    "Track Changes": "Tools > Track Changes",
-    "Word Count": "Tools > Word Count...",
-    "Delete Comment": "View > Toolbars > Reviewing > Reject Change/Delete Comment",
-    "Next Comment": "View > Toolbars > Reviewing > Next",
-    "Table Design": "Table > Table AutoFormat...",
-    "Header Row": "Table > Table AutoFormat... > Heading rows",
-    "Insert Above": "Table > Insert > Rows Above",
-    "Insert Below": "Table > Insert > Rows Below",
-    "Insert Left": "Table > Insert > Columns to the Left",
-    "Insert Right": "Table > Insert > Columns to the Right",
-    "Delete": "Table > Delete",
-    "Delete Table": "Table > Delete > Table",
-    "Save": "File > Save",
-    "Select All": "Edit > Select All",
-}
-# Steps that say what to do without naming where, by the kind of step they replace.
-VAGUE_STEPS: dict[str, tuple[str, ...]] = {
-    "tab": (
-        "Go to the right tab at the top.",
-        "Find the tab with the option you need.",
-        "Switch to the other ribbon tab.",
-    ),
-    "open_menu": (
-        "Open the menu for this setting.",
-        "Click the drop-down for it.",
-        "Find the option in the ribbon and open it.",
-    ),
-    "menu_item": (
-        "Pick the option you want.",
-        "Choose the one you like from the list.",
-        "Select the right setting from the menu.",
-    ),
-    "field": (
-        "Fill in the values you need.",
-        "Type what you want in the box.",
-        "Enter the settings you want in the dialog.",
-    ),
-    "dialog_button": ("Confirm the change.", "Close the window to apply it.", "Apply the change."),
-    "button": (
-        "Use the formatting options to change it.",
-        "Click the button for this in the ribbon.",
-        "Apply the formatting you want.",
-        "Use the toolbar to make the change.",
-        "Find the right command and click it.",
-    ),
-}
-# Steps that are not there in this UI (or not needed), that some writers add.
-EXTRA_STEPS: tuple[str, ...] = (
-    "Click **Apply**.",
-    "Open the **Format** menu.",
-    "Click the **Design** tab.",
-    "Right-click the selection and choose **Properties**.",
-    "Click **Enable Editing** at the top of the window.",
-    "Open the **Page Layout** tab.",
-    "Click the **File** tab and choose **Options**.",
-    "Click **Format Painter** first.",
-    "Press **F9** to refresh.",
-    "Make sure the **Formatting** toolbar is visible.",
-)

@@ -73,9 +73,7 @@ def run(cfg: Config) -> StageResult:
         with replace_dir(out_dir) as staging:
             write_jsonl(staging / PAIRS_FILE, pairs)
             write_drops_and_counts(staging, rejected, stats)
-        tracked.log_dataset(
-            out_dir / PAIRS_FILE, [p.model_dump() for p in pairs], "task_plans_collected", "output"
-        )
+        tracked.log_dataset(out_dir / PAIRS_FILE, pairs, "task_plans_collected", "output")
         tracked.log_artifact(out_dir / QUARANTINE_FILE, "quarantine")
     return StageResult(
         stage="collect",

@@ -26,7 +26,7 @@ def run(cfg: Config) -> StageResult:
     from lamops.data.datasets import build, leaks
     from lamops.data.judge import JUDGED_FILE
     from lamops.io import write_atomic, write_json, write_jsonl
-    from lamops.records import InstantiatedTask, TaskPlanPair, Trajectory
+    from lamops.records import InstantiatedTask, TaskPlanPair, Trajectory, row_dict
 
     start = time.perf_counter()
     c = cfg.datasets
@@ -48,14 +48,14 @@ def run(cfg: Config) -> StageResult:
         gate(
             tracked,
             "sft",
-            [{**r, "split": s} for s in ("train", "test") for r in sets["sft"][s]],
+            [{**row_dict(r), "split": s} for s in ("train", "test") for r in sets["sft"][s]],
             forbidden_ids=test_ids,
         )
         gate(tracked, "reward", sets["reward"]["train"], forbidden_ids=test_ids)
         with replace_dir(out_dir) as staging:
             for name, by_split in sets.items():
                 for split, rows in by_split.items():
-                    write_jsonl(staging / name / f"{split}.jsonl", rows)
+                    write_jsonl(staging / name / f"{split}.jsonl", [row_dict(r) for r in rows])
             write_atomic(staging / "test_ids.txt", "".join(f"{i}\n" for i in sorted(test_ids)).encode())
             write_json(staging / STATS_FILE, counts)
         for name, by_split in sets.items():

@@ -46,7 +46,7 @@ def run(cfg: Config) -> StageResult:
     from lamops.data.execute import TIMINGS_FILE
     from lamops.data.judge import JUDGED_FILE
     from lamops.io import read_jsonl
-    from lamops.records import Trajectory
+    from lamops.records import PlanSFTRow, StepSFTRow, Trajectory
     from lamops.stages.training import read_rows, read_tasks
     from lamops.tracking import stage_run
 
@@ -62,8 +62,8 @@ def run(cfg: Config) -> StageResult:
         )
     from lamops.evaluation.offline import whole_tasks
 
-    step_rows = whole_tasks(read_rows(datasets / "sft" / "test.jsonl"), c.offline_max_rows)
-    plan_rows = read_rows(datasets / "plan_sft" / "test.jsonl")
+    step_rows = whole_tasks(read_rows(datasets / "sft" / "test.jsonl", StepSFTRow), c.offline_max_rows)
+    plan_rows = read_rows(datasets / "plan_sft" / "test.jsonl", PlanSFTRow)
     plan_rows = plan_rows[: c.planning_max_tasks] if c.planning_max_tasks else plan_rows
     tasks = read_tasks(datasets / "tasks" / "test.jsonl", c.online_max_tasks)
     judged, bad = read_jsonl(cfg.path(cfg.judge.out_dir) / JUDGED_FILE, Trajectory, "evaluate")
@@ -160,7 +160,7 @@ def _planning(cfg: Config, model, tokenizer, plan_rows, records) -> dict[str, An
         texts = generate_plans(
             model,
             tokenizer,
-            [r["prompt"] for r in plan_rows],
+            [r.prompt for r in plan_rows],
             max_len=cfg.plan_pretrain.sft.max_len,
             max_new_tokens=c.planning_max_new_tokens,
             batch_size=c.batch_size,
@@ -169,11 +169,11 @@ def _planning(cfg: Config, model, tokenizer, plan_rows, records) -> dict[str, An
     judge = _plan_judge(cfg) if c.planning_judge == "llm" else None
     scores = []
     for row, text in zip(plan_rows, texts, strict=True):
-        predicted, reference = parse_plan(text), parse_plan(row["completion"])
-        judged = judge(row["prompt"], predicted) if judge is not None else None
-        score = score_plan(row["task_id"], predicted, reference, c.match_threshold, judged_success=judged)
+        predicted, reference = parse_plan(text), parse_plan(row.completion)
+        judged = judge(row.prompt, predicted) if judge is not None else None
+        score = score_plan(row.task_id, predicted, reference, c.match_threshold, judged_success=judged)
         scores.append(score)
-        records["plans"].append({"task": row["prompt"], "plan": predicted, **_asdict(score)})
+        records["plans"].append({"task": row.prompt, "plan": predicted, **_asdict(score)})
     return planning_metrics(scores)
 
 

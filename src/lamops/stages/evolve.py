@@ -49,10 +49,8 @@ def run(cfg: Config) -> StageResult:
         with replace_dir(out_dir) as staging:
             write_jsonl(staging / PAIRS_FILE, evolved)
             write_drops_and_counts(staging, rejected, stats)
-        tracked.log_dataset(source, [p.model_dump() for p in pairs], "task_plans_collected", "input")
-        tracked.log_dataset(
-            out_dir / PAIRS_FILE, [p.model_dump() for p in evolved], "task_plans_evolved", "output"
-        )
+        tracked.log_dataset(source, pairs, "task_plans_collected", "input")
+        tracked.log_dataset(out_dir / PAIRS_FILE, evolved, "task_plans_evolved", "output")
     return StageResult(
         stage="evolve",
         outputs=[str(out_dir)],

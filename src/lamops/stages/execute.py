@@ -43,7 +43,7 @@ def run(cfg: Config) -> StageResult:
         # Not a DVC output file of its own: the folder is persistent (resumable), so stats live inside it.
         write_json(out_dir / STATS_FILE, {k: v for k, v in stats.items() if k in ("tasks", "failed_to_run")})
         tracked.log_metrics(stats)
-        tracked.log_dataset(source, [t.model_dump() for t in tasks], "instantiated_tasks", "input")
+        tracked.log_dataset(source, tasks, "instantiated_tasks", "input")
     return StageResult(
         stage="execute",
         outputs=[str(out_dir)],

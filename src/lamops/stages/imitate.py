@@ -16,6 +16,7 @@ REGISTERED = phase(PHASE).registered
 
 
 def run(cfg: Config) -> StageResult:
+    from lamops.records import StepSFTRow
     from lamops.stages.training import read_rows, train_phase
 
     data = cfg.path(cfg.datasets.out_dir) / "sft" / "train.jsonl"
@@ -24,7 +25,7 @@ def run(cfg: Config) -> StageResult:
         cfg,
         PHASE,
         REGISTERED,
-        rows=read_rows(data),
+        rows=read_rows(data, StepSFTRow),
         base=base,
         tokenizer_dir=None,
         out_dir=cfg.path(cfg.imitate.out_dir),

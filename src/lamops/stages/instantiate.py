@@ -56,9 +56,7 @@ def run(cfg: Config) -> StageResult:
             write_jsonl(staging / TASKS_FILE, tasks)
             write_jsonl(staging / RECORDS_FILE, [r["record"] for r in results])
             write_drops_and_counts(staging, rejected, stats)
-        tracked.log_dataset(
-            out_dir / TASKS_FILE, [t.model_dump() for t in tasks], "instantiated_tasks", "output"
-        )
+        tracked.log_dataset(out_dir / TASKS_FILE, tasks, "instantiated_tasks", "output")
     return StageResult(
         stage="instantiate",
         outputs=[str(out_dir)],

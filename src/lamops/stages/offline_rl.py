@@ -23,6 +23,7 @@ REWARD_MODEL_TAG = "lamops.reward_model"
 
 
 def run(cfg: Config) -> StageResult:
+    from lamops.records import RewardRow
     from lamops.registry.models import MODEL_SHA_TAG, find_version, model_sha, tag_version
     from lamops.stages.training import (
         digest,
@@ -37,7 +38,7 @@ def run(cfg: Config) -> StageResult:
     started = time.perf_counter()
     c = cfg.offline_rl
     data = cfg.path(cfg.datasets.out_dir) / "reward" / "train.jsonl"
-    rows = read_rows(data)
+    rows = read_rows(data, RewardRow)
     lam3 = cfg.path(cfg.self_boost.out_dir)
     reward_dir = cfg.path(cfg.reward_model.out_dir)
     out_dir = cfg.path(c.out_dir)
@@ -67,7 +68,7 @@ def run(cfg: Config) -> StageResult:
             REGISTERED,
             data=[str(cfg.datasets.out_dir)],
             parent=(parent(PHASE).registered, lam3),
-            example=(rows[0]["prompt"], rows[0]["completion"]),
+            example=(rows[0].prompt, rows[0].completion),
             trained_on=[data],
         )
         reward_version = find_version(REWARD, MODEL_SHA_TAG, model_sha(reward_dir))

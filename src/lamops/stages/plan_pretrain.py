@@ -21,11 +21,12 @@ REGISTERED = phase(PHASE).registered
 
 def run(cfg: Config) -> StageResult:
     from lamops.models.tokenizer import corpus_texts, train_tokenizer
+    from lamops.records import PlanSFTRow
     from lamops.stages.training import read_rows, train_phase
 
     c = cfg.plan_pretrain
     datasets = cfg.path(cfg.datasets.out_dir)
-    rows = read_rows(datasets / "plan_sft" / "train.jsonl")
+    rows = read_rows(datasets / "plan_sft" / "train.jsonl", PlanSFTRow)
     with tempfile.TemporaryDirectory(prefix="lamops-tokenizer-") as folder:
         tokenizer_dir = None
         if cfg.model.source == "tiny":

@@ -22,6 +22,7 @@ REGISTERED = phase(PHASE).registered
 def run(cfg: Config) -> StageResult:
     import pandas as pd
 
+    from lamops.records import RewardRow
     from lamops.stages.training import (
         digest,
         drop_checkpoints,
@@ -35,8 +36,8 @@ def run(cfg: Config) -> StageResult:
     started = time.perf_counter()
     c = cfg.reward_model
     data = cfg.path(cfg.datasets.out_dir) / "reward"
-    train_rows = read_rows(data / "train.jsonl")
-    test_rows = read_rows(data / "test.jsonl", allow_empty=True)
+    train_rows = read_rows(data / "train.jsonl", RewardRow)
+    test_rows = read_rows(data / "test.jsonl", RewardRow, allow_empty=True)
     lam3 = cfg.path(cfg.self_boost.out_dir)
     out_dir = cfg.path(c.out_dir)
     spec = train_spec(cfg, PHASE, c.rm.model_dump(mode="json"), digest(lam3), data / "train.jsonl")
@@ -60,7 +61,7 @@ def run(cfg: Config) -> StageResult:
             if evaluation is not None:
                 metrics.update({f"eval_{when}.{k}": v for k, v in evaluation.model_dump().items()})
         tracked.log_metrics({k: v for k, v in metrics.items() if v is not None})
-        example = train_rows[0]["prompt"] + train_rows[0]["completion"]
+        example = train_rows[0].prompt + train_rows[0].completion
         version = register(
             cfg,
             out_dir,

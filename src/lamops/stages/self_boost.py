@@ -27,12 +27,13 @@ ADDED_FILE = "sft_added.jsonl"  # its accepted steps as SFT rows
 
 
 def run(cfg: Config) -> StageResult:
+    from lamops.records import StepSFTRow
     from lamops.stages.training import read_rows, read_tasks, train_phase
 
     started = time.perf_counter()
     c = cfg.self_boost
     datasets = cfg.path(cfg.datasets.out_dir)
-    expert_rows = read_rows(datasets / "sft" / "train.jsonl")
+    expert_rows = read_rows(datasets / "sft" / "train.jsonl", StepSFTRow)
     tasks = read_tasks(datasets / "tasks" / "train.jsonl", c.max_tasks)
     lam2 = cfg.path(cfg.imitate.out_dir)
     out = cfg.path(c.rollouts_dir)
@@ -43,12 +44,18 @@ def run(cfg: Config) -> StageResult:
     counts = {k: v for k, v in stats.items() if isinstance(v, int | float)}
 
     def log_rollouts(tracked) -> None:
+        from lamops.records import row_dict
         from lamops.stages.base import gate
 
         tracked.log_metrics({**counts, "by_family": stats["by_family"]})
         tracked.log_json(stats, "self_boost.json")
         if added:
-            gate(tracked, "sft", [{**r, "split": "train"} for r in added], forbidden_ids=_test_ids(cfg))
+            gate(
+                tracked,
+                "sft",
+                [{**row_dict(r), "split": "train"} for r in added],
+                forbidden_ids=_test_ids(cfg),
+            )
             tracked.log_dataset(out / ADDED_FILE, added, "self_boost_added", "training")
 
     result = train_phase(
@@ -143,12 +150,13 @@ def _retry(cfg: Config, model_dir, tasks) -> tuple[list, float]:
 
 def _publish(cfg: Config, out, successes, added, stats) -> None:
     from lamops.io import replace_dir, write_json, write_jsonl
+    from lamops.records import row_dict
 
     with replace_dir(out) as staging:
         # Timings vary from run to run; zeroed here (the stage's MLflow run has them) so that the same
         # rollouts give the same bytes and DVC can tell nothing changed.
         write_jsonl(staging / SUCCESSES_FILE, [_untimed(t).model_dump(mode="json") for t in successes])
-        write_jsonl(staging / ADDED_FILE, added)
+        write_jsonl(staging / ADDED_FILE, [row_dict(r) for r in added])
         write_json(staging / STATS_FILE, stats)
 
 

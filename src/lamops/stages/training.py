@@ -12,51 +12,49 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lamops.stages.base import StageResult
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from lamops.config import Config
+    from lamops.records import InstantiatedTask
     from lamops.registry.models import RegisteredVersion
     from lamops.tracking import StageRun
     from lamops.train.distributed import TrainSpec
 
 log = logging.getLogger(__name__)
+R = TypeVar("R", bound="BaseModel")
 
 TRAIN_DATA_TAG = "lamops.train_data_sha"  # digest of the files a registered model was trained on
 # Code whose change changes what a phase trains: part of every phase's run fingerprint.
 _TRAIN_CODE = ("train", "models", "settings.py", "agents/prompt.py")
 
 
-def read_rows(path: Path, *, allow_empty: bool = False) -> list[dict[str, Any]]:
-    """The JSON Lines records of a dataset file the `datasets` stage (or an earlier phase) wrote; an empty
-    file is an error unless `allow_empty`."""
+def read_rows(path: Path, model: type[R], *, allow_empty: bool = False) -> list[R]:
+    """The typed rows (`lamops.records`: PlanSFTRow, StepSFTRow, RewardRow, TaskRow) of a dataset file the
+    `datasets` stage (or an earlier phase) wrote; a bad line names the file and line, and an empty file is
+    an error unless `allow_empty`."""
+    from lamops.io import read_jsonl
+
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; run the stage that writes it first (`dvc repro` does)")
-    rows = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not JSON ({error.msg}); re-run the stage") from error
+    rows, bad = read_jsonl(path, model, "training")
+    if bad:
+        raise ValueError(f"{bad[0].origin}: {bad[0].detail} ({len(bad)} bad line(s)); re-run the stage")
     if not rows and not allow_empty:
         raise ValueError(f"{path}: no records to train on")
     return rows
 
 
-def read_tasks(path: Path, limit: int | None = None) -> list:
-    """The InstantiatedTask records of a `datasets/tasks/<split>.jsonl` file (their extra columns, e.g. the
-    expert's verdict, dropped), the first `limit` in file order (None: all)."""
-    from lamops.records import InstantiatedTask
+def read_tasks(path: Path, limit: int | None = None) -> list[InstantiatedTask]:
+    """The tasks of a `datasets/tasks/<split>.jsonl` file (the rows' own columns, e.g. the expert's verdict,
+    dropped), the first `limit` in file order (None: all)."""
+    from lamops.records import TaskRow
 
-    fields = set(InstantiatedTask.model_fields)
-    tasks = [
-        InstantiatedTask.model_validate({k: v for k, v in r.items() if k in fields}) for r in read_rows(path)
-    ]
+    tasks = [row.task() for row in read_rows(path, TaskRow)]
     return tasks[:limit] if limit is not None else tasks
 
 
@@ -237,7 +235,7 @@ def train_phase(
             registered,
             data=[str(cfg.datasets.out_dir)],
             parent=parent,
-            example=(rows[0]["prompt"], rows[0]["completion"]),
+            example=(rows[0].prompt, rows[0].completion),
             trained_on=data_files,
         )
         drop_checkpoints(cfg, spec)

@@ -9,8 +9,9 @@ mini-batch 1, 4 PPO epochs, target KL 0.1, initial KL coefficient 0.2, rewards n
 For PPO batch k = 0, 1, ... (`batch_size` prompts, split evenly over the workers):
 
 1. States: the prompts of batch k (distinct prompts of the rows), a deterministic function of (seed, k, rank)
-   (`batch_indices`, the epoch-permutation stream of SFT), each `BOS + fit_prompt(prompt)` in
-   `max_len - max_new_tokens` tokens, as the agent fits its prompt (`lamops.agents.lam`).
+   (`lamops.train.loop.batch_indices`, the supervised trainers' epoch-permutation stream), each
+   `BOS + fit_prompt(prompt)` in `max_len - max_new_tokens` tokens, as the agent fits its prompt
+   (`lamops.agents.lam`).
 2. Actions: one completion per prompt sampled from the current policy (`generate(do_sample=True)`, the full
    distribution at `temperature`, top-k and top-p off, KV cache, torch seeded from (seed, k, rank)), cut after
    its first EOS. Sampling is unconstrained, unlike the agent's grammar-constrained decoding: PPO must see,
@@ -46,7 +47,14 @@ A step is one PPO batch (sample, score, `ppo_epochs` of updates); checkpoints fa
 beta in DeepSpeed's client state, so a resumed run continues exactly where an unbroken one would be.
 `train_offline_rl(rows, policy_dir, reference_dir, reward_dir, out_dir, ppo, spec)` drives `offline_rl_loop`
 on Ray Train workers; the reference (LAM3, frozen) and the reward model (frozen) live on every worker as plain
-torch modules in eval mode.
+torch modules in eval mode. The rows are typed records of `lamops.records` (`RewardRow` or `StepSFTRow`), read
+as `row.prompt`.
+
+What this module supplies: the rollout/update structure above (sampling, rewards, KL, advantages, the clipped
+loss, beta's controller) and its history records. What it reuses from the shared loop (`lamops.train.loop`):
+the launch and data shipping, the optimiser (`make_engine`: AdamW with decay on matrices only, gradient
+clipping), the prompt order (`batch_indices`), per-step seeds, the record and checkpoint cadence, the progress
+feed and publishing the policy.
 """
 
 from __future__ import annotations
@@ -59,26 +67,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from lamops.agents.prompt import fit_prompt
 from lamops.env.actions import ActionError, parse_action
 from lamops.settings import PPOConfig
-from lamops.train.distributed import (
-    TrainSpec,
-    ds_engine,
-    grad_norm,
-    launch,
-    resume_state,
-    save_checkpoint,
-    should_checkpoint,
-    spec_from,
+from lamops.train.distributed import TrainSpec, grad_norm, resume_state, save_checkpoint, should_checkpoint
+from lamops.train.loop import (
+    RunResult,
+    batch_indices,
+    feed_progress,
+    fetch,
+    launch_loop,
+    make_engine,
+    publish_final,
+    read_fields,
+    record_due,
+    step_seed,
+    worker_context,
 )
-from lamops.train.sft import _adamw, _save_final, batch_indices, report_progress
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
+
+    from lamops.records import RewardRow, StepSFTRow
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +99,8 @@ FLOOR_REWARD = -0.5  # the reward of an invalid action, the bottom of the normal
 KL_ERROR_CLIP = 0.2  # Ziegler et al.'s bound on the controller's proportional error
 
 
-class PPOResult(BaseModel):
-    """What the offline RL phase produced."""
+class PPOResult(RunResult):
+    """What the offline RL phase produced (see `lamops.train.loop.RunResult` for the run's fields)."""
 
     out_dir: str = Field(description="The LAM4 policy and tokenizer, save_pretrained layout.")
     steps: int = Field(description="PPO batches of the whole run (resumed ones included).")
@@ -99,9 +112,6 @@ class PPOResult(BaseModel):
         description="Prompt + completion tokens x ppo_epochs per second, sampling included, all workers."
     )
     steps_per_s: float | None = Field(description="PPO batches per second over this run.")
-    resumed_from_step: int | None
-    run_path: str = Field(description="Ray Train's run folder (checkpoints).")
-    wall_s: float
 
 
 # ---------------------------------------------------------------------------------------------- pure parts
@@ -293,7 +303,7 @@ def _logprobs_of(model: Any, batch: dict[str, torch.Tensor], temperature: float)
 
 
 def train_offline_rl(
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[RewardRow | StepSFTRow],
     policy_dir: Path,
     reference_dir: Path,
     reward_dir: Path,
@@ -302,13 +312,10 @@ def train_offline_rl(
     spec: TrainSpec,
 ) -> PPOResult:
     """Optimise the policy in `policy_dir` (LAM3) against the reward model in `reward_dir`, with a KL
-    penalty to `reference_dir` (LAM3 again), on the states of `rows` (`{prompt, ...}`); publish LAM4 in
+    penalty to `reference_dir` (LAM3 again), on the states of `rows` (their `.prompt`); publish LAM4 in
     `out_dir`. The run stops at `ppo_steps(...)` batches, capped by `spec.max_steps`; a run of the same
     `spec.name` resumes from its last checkpoint, beta included."""
-    import ray
     from transformers import AutoTokenizer
-
-    from lamops.compute import ensure_ray
 
     for role, folder in (("policy", policy_dir), ("reference", reference_dir), ("reward model", reward_dir)):
         if not (Path(folder) / "config.json").is_file():
@@ -323,11 +330,10 @@ def train_offline_rl(
     texts: list[str] = []
     seen: set[str] = set()
     for index, row in enumerate(rows):
-        if "prompt" not in row:
-            raise ValueError(f"row {index} has no 'prompt': offline RL samples actions for logged prompts")
-        if row["prompt"] not in seen:  # a state logged twice is not twice as important
-            seen.add(row["prompt"])
-            texts.append(row["prompt"])
+        (prompt,) = read_fields(row, index, ("prompt",), "offline RL")
+        if prompt not in seen:  # a state logged twice is not twice as important
+            seen.add(prompt)
+            texts.append(prompt)
     room = ppo.max_len - ppo.max_new_tokens
     prompts, truncated = [], 0
     for text in texts:
@@ -345,29 +351,23 @@ def train_offline_rl(
         share,
         spec.num_workers,
     )
-    ensure_ray()
-    loop_config = {
-        "prompts": ray.put(prompts),
-        "policy_dir": str(Path(policy_dir).resolve()),
-        "reference_dir": str(Path(reference_dir).resolve()),
-        "reward_dir": str(Path(reward_dir).resolve()),
-        "out_dir": str(Path(out_dir).resolve()),
-        "ppo": ppo.model_dump(mode="json"),
-    }
-    result = launch(offline_rl_loop, loop_config, spec.model_copy(update={"max_steps": steps}))
-    returned = result.return_value or {}
+    launched = launch_loop(
+        offline_rl_loop,
+        spec,
+        steps,
+        ppo,
+        out_dir,
+        data={"prompts": prompts},
+        policy_dir=str(Path(policy_dir).resolve()),
+        reference_dir=str(Path(reference_dir).resolve()),
+        reward_dir=str(Path(reward_dir).resolve()),
+    )
     return PPOResult(
-        out_dir=str(out_dir),
-        steps=steps,
+        **launched.run_fields(out_dir, steps),
         prompts=len(prompts),
         prompts_truncated=truncated,
-        history=returned.get("history", []),
-        kl_coef=returned.get("kl_coef"),
-        tokens_per_s=returned.get("tokens_per_s"),
-        steps_per_s=returned.get("steps_per_s"),
-        resumed_from_step=result.resumed_from_step,
-        run_path=result.path,
-        wall_s=result.wall_s,
+        kl_coef=launched.returned.get("kl_coef"),
+        steps_per_s=launched.returned.get("steps_per_s"),
     )
 
 
@@ -377,23 +377,17 @@ def train_offline_rl(
 def offline_rl_loop(config: dict) -> dict[str, Any] | None:
     """The Ray Train per-worker loop; `train_offline_rl` builds its `config`. See the module docstring for
     the algorithm; rank 0 returns the history and publishes the policy."""
-    import ray
-    import ray.train
     import torch
     import torch.distributed as dist
     from transformers import AutoModelForCausalLM
 
-    from lamops.models.factory import make_model, save
+    from lamops.models.factory import make_model
     from lamops.settings import ModelSpec
     from lamops.train.reward import load_reward_model, score
 
-    spec = spec_from(config)
-    ppo = PPOConfig.model_validate(config["ppo"])
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-    prompts = config["prompts"]
-    if isinstance(prompts, ray.ObjectRef):
-        prompts = ray.get(prompts)
+    spec, rank, world = worker_context(config)
+    ppo = PPOConfig.model_validate(config["settings"])
+    prompts = fetch(config["prompts"])
     share = per_worker(ppo, world)
     total = ppo_steps(len(prompts), ppo, cap=spec.max_steps)
     policy, tokenizer = make_model(ModelSpec(source="pretrained", path=config["policy_dir"]))
@@ -402,13 +396,9 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
     )
     reference.requires_grad_(False).eval()
     reward_model, reward_tokenizer = load_reward_model(Path(config["reward_dir"]))
-    engine = ds_engine(
-        policy,
-        spec.deepspeed_config,
-        _adamw(ppo),
-        micro_batch_size=ppo.mini_batch_size,
-        gradient_accumulation_steps=1,
-        overrides={"gradient_clipping": ppo.grad_clip},
+    # A constant learning rate (TRL PPO's default): no scheduler.
+    engine = make_engine(
+        policy, spec, ppo, micro_batch_size=ppo.mini_batch_size, gradient_accumulation_steps=1
     )
     restored = resume_state(engine)
     if restored is not None and "kl_coef" not in restored[1]:
@@ -429,7 +419,7 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
         prompt_ids = [prompts[i]["ids"].tolist() for i in indices]
         # 1-3: sample, check, score.
         engine.module.eval()
-        torch.manual_seed(_seed(ppo.seed, step, rank))
+        torch.manual_seed(step_seed(ppo.seed, step, rank))
         responses = sample_responses(
             engine.module,
             prompt_ids,
@@ -530,11 +520,10 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
         )
         step += 1
         window.append(record)
-        if step % ppo.log_every == 0 or step == total or should_checkpoint(step, spec):
+        if record_due(step, total, ppo.log_every, spec):
             history.append(_mean_record(window))
             window = []
-            if rank == 0:
-                report_progress(spec.name, step, total, history[-1])
+            feed_progress(rank, history[-1])
         if should_checkpoint(step, spec):
             save_checkpoint(
                 engine,
@@ -543,7 +532,7 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
                 state={"kl_coef": kl_coef},
             )
     run_s = time.perf_counter() - run_start
-    _save_final(engine, tokenizer, Path(config["out_dir"]), rank, save)
+    publish_final(engine, tokenizer, Path(config["out_dir"]), rank)
     if rank != 0:
         return None
     ran = step > start
@@ -563,7 +552,3 @@ def _mean_record(window: list[dict[str, float]]) -> dict[str, float]:
     last = window[-1]
     keep = {"step", "kl_coef", "lr", "grad_norm"}
     return {key: last[key] if key in keep else float(np.nanmean([r[key] for r in window])) for key in last}
-
-
-def _seed(seed: int, step: int, rank: int) -> int:
-    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])

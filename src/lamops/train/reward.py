@@ -18,14 +18,19 @@ layout as a `MistralForSequenceClassification` + tokenizer, which loads with the
 result carries held-out sign accuracy and the mean scores of good and bad steps before (untrained head) and
 after training.
 
-Runs like SFT: `train_reward` encodes on the driver and `reward_loop` trains on Ray Train workers under
-DeepSpeed, with a data order that is a pure function of (seed, step, rank) and checkpoint/resume by run name.
+What this module supplies to the shared loop (`lamops.train.loop`, which owns accumulation, metrics,
+history, checkpoints, resume, the optimiser and schedule, and publishing): the encoding of a `RewardRow`
+(`lamops.records`, read as `row.prompt`, `row.completion`, `row.label`; `encode_reward_rows`), the collation
+(`collate_reward`), the model (`build_reward_model`), the loss (`RewardLoop.loss`, MSE of the score to the
+label), the held-out scoring before and after training and the merged publish. To change the objective, change
+`RewardLoop.loss`. `train_reward` encodes on the driver and `reward_loop` runs `RewardLoop` on Ray Train
+workers under DeepSpeed, with a data order that is a pure function of (seed, step, rank) and checkpoint/resume
+by run name.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,35 +40,32 @@ from pydantic import BaseModel, Field
 
 from lamops.agents.prompt import fit_prompt
 from lamops.settings import RewardConfig
-from lamops.train.distributed import (
-    TrainSpec,
-    ds_engine,
-    grad_norm,
-    launch,
-    load_checkpoint,
-    save_checkpoint,
-    should_checkpoint,
-    spec_from,
+from lamops.train.distributed import TrainSpec
+from lamops.train.loop import (
+    EncodeCounts,
+    SupervisedLoop,
+    SupervisedResult,
+    encode_dataset,
+    fetch,
+    launch_loop,
+    planned_steps,
 )
-from lamops.train.sft import _adamw, _save_final, batch_indices, lr_factor, planned_steps, report_progress
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from lamops.records import RewardRow
+
 log = logging.getLogger(__name__)
 
 
 # Every linear layer of a Mistral decoder block (QLoRA's advice: adapters on all of them, not just q and v).
-class RewardEncodeStats(BaseModel):
+class RewardEncodeStats(EncodeCounts):
     """What encoding a labelled dataset did to it."""
 
-    samples: int
     good: int = Field(description="Samples labelled +1.")
     bad: int = Field(description="Samples labelled -1.")
-    tokens: int = Field(description="Tokens of all encoded samples, BOS and EOS included.")
-    prompts_truncated: int = Field(description="Samples whose prompt was cut to fit max_len.")
-    completions_truncated: int = Field(description="Samples whose completion alone exceeded max_len.")
 
 
 class RewardEval(BaseModel):
@@ -80,21 +82,15 @@ class RewardEval(BaseModel):
     gap: float | None = Field(description="mean_good - mean_bad.")
 
 
-class RewardResult(BaseModel):
-    """What the reward-model phase produced."""
+class RewardResult(SupervisedResult):
+    """What the reward-model phase produced (see `lamops.train.loop.RunResult` for the run's fields)."""
 
     out_dir: str = Field(description="Merged MistralForSequenceClassification + tokenizer, save_pretrained.")
-    steps: int = Field(description="Optimizer steps of the whole run (resumed ones included).")
     final_loss: float | None = Field(description="Mean MSE of the last logged window.")
-    tokens_per_s: float | None = Field(description="Non-pad tokens per second over this run, all workers.")
-    history: list[dict[str, float]] = Field(description="One record per `log_every` steps of this run.")
-    resumed_from_step: int | None
     encode: RewardEncodeStats
     eval_before: RewardEval | None = Field(description="Held-out scores of the untrained head.")
     eval_after: RewardEval | None = Field(description="Held-out scores after training.")
     test_scores: list[float] = Field(description="Held-out score of each test row after training, in order.")
-    run_path: str = Field(description="Ray Train's run folder (checkpoints).")
-    wall_s: float
 
 
 # ---------------------------------------------------------------------------------------------- pure parts
@@ -124,40 +120,24 @@ def encode_reward_sample(
 
 
 def encode_reward_rows(
-    tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict[str, Any]], max_len: int
+    tokenizer: PreTrainedTokenizerBase, rows: Sequence[RewardRow], max_len: int
 ) -> tuple[list[dict[str, Any]], RewardEncodeStats]:
-    """`encode_reward_sample` over `{prompt, completion, label}` rows: int32 ids, float labels, statistics."""
-    samples: list[dict[str, Any]] = []
-    tokens = prompts_cut = completions_cut = good = 0
-    for index, row in enumerate(rows):
-        try:
-            prompt, completion, label = row["prompt"], row["completion"], row["label"]
-        except KeyError as error:
-            raise ValueError(
-                f"row {index} has no {error}: reward rows need `prompt`, `completion` and `label`"
-            ) from error
+    """`encode_reward_sample` over rows with `.prompt`, `.completion` and `.label`: int32 ids, float labels,
+    statistics."""
+
+    def encode(index: int, prompt: str, completion: str, label: int) -> dict[str, Any]:
         if label not in (1, -1):
             raise ValueError(f"row {index} has label {label!r}; reward labels are +1 or -1")
         encoded = encode_reward_sample(tokenizer, prompt, completion, max_len)
-        ids = np.asarray(encoded["input_ids"], dtype=np.int32)
-        samples.append({"input_ids": ids, "label": float(label)})
-        tokens += len(ids)
-        good += label == 1
-        prompts_cut += encoded["prompt_cut"] > 0
-        completions_cut += encoded["completion_cut"] > 0
-    if completions_cut:
-        log.warning(
-            "%d of %d completions exceed max_len=%d and were cut", completions_cut, len(rows), max_len
-        )
-    stats = RewardEncodeStats(
-        samples=len(samples),
-        good=good,
-        bad=len(samples) - good,
-        tokens=tokens,
-        prompts_truncated=prompts_cut,
-        completions_truncated=completions_cut,
-    )
-    return samples, stats
+        return {
+            **encoded,
+            "input_ids": np.asarray(encoded["input_ids"], dtype=np.int32),
+            "label": float(label),
+        }
+
+    samples, counts = encode_dataset(rows, ("prompt", "completion", "label"), "reward", encode, max_len)
+    good = sum(s["label"] == 1.0 for s in samples)
+    return samples, RewardEncodeStats(**counts, good=good, bad=len(samples) - good)
 
 
 def collate_reward(samples: Sequence[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
@@ -334,8 +314,8 @@ def score_encoded(
 
 
 def train_reward(
-    train_rows: Sequence[dict[str, Any]],
-    test_rows: Sequence[dict[str, Any]] | None,
+    train_rows: Sequence[RewardRow],
+    test_rows: Sequence[RewardRow] | None,
     backbone_dir: Path,
     out_dir: Path,
     rm: RewardConfig,
@@ -346,10 +326,7 @@ def train_reward(
     `test_rows` (held out; may be empty) are scored before and after training. The run stops at
     `planned_steps(...)`, capped by `spec.max_steps`; a run of the same `spec.name` resumes from its last
     checkpoint. `out_dir` must be reachable from the rank-0 worker."""
-    import ray
     from transformers import AutoTokenizer
-
-    from lamops.compute import ensure_ray
 
     backbone_dir = Path(backbone_dir)
     if not (backbone_dir / "config.json").is_file():
@@ -369,144 +346,88 @@ def train_reward(
         steps,
         spec.num_workers,
     )
-    ensure_ray()
-    loop_config = {
-        "samples": ray.put(samples),
-        "test_samples": ray.put(test_samples),
-        "backbone_dir": str(backbone_dir.resolve()),
-        "out_dir": str(Path(out_dir).resolve()),
-        "rm": rm.model_dump(mode="json"),
-    }
-    result = launch(reward_loop, loop_config, spec.model_copy(update={"max_steps": steps}))
-    returned = result.return_value or {}
-    history = returned.get("history", [])
+    launched = launch_loop(
+        reward_loop,
+        spec,
+        steps,
+        rm,
+        out_dir,
+        data={"samples": samples, "test_samples": test_samples},
+        backbone_dir=str(backbone_dir.resolve()),
+    )
     labels = [s["label"] for s in test_samples]
-    before, after = returned.get("scores_before"), returned.get("scores_after")
+    before, after = launched.returned.get("scores_before"), launched.returned.get("scores_after")
     return RewardResult(
-        out_dir=str(out_dir),
-        steps=steps,
-        final_loss=history[-1]["loss"] if history else None,
-        tokens_per_s=returned.get("tokens_per_s"),
-        history=history,
-        resumed_from_step=result.resumed_from_step,
+        **launched.supervised_fields(out_dir, steps),
         encode=stats,
         eval_before=evaluate_scores(before, labels) if labels and before is not None else None,
         eval_after=evaluate_scores(after, labels) if labels and after is not None else None,
         test_scores=list(after) if after is not None else [],
-        run_path=result.path,
-        wall_s=result.wall_s,
     )
 
 
 # ---------------------------------------------------------------------------------------------- worker
 
 
+class RewardLoop(SupervisedLoop):
+    """The reward model's part of the shared loop: the LoRA-wrapped classifier, right-padded batches, the
+    MSE of the score to the +-1 label, the held-out scores (split over the ranks) before the checkpoint is
+    loaded and after the last step, and the merged publish. The lr decays linearly after the warm-up."""
+
+    settings_type = RewardConfig
+    settings: RewardConfig
+    schedule = "linear"
+    metrics = ("loss", "lr", "grad_norm", "tokens_per_s")  # its history has always been without step_time_s
+
+    def build(self) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+        self.test_samples = fetch(self.config["test_samples"])
+        model, tokenizer = build_reward_model(Path(self.config["backbone_dir"]), self.settings)
+        self.pad_id = tokenizer.pad_token_id
+        return model, tokenizer
+
+    def collate(self, samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        return collate_reward(samples, self.pad_id)
+
+    def loss(self, engine: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean squared error of the score (the head at each sample's EOS) to the +-1 label."""
+        import torch
+
+        scores = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]
+        return torch.nn.functional.mse_loss(scores.float(), batch["labels"])
+
+    def before_resume(self, engine: Any) -> None:
+        # Before loading any checkpoint: the untrained head, the same in every run of this seed.
+        self.scores_before = self._score_test(engine)
+
+    def after_training(self, engine: Any) -> dict[str, Any]:
+        scores_after = self._score_test(engine)
+        return {
+            "scores_before": self.scores_before.tolist() if self.test_samples else None,
+            "scores_after": scores_after.tolist() if self.test_samples else None,
+        }
+
+    def publish(self, module: Any, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> Path:
+        """Fold the LoRA into the backbone first, so the folder needs no peft."""
+        from lamops.models.factory import save
+
+        return save(module.merge_and_unload(), tokenizer, out_dir)
+
+    def _score_test(self, engine: Any) -> np.ndarray:
+        return _score_split(
+            engine.module,
+            self.test_samples,
+            self.pad_id,
+            self.settings.eval_batch_size,
+            self.rank,
+            self.world,
+        )
+
+
 def reward_loop(config: dict) -> dict[str, Any] | None:
-    """The Ray Train per-worker loop; `train_reward` builds its `config`.
-
-    Each rank reads its slice of every global batch (`batch_indices`); DeepSpeed averages the LoRA and head
-    gradients, clips them and steps torch AdamW on the linear schedule. The held-out rows are scored (split
-    over the ranks) before the checkpoint is loaded and after the last step; rank 0 returns the history and
-    the scores, and publishes the merged model."""
-    import ray
-    import ray.train
-    import torch
-    import torch.distributed as dist
-
-    from lamops.models.factory import save
-
-    spec = spec_from(config)
-    rm = RewardConfig.model_validate(config["rm"])
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-    samples, test_samples = config["samples"], config["test_samples"]
-    if isinstance(samples, ray.ObjectRef):
-        samples = ray.get(samples)
-    if isinstance(test_samples, ray.ObjectRef):
-        test_samples = ray.get(test_samples)
-    total = planned_steps(len(samples), rm, world, cap=spec.max_steps)
-    model, tokenizer = build_reward_model(Path(config["backbone_dir"]), rm)
-    pad_id = tokenizer.pad_token_id
-
-    def schedule(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-        def factor(step: int) -> float:
-            return lr_factor(step, warmup_steps=rm.warmup_steps, total_steps=total, schedule="linear")
-
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-    engine = ds_engine(
-        model,
-        spec.deepspeed_config,
-        _adamw(rm),
-        schedule,
-        micro_batch_size=rm.micro_batch_size,
-        gradient_accumulation_steps=rm.gradient_accumulation_steps,
-        overrides={"gradient_clipping": rm.grad_clip},
-    )
-    # Before loading any checkpoint: the untrained head, the same in every run of this seed.
-    scores_before = _score_split(engine.module, test_samples, pad_id, rm.eval_batch_size, rank, world)
-    start = load_checkpoint(engine) or 0
-    engine.train()
-    device = engine.device
-    history: list[dict[str, float]] = []
-    window = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, micro-batches, non-pad tokens
-    window_start = run_start = time.perf_counter()
-    run_tokens = 0.0
-    step = start
-    while step < total:
-        torch.manual_seed(_step_seed(rm.seed, step, rank))  # LoRA dropout: the same masks after a resume
-        for micro in range(rm.gradient_accumulation_steps):
-            indices = batch_indices(
-                step * rm.gradient_accumulation_steps + micro,
-                rank=rank,
-                world_size=world,
-                micro_batch_size=rm.micro_batch_size,
-                num_samples=len(samples),
-                seed=rm.seed,
-            )
-            batch = {
-                k: v.to(device) for k, v in collate_reward([samples[i] for i in indices], pad_id).items()
-            }
-            scores = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]
-            loss = torch.nn.functional.mse_loss(scores.float(), batch["labels"])
-            engine.backward(loss)
-            engine.step()
-            window += torch.tensor(
-                [loss.item(), 1.0, float(batch["attention_mask"].sum())], dtype=torch.float64, device=device
-            )
-        step += 1
-        if step % rm.log_every == 0 or step == total or should_checkpoint(step, spec):
-            dist.all_reduce(window)
-            elapsed = time.perf_counter() - window_start
-            record = {
-                "step": float(step),
-                "loss": window[0].item() / window[1].item(),
-                "lr": rm.lr
-                * lr_factor(step - 1, warmup_steps=rm.warmup_steps, total_steps=total, schedule="linear"),
-                "grad_norm": grad_norm(engine),
-                "tokens_per_s": window[2].item() / elapsed,
-            }
-            run_tokens += window[2].item()
-            history.append(record)
-            if rank == 0:
-                report_progress(spec.name, step, total, record)
-            window.zero_()
-            if should_checkpoint(step, spec):
-                save_checkpoint(engine, step, {"loss": record["loss"]})
-            window_start = time.perf_counter()  # checkpoint time is not training throughput
-    run_s = time.perf_counter() - run_start
-    scores_after = _score_split(engine.module, test_samples, pad_id, rm.eval_batch_size, rank, world)
-    _save_final(engine, tokenizer, Path(config["out_dir"]), rank, _save_merged(save))
-    if rank != 0:
-        return None
-    return {
-        "start_step": start,
-        "steps": total,
-        "history": history,
-        "tokens_per_s": run_tokens / run_s if step > start else None,
-        "scores_before": scores_before.tolist() if test_samples else None,
-        "scores_after": scores_after.tolist() if test_samples else None,
-    }
+    """The Ray Train per-worker loop; `train_reward` builds its `config`. See `RewardLoop` and
+    `lamops.train.loop.SupervisedLoop`: rank 0 returns the history and the held-out scores, and publishes
+    the merged model."""
+    return RewardLoop(config).run()
 
 
 def _score_split(
@@ -523,16 +444,3 @@ def _score_split(
     for indices, values in gathered:
         out[indices] = values
     return out
-
-
-def _step_seed(seed: int, step: int, rank: int) -> int:
-    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
-
-
-def _save_merged(save):
-    """`save` for `_save_final`: fold the LoRA into the backbone first, so the folder needs no peft."""
-
-    def save_merged(module: Any, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> Path:
-        return save(module.merge_and_unload(), tokenizer, out_dir)
-
-    return save_merged

@@ -20,7 +20,15 @@ import pandas as pd
 from pydantic import BaseModel
 
 from lamops.env.actions import FUNCTIONS
-from lamops.records import ID_PATTERN, PairSource, TrajectoryStep, YesNoUnsure
+from lamops.records import (
+    ID_PATTERN,
+    PairSource,
+    PlanSFTRow,
+    RewardRow,
+    StepSFTRow,
+    TrajectoryStep,
+    YesNoUnsure,
+)
 
 MAX_PLAN_STEPS = 30
 # A sanity bound only: the episode limit is params.yaml `env.max_steps` (30 by default).
@@ -350,7 +358,7 @@ TRAJECTORIES = Boundary(
     ),
 )
 
-_SFT = ("prompt", "completion", "task_id", "split")
+_SFT = (*StepSFTRow.model_fields, "split")  # the rows of lamops.records, and their split
 SFT = Boundary(
     name="sft",
     columns=_SFT,
@@ -380,7 +388,7 @@ SFT = Boundary(
     forbidden_where=("split", "train"),
 )
 
-_REWARD = ("prompt", "completion", "label", "task_id")
+_REWARD = tuple(RewardRow.model_fields)
 REWARD = Boundary(
     name="reward",
     columns=_REWARD,
@@ -408,7 +416,7 @@ REWARD = Boundary(
     ),
 )
 
-_PLAN_SFT = ("prompt", "completion", "task_id")
+_PLAN_SFT = tuple(PlanSFTRow.model_fields)
 PLAN_SFT = Boundary(
     name="plan_sft",
     columns=_PLAN_SFT,
@@ -443,8 +451,9 @@ def frame(name: str, records: Iterable[BaseModel | Mapping[str, Any]]) -> pd.Dat
     """Flatten records (pydantic models or dicts) into the frame boundary `name` validates.
 
     task_plans takes TaskPlanPair, instantiated InstantiatedTask, trajectories Trajectory; the data set
-    boundaries (sft, reward, plan_sft) take their sample dicts as they are. The boundary's columns come
-    first; a column the records lack is added empty, so its not-null rule reports them."""
+    boundaries (sft, reward, plan_sft) take their rows (lamops.records) or flat dicts of them. The
+    boundary's columns come first; a column the records lack is added empty, so its not-null rule reports
+    them."""
     spec = boundary(name)
     rows = [spec.row(r.model_dump(mode="json") if isinstance(r, BaseModel) else dict(r)) for r in records]
     df = pd.DataFrame(rows)

@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from lamops.config import load_config
 from lamops.stages.base import StageResult
 from lamops.stages.fingerprint import run_unless_unchanged, stage_spec, stamp_file
 
-ROOT = Path(__file__).resolve().parents[1]
 DVC_YAML = """
 stages:
   templates:

@@ -4,13 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from lamops.config import load_config
 from lamops.io import replace_dir
 from lamops.phases import select_stages
 from lamops.stages import STAGES, get_stage
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_select_stages_orders_by_pipeline_and_rejects_unknown() -> None:

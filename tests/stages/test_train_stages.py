@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,16 +14,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import copy_project
 from safetensors.torch import load_file
-from small_project import DATA, DATA_STAGES
+from small_project import DATA, PROFILE
+from small_project import config as project_config
 
-from lamops.config import load_config
 from lamops.stages import get_stage
 
 # One xdist worker runs the whole module (the fixture trains all five phases once, ~4 min on 2 free cores);
 # the fixture counts towards the first test's timeout.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("train_stages"), pytest.mark.timeout(1800)]
-ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [
     "model.hidden_size=64",
     "model.intermediate_size=128",
@@ -62,18 +61,13 @@ PHASES = {
 
 
 def config(root: Path, *extra: str):
-    return load_config(root / "params.yaml", "tiny", [*DATA, *TRAIN, *extra])
+    return project_config(root, *TRAIN, *extra)
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("train-project")
-    shutil.copy(ROOT / "params.yaml", root)
-    shutil.copytree(ROOT / "infra", root / "infra")
-    cfg = config(root)
-    for stage in DATA_STAGES:
-        get_stage(stage)(cfg)
-    return root
+def project(data_project, tmp_path_factory) -> Path:
+    """A copy of the session's small data project (tests/small_project.py): the phases train into it."""
+    return copy_project(data_project, tmp_path_factory.mktemp("train-project") / "project")
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +214,8 @@ def test_a_phase_killed_after_its_first_checkpoint_resumes_from_it(project, trai
         "imitate",
         "--params",
         str(project / "params.yaml"),
+        "--profile",
+        PROFILE,
     ]
     for arg in args:
         command += ["--set", arg]

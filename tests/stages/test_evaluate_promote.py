@@ -3,23 +3,29 @@
 better one takes over, the old champion keeping `previous-champion`.
 
 The "good" model is a tiny Mistral fitted for a few seconds to the very test steps it is scored on: a
-fixture whose scores are known to be high, not a trained LAM (tests/test_train_stages.py covers those)."""
+fixture whose scores are known to be high, not a trained LAM (tests/stages/test_train_stages.py covers
+those)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from small_project import DATA, DATA_STAGES
+from helpers import copy_project, tiny_spec
+from small_project import DATA, PROFILE
+from small_project import config as project_config
 
-from lamops.config import load_config
 from lamops.stages import get_stage
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("evaluate_promote"), pytest.mark.timeout(1200)]
-ROOT = Path(__file__).resolve().parents[1]
+# One torch thread: the fit and the evaluations run in-process (evaluate.workers=0).
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.xdist_group("evaluate_promote"),
+    pytest.mark.timeout(1200),
+    pytest.mark.usefixtures("one_thread"),
+]
 EVALUATE = [
     "evaluate.phases=[lam4]",
     "evaluate.offline_max_rows=16",
@@ -31,38 +37,27 @@ EVALUATE = [
     "promote.no_regression=[offline.ssr, offline.object_acc, offline.operation_acc]",
     "promote.tolerance=2",
 ]
-SMALL = {
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 1024,
-    "vocab_size": 1024,
-}
 TOLERANCE = 2.0
 
 
 def config(root: Path, model: str):
-    return load_config(root / "params.yaml", "tiny", [*DATA, *EVALUATE, f"offline_rl.out_dir={model}"])
+    return project_config(root, *EVALUATE, f"offline_rl.out_dir={model}")
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("promote-project")
-    shutil.copy(ROOT / "params.yaml", root)
-    cfg = config(root, "models/none")
-    for stage in DATA_STAGES:
-        get_stage(stage)(cfg)
-    return root
+def project(data_project, tmp_path_factory) -> Path:
+    """A copy of the session's small data project (tests/small_project.py): models, metrics and the
+    registry are written into it."""
+    return copy_project(data_project, tmp_path_factory.mktemp("promote-project") / "project")
 
 
 def scored_rows(root: Path) -> list[dict]:
     from lamops.evaluation.offline import whole_tasks
+    from lamops.records import StepSFTRow
     from lamops.stages.training import read_rows
 
     cfg = config(root, "models/none")
-    rows = read_rows(cfg.path(cfg.datasets.out_dir) / "sft" / "test.jsonl")
+    rows = read_rows(cfg.path(cfg.datasets.out_dir) / "sft" / "test.jsonl", StepSFTRow)
     return whole_tasks(rows, cfg.evaluate.offline_max_rows)
 
 
@@ -70,7 +65,7 @@ def fit(model, tokenizer, rows: list[dict], steps: int, seed: int = 0) -> None:
     """A bare loop: completion-only loss on `rows`, the encoding SFT uses."""
     from lamops.train.sft import encode_sample
 
-    samples = [encode_sample(tokenizer, r["prompt"], r["completion"], 1024) for r in rows]
+    samples = [encode_sample(tokenizer, r.prompt, r.completion, 1024) for r in rows]
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(seed)
     model.train()
@@ -100,14 +95,13 @@ def models(project: Path) -> dict[str, str]:
     longer. Folders relative to the project root."""
     from lamops.models.factory import build_tiny, save
     from lamops.models.tokenizer import train_tokenizer
-    from lamops.settings import ModelSpec
 
     torch.manual_seed(0)
     rows = scored_rows(project)
     tokenizer = train_tokenizer(
-        [x for r in rows for x in (r["prompt"], r["completion"])], project / "tokenizer", vocab_size=1024
+        [x for r in rows for x in (r.prompt, r.completion)], project / "tokenizer", vocab_size=1024
     )
-    model = build_tiny(ModelSpec(**SMALL), tokenizer)
+    model = build_tiny(tiny_spec(), tokenizer)
     fit(model, tokenizer, rows, steps=120)
     save(model, tokenizer, project / "models" / "good")
     good = {k: v.clone() for k, v in model.state_dict().items()}
@@ -187,7 +181,7 @@ def test_the_flow_publishes_the_phase_table_and_the_promotion_as_prefect_artifac
     overrides = [*DATA, *EVALUATE, f"offline_rl.out_dir={models['better']}"]
     results = pipeline(
         params=str(project / "params.yaml"),
-        profile="tiny",
+        profile=PROFILE,
         stages=["evaluate", "promote"],
         overrides=overrides,
     )

@@ -1,42 +1,19 @@
 """The data stages in-process on a small corpus: outputs, quarantines, gates and their MLflow runs."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
+from helpers import copy_project
+from small_project import TASKS, config
 
-from lamops.config import load_config
 from lamops.stages import get_stage
 
-# One xdist worker runs the module: its fixture builds the data once.
-pytestmark = pytest.mark.xdist_group("data_stages")
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = [
-    "sources.docs_pages=2",
-    "sources.howto_articles=60",
-    "sources.queries=20",
-    "collect.workers=0",
-    "evolve.workers=0",
-    "instantiate.max_tasks=30",
-    "instantiate.workers=0",
-    "execute.workers=0",
-    "judge.workers=0",
-]
 
-
-def config(root: Path, *extra: str):
-    return load_config(root / "params.yaml", "tiny", [*SMALL, *extra])
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("project")
-    shutil.copy(ROOT / "params.yaml", root)
-    cfg = config(root)
-    for stage in ("templates", "sources", "collect", "evolve", "instantiate", "execute", "judge", "datasets"):
-        get_stage(stage)(cfg)
-    return root
+@pytest.fixture
+def project(data_project: Path) -> Path:
+    """The session's small data project (tests/small_project.py): read only here."""
+    return data_project
 
 
 def lines(path: Path) -> list[dict]:
@@ -63,7 +40,7 @@ def test_every_stage_wrote_its_outputs(project: Path):
     assert evolved and all(len(p["parents"]) == 2 for p in evolved)
     tasks = lines(data / "instantiated/tasks.jsonl")
     records = lines(data / "instantiated/records.jsonl")
-    assert len(records) == 30 and {t["task_id"] for t in tasks} <= {r["unique_id"] for r in records}
+    assert len(records) == TASKS and {t["task_id"] for t in tasks} <= {r["unique_id"] for r in records}
     assert all(
         set(r["time_cost"]) >= {"choose_template", "prefill", "instantiation_evaluation", "total"}
         for r in records
@@ -89,8 +66,7 @@ def test_stage_runs_are_in_mlflow(project: Path):
 
 
 def test_a_damaged_input_line_is_quarantined_and_the_rest_kept(project: Path, tmp_path: Path):
-    root = tmp_path / "p"
-    shutil.copytree(project, root)
+    root = copy_project(project, tmp_path / "p")
     pairs = root / "data/task_plans/collected/pairs.jsonl"
     good = pairs.read_text().splitlines()
     pairs.write_bytes(
@@ -114,8 +90,7 @@ def test_a_damaged_input_line_is_quarantined_and_the_rest_kept(project: Path, tm
 def test_a_failing_gate_fails_the_stage_and_logs_its_report(project: Path, tmp_path: Path):
     from lamops.validation import DataValidationError
 
-    root = tmp_path / "p"
-    shutil.copytree(project, root)
+    root = copy_project(project, tmp_path / "p")
     pairs = root / "data/task_plans/collected/pairs.jsonl"
     rows = lines(pairs)
     for row in rows:  # plans of 16 steps: any two combined exceed the gate's 30 steps

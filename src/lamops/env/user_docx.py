@@ -1,0 +1,236 @@
+"""A user's own .docx (`lamops agent`): check and read the document, count what the environment cannot show,
+check the output path and write the result atomically. Only .docx bytes and files here; running the agent
+on the document is `lamops.agents.user_doc`.
+
+What the environment cannot show or edit is marked in the canvas by a placeholder (see `lamops.env.canvas`):
+`[image]`, `[chart]`, `[diagram]`, `[shape]`, `[embedded object: ...]`, and, with their text shown
+read-only, `[text box: ...]`, `[content control: ...]` (a block-level one on a line of its own),
+`[equation: ...]`, `[inserted: ...]` / `[deleted: ...]` for tracked changes, `[footnote N]`, `[endnote N]`,
+`[nested table RxC: ...]`; first-page and even-page headers and footers get read-only lines of their own.
+The agent sees each placeholder where the thing is; `inspect_document` counts them for the user.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+import zlib
+from collections import Counter
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+SHOWN = "text, tables, formatting, comments, headers and footers"
+# Kinds the canvas only marks (or leaves out), in the order the report lists them: (singular, plural).
+KINDS: tuple[tuple[str, str], ...] = (
+    ("image", "images"),
+    ("chart", "charts"),
+    ("diagram", "diagrams (SmartArt)"),
+    ("shape", "shapes"),
+    ("text box", "text boxes"),
+    ("content control", "content controls"),
+    ("equation", "equations"),
+    ("embedded object", "embedded objects"),
+    ("tracked change", "tracked changes"),
+    ("footnote", "footnotes"),
+    ("endnote", "endnotes"),
+    ("nested table", "nested tables"),
+    ("first-page header", "first-page headers"),
+    ("first-page footer", "first-page footers"),
+    ("even-page header", "even-page headers"),
+    ("even-page footer", "even-page footers"),
+)
+
+
+class UserDocumentError(ValueError):
+    """A document, output path or request `lamops agent` cannot use; the message is one line for the user."""
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+class DocumentReport(BaseModel):
+    """What the environment cannot show or edit in a document: counts by kind (`KINDS`, then
+    `other:<element>` for any other element holding text)."""
+
+    counts: dict[str, int] = Field(default_factory=dict)
+
+    def not_shown(self) -> list[str]:
+        """'2 images', '1 text box', ... in `KINDS` order, then other elements."""
+        out = [
+            f"{n} {singular if n == 1 else plural}"
+            for singular, plural in KINDS
+            if (n := self.counts.get(singular, 0))
+        ]
+        others = {k.split(":", 1)[1]: n for k, n in sorted(self.counts.items()) if k.startswith("other:")}
+        if others:
+            total = sum(others.values())
+            out.append(f"{total} other element{'s' if total > 1 else ''} ({', '.join(others)})")
+        return out
+
+    def summary(self) -> str:
+        missing = self.not_shown()
+        if not missing:
+            return f"The environment shows {SHOWN}: everything in this document is shown."
+        return (
+            f"The environment shows {SHOWN}; not shown: {', '.join(missing)} (the agent's canvas marks "
+            "each with a placeholder such as [image] or [text box: ...], read-only)."
+        )
+
+
+def inspect_document(data: bytes, name: str = "document") -> DocumentReport:
+    """Count what the environment's canvas only marks by a placeholder, or leaves out, in a .docx.
+
+    Raises UserDocumentError, naming `name` and what is wrong, when the bytes are not a .docx the environment
+    can open and show."""
+    from lamops.env.canvas import canvas_items
+
+    live = _open(data, name)
+    notes: Counter = Counter()
+    try:
+        canvas_items(live, notes)
+    except Exception as e:  # the environment must show any document python-docx opens: a bug to report
+        raise UserDocumentError(
+            f"{name}: the environment cannot render this document ({type(e).__name__}: {e}); please report it"
+        ) from None
+    order = {kind: i for i, (kind, _) in enumerate(KINDS)}
+    counts = dict(sorted(notes.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+    return DocumentReport(counts=counts)
+
+
+# ---------------------------------------------------------------------------------------------- input, output
+
+
+def _open(data: bytes, name: str):
+    """The document as the environment's LiveDocument, or UserDocumentError naming `name` and what is
+    wrong."""
+    from lxml import etree
+
+    from lamops.env.document import LiveDocument
+
+    check_archive(data, name)
+    try:
+        return LiveDocument(data)
+    except ValueError as e:  # python-docx: "file '...' is not a Word file, content type is '...'"
+        if "content type" in str(e):
+            kind = str(e).rsplit("content type is", 1)[-1].strip(" '")
+            raise UserDocumentError(
+                f"{name}: not a Word document but {kind} (a macro-enabled .docm or a template .dotx? "
+                "save it as .docx)"
+            ) from None
+        raise UserDocumentError(f"{name}: a corrupt .docx ({e})") from None
+    except etree.XMLSyntaxError as e:
+        raise UserDocumentError(f"{name}: a corrupt .docx (a part is not well-formed XML: {e})") from None
+    except KeyError as e:  # a part its relationships name is missing from the archive
+        missing = e.args[0] if e.args else e
+        raise UserDocumentError(f"{name}: a corrupt .docx (missing part: {missing})") from None
+    except Exception as e:
+        raise UserDocumentError(f"{name}: cannot be opened as a .docx ({type(e).__name__}: {e})") from None
+
+
+def check_archive(data: bytes, name: str) -> None:
+    """Raise UserDocumentError (naming `name` and what is wrong) unless `data` is a sound zip archive holding
+    a Word document's main parts."""
+    if not data:
+        raise UserDocumentError(f"{name}: the file is empty, not a .docx document")
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        if data.startswith(b"PK\x03\x04"):
+            raise UserDocumentError(
+                f"{name}: a corrupt .docx (a truncated zip archive: its directory is missing)"
+            )
+        raise UserDocumentError(f"{name}: not a .docx document (not a zip archive{_looks_like(data)})")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = set(z.namelist())
+            bad = z.testzip()
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as e:
+        raise UserDocumentError(f"{name}: a corrupt .docx (a damaged zip archive: {e})") from None
+    if bad is not None:
+        raise UserDocumentError(f"{name}: a corrupt .docx (zip entry {bad} fails its checksum)")
+    for part in ("word/document.xml", "[Content_Types].xml"):
+        if part not in names:
+            raise UserDocumentError(f"{name}: a zip archive but not a Word document (no {part} in it)")
+
+
+def _looks_like(data: bytes) -> str:
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
+        return "; an old binary .doc? open it in Word and save it as .docx"
+    if data.startswith(b"{\\rtf"):
+        return "; an RTF file? open it in Word and save it as .docx"
+    if data.startswith(b"%PDF"):
+        return "; a PDF"
+    return ""
+
+
+def read_document(path: Path) -> bytes:
+    """The bytes of the user's document, read once, checked to be a zip archive with a Word document's main
+    parts (`inspect_document` opens it)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserDocumentError(f"{path}: no such file")
+    if not path.is_file():
+        raise UserDocumentError(f"{path}: not a file")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserDocumentError(f"{path}: cannot be read ({e.strerror or e})") from None
+    check_archive(data, str(path))
+    return data
+
+
+def check_output(doc: Path, out: Path, *, overwrite: bool) -> None:
+    """Refuse an output that is the input (by path or by link), a folder, not .docx, in a missing folder, or
+    that exists already without `overwrite`."""
+    doc, out = Path(doc), Path(out)
+    same = out.resolve() == doc.resolve()
+    if not same and out.exists() and doc.exists():
+        same = os.path.samefile(out, doc)
+    if same:
+        raise UserDocumentError(
+            f"--out {out} is the input document; the input is never modified: write to another file"
+        )
+    if out.suffix.lower() != ".docx":
+        raise UserDocumentError(f"--out {out}: the output must be a .docx file")
+    if out.is_dir():
+        raise UserDocumentError(f"--out {out} is a folder; give a file name")
+    if not out.parent.resolve().is_dir():
+        raise UserDocumentError(f"--out {out}: the folder {out.parent} does not exist")
+    if out.exists() and not overwrite:
+        raise UserDocumentError(f"--out {out} exists; pass --overwrite to replace it")
+
+
+def save_document(data: bytes, out: Path, *, overwrite: bool) -> Path:
+    """Write `data` to `out` atomically: a temporary file in the same folder, synced, then renamed (or,
+    without `overwrite`, linked: an `out` that appeared meanwhile is not replaced). Nothing half-written is
+    left behind."""
+    out = Path(out)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        if overwrite:
+            os.replace(tmp, out)
+        else:
+            try:
+                os.link(tmp, out)  # fails if `out` exists: no check-then-write race
+            except FileExistsError:
+                raise UserDocumentError(f"--out {out} exists; pass --overwrite to replace it") from None
+            except OSError:  # a file system without hard links
+                if out.exists():
+                    raise UserDocumentError(f"--out {out} exists; pass --overwrite to replace it") from None
+                os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

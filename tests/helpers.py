@@ -1,0 +1,69 @@
+"""Plain helpers shared by the test modules: `from helpers import ROOT, CharTokenizer, tiny_spec`.
+
+tests/ is on sys.path because tests/conftest.py lives there (pytest's default "prepend" import mode puts a
+conftest's folder first), so modules in any folder under tests/ import this as `helpers`. Fixtures live in
+tests/conftest.py; only plain values, classes and functions here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+# The repository root, whatever folder under tests/ a module is in.
+ROOT = Path(__file__).resolve().parents[1]
+
+# The tiny Mistral most in-process tests build: 2 layers, 64 wide, 4 query / 2 key-value heads. A test that
+# needs other sizes passes them to tiny_spec; the numbers are part of what its assertions were tuned to.
+TINY_MODEL = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 1024,
+    "vocab_size": 1024,
+}
+
+
+def tiny_spec(**sizes):
+    """lamops.settings.ModelSpec of TINY_MODEL, `sizes` overriding its fields."""
+    from lamops.settings import ModelSpec
+
+    return ModelSpec(**{**TINY_MODEL, **sizes})
+
+
+class CharTokenizer:
+    """One token per character (its code point), BOS 1, EOS 2, PAD 0: expected ids can be written by hand.
+
+    Called as the code under test must call a tokenizer here, without special tokens: the code adds BOS and
+    EOS itself (or none at all).
+    """
+
+    bos_token_id, eos_token_id, pad_token_id = 1, 2, 0
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
+        assert not add_special_tokens, "the code under test must add BOS and EOS itself"
+        return {"input_ids": [ord(c) for c in text]}
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    """A copy of a project folder that shares nothing with `source`, which stays untouched.
+
+    The MLflow store (mlflow.db) keeps absolute artifact locations: an experiment's and every run's point into
+    `source`. They are rewritten to `target`, so runs logged in the copy write their artifacts there.
+    """
+    shutil.copytree(source, target, symlinks=True)
+    db = target / "mlflow.db"
+    if db.is_file():
+        old, new = source.resolve().as_uri(), target.resolve().as_uri()
+        with sqlite3.connect(db) as connection:
+            for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
+                connection.execute(
+                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                    f"WHERE substr({column}, 1, ?) = ? AND substr({column}, ?, 1) IN ('', '/')",
+                    (new, len(old) + 1, len(old), old, len(old) + 1),
+                )
+        connection.close()
+    return target
