@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from lamops.train.distributed import (
     SPEC_KEY,
@@ -29,8 +30,7 @@ from lamops.train.distributed import (
     worker_env,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-DS_CONFIGS = REPO / "infra" / "deepspeed"
+DS_CONFIGS = ROOT / "infra" / "deepspeed"
 
 
 # ------------------------------------------------------------------------------------------ the train loop

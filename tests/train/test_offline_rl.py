@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT, tiny_spec
 from pydantic import ValidationError
 
 from lamops.models.factory import build_tiny, save
 from lamops.models.tokenizer import train_tokenizer
 from lamops.records import RewardRow
-from lamops.settings import ModelSpec, PPOConfig
+from lamops.settings import PPOConfig
 from lamops.train.distributed import TrainSpec
 from lamops.train.offline_rl import (
     adaptive_kl_coef,
@@ -35,17 +36,7 @@ from lamops.train.offline_rl import (
     trim_response,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """In-process work on these tiny models gains nothing from a second thread and, on a busy machine, loses
-    up to 10x waiting for it (measured); Ray's workers set their own threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------------------------- unit
@@ -142,15 +133,7 @@ def synthetic_rows() -> list[RewardRow]:
     ]
 
 
-TINY = ModelSpec(
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=256,
-    vocab_size=512,
-)
+TINY = tiny_spec(max_position_embeddings=256, vocab_size=512)
 
 
 def teach_the_format(model, tokenizer, rows: list[RewardRow], steps: int) -> None:
@@ -301,7 +284,7 @@ def trained(models):
     root = models["root"]
     spec = TrainSpec(
         name="ppo-tiny",
-        deepspeed_config=REPO / "infra" / "deepspeed" / "zero2_cpu.json",
+        deepspeed_config=ROOT / "infra" / "deepspeed" / "zero2_cpu.json",
         storage_path=str(root / "runs"),
         num_workers=2,
         checkpoint_every=100,

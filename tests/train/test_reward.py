@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT, CharTokenizer, tiny_spec
 from pydantic import ValidationError
 
 from lamops.models.factory import build_tiny, save
 from lamops.models.tokenizer import train_tokenizer
 from lamops.records import RewardRow, StepSFTRow
-from lamops.settings import MISTRAL_LINEAR, ModelSpec, RewardConfig
+from lamops.settings import MISTRAL_LINEAR, RewardConfig
 from lamops.train.distributed import TrainSpec
 from lamops.train.reward import (
     build_reward_model,
@@ -29,27 +30,7 @@ from lamops.train.reward import (
     train_reward,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """In-process work on these tiny models gains nothing from a second thread and, on a busy machine, loses
-    up to 10x waiting for it (measured); Ray's workers set their own threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class CharTokenizer:
-    """One token per character (its code point), BOS 1, EOS 2: expected ids can be written by hand."""
-
-    bos_token_id, eos_token_id, pad_token_id = 1, 2, 0
-
-    def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
-        assert not add_special_tokens, "encoding must add BOS and EOS itself"
-        return {"input_ids": [ord(c) for c in text]}
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 A, B, C, Y, Z = (ord(c) for c in "abcyz")
@@ -166,15 +147,7 @@ def rows_for(words: list[str]) -> list[RewardRow]:
     return rows
 
 
-TINY = ModelSpec(
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=256,
-    vocab_size=512,
-)
+TINY = tiny_spec(max_position_embeddings=256, vocab_size=512)
 RM = RewardConfig(lr=5e-3, micro_batch_size=4, max_steps=30, max_len=64, log_every=2, eval_batch_size=8)
 
 
@@ -232,7 +205,7 @@ def trained(backbone, tmp_path_factory):
     root = tmp_path_factory.mktemp("rm")
     spec = TrainSpec(
         name="rm-tiny",
-        deepspeed_config=REPO / "infra" / "deepspeed" / "zero2_cpu.json",
+        deepspeed_config=ROOT / "infra" / "deepspeed" / "zero2_cpu.json",
         storage_path=str(root / "runs"),
         num_workers=2,
         checkpoint_every=100,

@@ -5,33 +5,22 @@ on CPU (the loss falls, every parameter moves, the saved model reloads and gener
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import ROOT, CharTokenizer, tiny_spec
 from pydantic import ValidationError
 
 from lamops.models.factory import build_tiny
 from lamops.models.tokenizer import train_tokenizer
 from lamops.records import StepSFTRow
-from lamops.settings import ModelSpec, SFTConfig
+from lamops.settings import SFTConfig
 from lamops.train.distributed import TrainSpec
 from lamops.train.loop import batch_indices, lr_factor, planned_steps
 from lamops.train.sft import IGNORE_INDEX, SFTCollator, encode_rows, encode_sample, train_sft
 
-REPO = Path(__file__).resolve().parents[2]
 X = IGNORE_INDEX
-
-
-class CharTokenizer:
-    """One token per character (its code point), BOS 1, EOS 2: expected ids can be written by hand."""
-
-    bos_token_id, eos_token_id, pad_token_id = 1, 2, 0
-
-    def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
-        assert not add_special_tokens, "encode_sample must add BOS and EOS itself"
-        return {"input_ids": [ord(c) for c in text]}
 
 
 A, B, C, Y, Z = (ord(c) for c in "abcyz")
@@ -142,15 +131,7 @@ def synthetic_rows() -> list[StepSFTRow]:
     ]
 
 
-TINY = ModelSpec(
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=256,
-    vocab_size=512,
-)
+TINY = tiny_spec(max_position_embeddings=256, vocab_size=512)
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +149,7 @@ def trained(tmp_path_factory):
     )
     spec = TrainSpec(
         name="sft-tiny",
-        deepspeed_config=REPO / "infra" / "deepspeed" / "zero2_cpu.json",
+        deepspeed_config=ROOT / "infra" / "deepspeed" / "zero2_cpu.json",
         storage_path=str(root / "runs"),
         num_workers=2,
         checkpoint_every=10,
