@@ -145,6 +145,9 @@ def run_deployment(server: Server, name: str, parameters: dict) -> str:
             while (state := client.read_flow_run(flow_run_id.group(1)).state).type.value not in FINAL:
                 assert time.monotonic() < deadline, f"flow run still {state.type.value} after 300 s"
                 time.sleep(1)
+        # The flow run's process sends its last logs as it exits, after the run is final: a --run-once worker
+        # exits after it. Stopping the group earlier loses those logs.
+        worker.wait(timeout=120)
     finally:
         stop(worker)
         worker_log.close()
@@ -154,17 +157,26 @@ def run_deployment(server: Server, name: str, parameters: dict) -> str:
     return flow_run_id.group(1)
 
 
-def task_runs_and_logs(server: Server, flow_run_id: str) -> tuple[list[str], str]:
+def task_runs_and_logs(server: Server, flow_run_id: str, until: str = "") -> tuple[list[str], str]:
+    """The flow run's task names in start order, and its log messages once they include `until` (a regex).
+
+    Logs reach the API in batches, after the flow run is final (the flow run process flushes them at exit, the
+    worker after it), so they are read again for up to 60 s until the awaited line is there."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
 
+    deadline = time.monotonic() + 60
     with server.client() as client:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-        # Logs reach the API in batches: the flow run process flushes them at exit, the worker after it.
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+        while True:
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            text = "\n".join(log.message for log in logs)
+            if re.search(until, text) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
     states = {run.name.rsplit("-", 1)[0]: run.state.type.value for run in runs}
     assert set(states.values()) == {"COMPLETED"}, states
     ordered = sorted(runs, key=lambda run: run.start_time or run.expected_start_time)
-    return [run.name.rsplit("-", 1)[0] for run in ordered], "\n".join(log.message for log in logs)
+    return [run.name.rsplit("-", 1)[0] for run in ordered], text
 
 
 def test_a_deployment_runs_on_a_process_worker_and_a_rerun_skips_unchanged_stages(
@@ -191,7 +203,7 @@ def test_a_deployment_runs_on_a_process_worker_and_a_rerun_skips_unchanged_stage
     assert sorted(p.stem for p in (project / ".lamops/stages/ci").glob("*.json")) == sorted(STAGES)
 
     second = run_deployment(server, "lamops-data/nightly-data", parameters)
-    names, logs = task_runs_and_logs(server, second)
+    names, logs = task_runs_and_logs(server, second, until=rf"stage {STAGES[-1]}: unchanged since")
     assert names == STAGES
     for stage in STAGES:
         assert re.search(rf"stage {stage}: unchanged since \S+, skipped", logs), logs[-3000:]
