@@ -5,6 +5,7 @@ on CPU (the loss falls, every parameter moves, the saved model reloads and gener
 from __future__ import annotations
 
 import math
+import random
 from types import SimpleNamespace
 
 import pytest
@@ -111,6 +112,31 @@ def test_ranks_read_disjoint_slices_and_every_sample_once_per_epoch():
     assert sorted(epoch) == list(range(12))
     assert read(1, 0) == read(1, 0) and read(2, 0) != read(0, 0)  # deterministic, new order next epoch
     assert read(0, 0) != read(0, 0, seed=4)
+
+
+def test_grouped_by_length_every_sample_once_an_epoch_and_far_less_padding():
+    rng = random.Random(0)
+    lengths = [rng.randrange(20, 400) for _ in range(600)]
+
+    def epoch(grouped: bool, seed: int = 0) -> list[list[int]]:
+        return [
+            batch_indices(
+                m, rank=0, world_size=1, micro_batch_size=4, num_samples=600, seed=seed,
+                lengths=lengths if grouped else None,
+            )  # fmt: skip
+            for m in range(150)
+        ]
+
+    def padding(batches: list[list[int]]) -> float:
+        width = sum(4 * max(lengths[i] for i in b) for b in batches)
+        return 1 - sum(lengths[i] for b in batches for i in b) / width
+
+    grouped = epoch(True)
+    assert sorted(i for b in grouped for i in b) == list(range(600))
+    assert padding(grouped) < 0.05 < 0.3 < padding(epoch(False))
+    firsts = [max(lengths[i] for i in b) for b in grouped[:32]]
+    assert firsts != sorted(firsts) and firsts != sorted(firsts, reverse=True)  # batch order stays shuffled
+    assert epoch(True, seed=1) != grouped
 
 
 # -------------------------------------------------------------------------------------- through Ray Train

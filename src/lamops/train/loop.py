@@ -91,31 +91,63 @@ def lr_factor(step: int, *, warmup_steps: int, total_steps: int, schedule: str) 
 
 
 def batch_indices(
-    micro_step: int, *, rank: int, world_size: int, micro_batch_size: int, num_samples: int, seed: int
+    micro_step: int,
+    *,
+    rank: int,
+    world_size: int,
+    micro_batch_size: int,
+    num_samples: int,
+    seed: int,
+    lengths: Sequence[int] | None = None,
 ) -> list[int]:
     """Sample indices of rank `rank`'s micro-batch number `micro_step` (counted over the whole run).
 
     The data is a stream of epochs, each a permutation seeded by (seed, epoch); global micro-batch m is
     stream positions [m W B, (m+1) W B) and rank r takes its r-th slice of B. A pure function of its
-    arguments, so ranks never overlap and a resumed run reads exactly what an unbroken run reads."""
+    arguments, so ranks never overlap and a resumed run reads exactly what an unbroken run reads.
+
+    With `lengths` (each sample's token count), every epoch's permutation is grouped by length: cut into
+    spans of `GROUP` global micro-batches, each span sorted by length, then its micro-batches shuffled
+    (seeded too). A micro-batch then holds samples of similar length, so little of it is padding, while the
+    order of micro-batches stays random (Hugging Face's `group_by_length`, without its longest-first bias)."""
+    block = world_size * micro_batch_size
     start = (micro_step * world_size + rank) * micro_batch_size
     indices = []
     for position in range(start, start + micro_batch_size):
         epoch, offset = divmod(position, num_samples)
-        indices.append(int(_epoch_order(num_samples, seed, epoch)[offset]))
+        indices.append(int(_epoch_order(num_samples, seed, epoch, lengths, block)[offset]))
     return indices
 
 
-_ORDER_CACHE: dict[tuple[int, int, int], np.ndarray] = {}
+GROUP = 32  # global micro-batches per span that `batch_indices` sorts by length
+_ORDER_CACHE: dict[tuple, np.ndarray] = {}
 
 
-def _epoch_order(num_samples: int, seed: int, epoch: int) -> np.ndarray:
-    key = (num_samples, seed, epoch)
+def _epoch_order(
+    num_samples: int, seed: int, epoch: int, lengths: Sequence[int] | None, block: int
+) -> np.ndarray:
+    key = (num_samples, seed, epoch, block, None if lengths is None else id(lengths))
     if key not in _ORDER_CACHE:
         if len(_ORDER_CACHE) > 4:
             _ORDER_CACHE.clear()
-        _ORDER_CACHE[key] = np.random.default_rng([seed, epoch]).permutation(num_samples)
+        rng = np.random.default_rng([seed, epoch])
+        order = rng.permutation(num_samples)
+        if lengths is not None:
+            order = _grouped_by_length(order, np.asarray(lengths), block, rng)
+        _ORDER_CACHE[key] = order
     return _ORDER_CACHE[key]
+
+
+def _grouped_by_length(order: np.ndarray, lengths: np.ndarray, block: int, rng) -> np.ndarray:
+    """`order` with each span of GROUP blocks sorted by length and its whole blocks shuffled."""
+    span = GROUP * block
+    pieces = []
+    for first in range(0, len(order), span):
+        part = order[first : first + span]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        blocks = [part[i : i + block] for i in range(0, len(part), block)]
+        pieces.extend(blocks[i] for i in rng.permutation(len(blocks)))
+    return np.concatenate(pieces) if pieces else order
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -391,6 +423,7 @@ class SupervisedLoop:
         self.spec, self.rank, self.world = worker_context(config)
         self.settings: SupervisedSettings = self.settings_type.model_validate(config["settings"])
         self.samples: Sequence[dict[str, Any]] = fetch(config["samples"])
+        self.lengths = [len(sample["input_ids"]) for sample in self.samples]  # for `group_by_length`
         self.total = planned_steps(len(self.samples), self.settings, self.world, cap=self.spec.max_steps)
 
     # ---- what a trainer supplies
@@ -462,6 +495,7 @@ class SupervisedLoop:
                     micro_batch_size=s.micro_batch_size,
                     num_samples=len(self.samples),
                     seed=s.seed,
+                    lengths=self.lengths if s.group_by_length else None,
                 )
                 batch = {k: v.to(device) for k, v in self.collate([self.samples[i] for i in indices]).items()}
                 loss = self.loss(engine, batch)
