@@ -12,6 +12,7 @@ from helpers import tiny_spec
 from tokenizers import Tokenizer, decoders, models, normalizers, trainers
 from transformers import DynamicCache, PreTrainedTokenizerFast
 
+from lamops.agents.copies import copy_options, item_text
 from lamops.agents.decoding import ConstrainedDecoder, Cursor
 from lamops.agents.expert import ExpertAgent
 from lamops.agents.grammar import (
@@ -21,6 +22,7 @@ from lamops.agents.grammar import (
     constraints_from_observation,
     constraints_from_prompt,
 )
+from lamops.agents.lam import AgentConfig
 from lamops.agents.vocab import vocab_for
 from lamops.env.actions import FUNCTIONS, parse_action, parse_keys
 from lamops.env.observation import ControlInfo, Observation
@@ -391,3 +393,97 @@ def test_grammar_state_is_complete_only_at_the_end(tokenizer):
     cur.close()
     assert cur.complete and cur.closed_by_force
     check_action(cur.text(), Constraints(controls=(("1", "Save"),), request="r", canvas=""))
+
+
+# ---- copies of the previous plan ---------------------------------------------------------------------------
+def test_previous_plan_is_read_from_the_prompt_and_offered_as_copies(steps):
+    later = [s for s in steps if s.step > 1]
+    assert later and all(constraints_from_prompt(s.prompt).previous_plan for s in later)
+    for step in steps:
+        plan = constraints_from_prompt(step.prompt).previous_plan
+        assert "(none)" not in plan and all(item and "\n" not in item for item in plan)
+        if step.step == 1:
+            assert plan == ()
+    assert item_text("12. Click Center.") == "Click Center." and item_text("Click 2. Bold") == "Click 2. Bold"
+    thoughts, status, plans = copy_options(['2. Click "Center".', "3. Type é."])
+    assert thoughts == (b'Click \\"Center\\"."', b'Type \xc3\xa9."')
+    assert status == (b'"CONTINUE"',) and copy_options(["3. Type."])[1] == (b'"FINISH"',)
+    assert plans == (b'"3. Type \xc3\xa9."]', b"]")
+    assert copy_options([]) == ((), (), ())
+
+
+def walk(cur: Cursor, tokens: list[int], copy: bool) -> None:
+    """Decode `tokens` (a completion as training tokenizes it): forced chunks must be its tokens, every other
+    token must be allowed; with `copy`, a token that starts an offered copy writes that copy (the decoder's
+    rule)."""
+    i = 0
+    while not cur.complete:
+        forced = cur.forced()
+        if forced:
+            assert tokens[i : i + len(forced)] == forced, (cur.text(), forced, tokens[i : i + len(forced)])
+            for tid in forced:
+                cur.push(tid, forced=True)
+            i += len(forced)
+            continue
+        assert bool(cur.allowed()[tokens[i]]), (cur.text(), tokens[i])
+        locked = next((st for t, st in cur.offers() if t == tokens[i]), None) if copy else None
+        if locked is not None:
+            cur.lock(locked)
+        cur.push(tokens[i])
+        i += 1
+    assert i == len(tokens)
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_every_reference_is_reachable_with_the_training_tokenization(tokenizer, steps, copy):
+    """Copies (thought, status and plan: the next item, the rest) and free text (first steps) alike, under
+    the agent's default limits."""
+    vocab, limits = vocab_for(tokenizer), AgentConfig().limits()
+    copied = 0
+    for step in steps:
+        completion = step.completion()
+        cur = Cursor(constraints_from_prompt(step.prompt), limits, vocab)
+        walk(cur, tokenizer(completion, add_special_tokens=False)["input_ids"], copy)
+        assert cur.text() == completion
+        previous = constraints_from_prompt(step.prompt).previous_plan
+        if previous:  # the data's copies (LEARNING.md, "The targets are mostly copies")
+            action = json.loads(completion)
+            assert action["thought"] == item_text(previous[0]) and action["plan"] == list(previous[1:])
+        copied += cur.copied
+    later = sum(s.step > 1 for s in steps)
+    assert copied == (3 * later if copy else 0)
+
+
+def test_free_text_is_still_reachable_after_a_previous_plan(tokenizer, steps):
+    step = next(s for s in steps if len(constraints_from_prompt(s.prompt).previous_plan) > 1)
+    action = json.loads(step.completion())
+    vocab, limits = vocab_for(tokenizer), AgentConfig().limits()
+    # With copies, a thought of its own (its first token starts no copy) and the plan copied.
+    for thought in ("~ A thought of its own.", "~ Mine."):
+        text = json.dumps({**action, "thought": thought}, ensure_ascii=False)
+        cur = Cursor(constraints_from_prompt(step.prompt), limits, vocab)
+        walk(cur, tokenizer(text, add_special_tokens=False)["input_ids"], copy=True)
+        assert cur.text() == text
+    # Without copies, any plan: the grammar's language is unchanged (a copy is the decoder's choice).
+    for plan in (["~ 9. A step of its own."], action["plan"][:1] + ["~ other"], []):
+        text = json.dumps({**action, "thought": "Click 2. Bold", "plan": plan}, ensure_ascii=False)
+        cur = Cursor(constraints_from_prompt(step.prompt), limits, vocab)
+        walk(cur, tokenizer(text, add_special_tokens=False)["input_ids"], copy=False)
+        assert cur.text() == text
+
+
+def test_a_model_that_prefers_the_copy_writes_exactly_the_previous_plan(model, tokenizer, steps):
+    later = [s for s in steps if s.step > 1][:6]
+    prompts = [s.prompt for s in later]
+    constraints = [constraints_from_prompt(p) for p in prompts]
+    plain = decoder(model, tokenizer, max_len=1024).decode(prompts, constraints)
+    for bonus in (float("inf"), 1e4):
+        dec = ConstrainedDecoder(
+            model, tokenizer, max_len=1024, max_new_tokens=160, limits=LIMITS, copy_bonus=bonus
+        )
+        for d, c, p in zip(dec.decode(prompts, constraints), constraints, plain, strict=True):
+            action = check_action(d.text, c)
+            assert action["thought"] == item_text(c.previous_plan[0])
+            assert action["plan"] == list(c.previous_plan[1:])
+            assert action["status"] == ("FINISH" if len(c.previous_plan) == 1 else "CONTINUE")
+            assert d.copied == 3 and p.copied == 0

@@ -28,6 +28,27 @@ step, not an exception). The grammar applies the levers of STACK-NOTES ("Can a t
   (tokens that end inside it, its opening one included); at the cap it is closed by force, and at
   `max_new_tokens` the whole action is closed by force with the shortest valid ending.
 
+Copies (issue 14; `lamops.agents.copies`): after the first step the expert data copies the previous plan:
+the thought is its first item without the number (905/905 rows), the plan the remaining items (905/905),
+FINISH comes exactly when one item is left (295/295); trained tiny models do not copy (greedy thought equal
+to the reference in 8 of 121 steps), and forcing the thought to the next item lifted SSR from 44.7 to 58.3
+(LEARNING.md). So the thought, the status and the plan list carry their copies (`copies`), in order of
+preference (the next item first), and with `copy_bonus` set the decoder offers each copy as one whole
+continuation: where such a part starts (or while what it has taken is the start of a copy) each copy's first
+token is the first token of its training tokenization (the same stable-token rule as forced chunks); the
+preferred copy's first token gets `copy_bonus` nats, the token is chosen as usual (greedy or sampled), and a
+token that starts a copy writes that whole copy (the earliest that it starts), the rest going in as ONE
+forced chunk. Why this rule and not scoring whole options: a multiple-choice over each copy's summed or mean
+log-probability costs a forward over every candidate per part and still needs a free-text score to compare
+with, while the data say the copy is right whenever there is one; a small model's first token is where it
+shows intent (`Select` vs `Click`), and once it agrees the copy is the default, where token-by-token greedy
+wanders off after a few tokens. `copy_bonus` sets how strongly the next item is preferred (+inf: always copy,
+the measured simulation); None (`AgentConfig.copy_plan` False): no copies, plain constrained decoding. The
+grammar's language does not change (copies are free text the grammar already allows, written uncapped), so
+every output still parses and grounds, and every reference completion stays reachable with the training
+tokenization; but under copies a free thought or plan whose first token starts a copy is written as the copy
+(a plan's first token is `[`-like, so a non-empty free plan is not written while a copy is offered).
+
 How: a byte-level grammar over segments (literal, choice, string body, integer, plan list) walked against a
 trie of the vocabulary's token bytes; a free-text state skips the walk with a precomputed mask of the tokens
 made of plain text bytes, and checks only the tokens that hold a quote or a backslash. Where the grammar has
@@ -65,8 +86,10 @@ import torch
 
 from lamops.agents.grammar import (
     COMPLETE,
+    Choice,
     Constraints,
     Limits,
+    Lit,
     action_grammar,
     advance,
     char_len,
@@ -87,10 +110,13 @@ class Cursor:
         self.vocab = vocab
         self.state = action_grammar(constraints, limits)
         self.out = bytearray()
+        self.written = b""  # the bytes the current part (the state's head) has taken so far
         self.tokens: list[int] = []
         self.forced_count = 0
+        self.copied = 0  # parts written as copies (`lock`)
         self.closed_by_force = False
         self._mask: torch.Tensor | None = None
+        self._offers: list[tuple[int, Any]] | None = None
 
     @property
     def complete(self) -> bool:
@@ -98,13 +124,16 @@ class Cursor:
 
     def push(self, tid: int, forced: bool = False) -> None:
         piece = self.vocab.bytes[tid]
-        state = self.state
+        state, written = self.state, self.written
         for b in piece or b"":
+            head = state[0]
             state = advance(state, b)
             if state is None:
                 break
+            written = written + bytes((b,)) if state is not COMPLETE and state[0] is head else b""
         if not piece or state is None:
             raise ValueError(f"token {tid} ({piece!r}) is not allowed after {bytes(self.out)!r}")
+        self.written = written
         if state is not COMPLETE and hasattr(state[0], "end_token"):
             state = (state[0], state[0].end_token(state[1]), state[2])
         self.state = state
@@ -112,12 +141,33 @@ class Cursor:
         self.tokens.append(tid)
         self.forced_count += forced
         self._mask = None
+        self._offers = None
 
     def allowed(self) -> torch.Tensor:
         """A bool mask over the vocabulary of the tokens the grammar accepts next."""
         if self._mask is None:
             self._mask = _allowed(self.state, self.vocab)
         return self._mask
+
+    def offers(self) -> list[tuple[int, Any]]:
+        """The copies the grammar offers now (`copy_states`), in order of preference, each as its first token
+        (the training tokenization of the copy) and the state that writes the whole copy; only copies whose
+        first token the grammar allows."""
+        if self._offers is None:
+            self._offers = []
+            for state in copy_states(self.state, self.written):
+                chunk, after = forced_bytes(state)
+                tokens = self.vocab.stable_tokens(chunk, _probes(after)) if chunk else []
+                if tokens and bool(self.allowed()[tokens[0]]):
+                    self._offers.append((tokens[0], state))
+        return self._offers
+
+    def lock(self, state) -> None:
+        """Write a copy: continue from one of `offers()`' states (the copy is then forced)."""
+        self.state, self.written = state, b""
+        self.copied += 1
+        self._mask = None
+        self._offers = None
 
     def forced(self) -> list[int]:
         """Tokens the grammar forces now (a forced chunk's stable tokens, or the single allowed token);
@@ -143,6 +193,26 @@ class Cursor:
 
     def text(self) -> str:
         return bytes(self.out).decode("utf-8", errors="replace")
+
+
+def copy_states(state, written: bytes) -> list:
+    """The states that write each copy of the next copyable part (a part with `copies`: the thought, the
+    status, the plan list) as a literal, in order of preference: in the literal just before that part, or in
+    the part itself while what it has taken (`written`) is the start of a copy (a token may hold its first
+    bytes and the bytes before it); empty elsewhere."""
+    if state is COMPLETE:
+        return []
+    head, sub, rest = state
+    if getattr(head, "copies", ()):
+        return [(Lit(c), len(written), _after(head, c) + rest) for c in head.copies if c.startswith(written)]
+    if isinstance(head, Lit) and rest and getattr(rest[0], "copies", ()):
+        return [(head, sub, (Lit(c), *_after(rest[0], c), *rest[1:])) for c in rest[0].copies]
+    return []
+
+
+def _after(part, copy: bytes) -> tuple:
+    """The parts after `copy` written in place of `part` (a choice's option keeps its own parts)."""
+    return dict(part.options).get(copy, ()) if isinstance(part, Choice) else ()
 
 
 def forced_bytes(state) -> tuple[bytes, Any]:
@@ -239,6 +309,7 @@ class Decoded:
     prompt_tokens: int
     prompt_cut: int  # tokens fit_prompt cut from the prompt
     closed_by_force: bool  # the action hit max_new_tokens (or a dead end) and was closed by the grammar
+    copied: int = 0  # parts written as copies of the previous plan (thought, status, plan list)
 
     @property
     def tokens(self) -> int:
@@ -248,13 +319,23 @@ class Decoded:
 class ConstrainedDecoder:
     """Decodes batches of actions with `model` (a Hugging Face causal LM) under the action grammar."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_len: int, max_new_tokens: int, limits: Limits):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        max_len: int,
+        max_new_tokens: int,
+        limits: Limits,
+        copy_bonus: float | None = None,
+    ):
         if max_len - max_new_tokens - 1 < 1:
             raise ValueError(f"max_len {max_len} leaves no room for a prompt after {max_new_tokens} tokens")
         if tokenizer.bos_token_id is None:
             raise ValueError("the tokenizer has no BOS token: train it with lamops.models.tokenizer")
         self.model, self.tokenizer = model, tokenizer
         self.max_len, self.max_new_tokens, self.limits = max_len, max_new_tokens, limits
+        self.copy_bonus = copy_bonus  # None: no copies (plain constrained decoding); see "Copies"
         out = model.get_output_embeddings()
         self.vocab = vocab_for(tokenizer, out.weight.shape[0] if out is not None else model.config.vocab_size)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -318,7 +399,11 @@ class ConstrainedDecoder:
                     if not bool(mask.any()):
                         cur.close()
                         continue
-                    tid = _choose(logits[r], mask, temperature, gens[i])
+                    offers = cur.offers() if self.copy_bonus is not None else []
+                    tid = _choose(logits[r], mask, temperature, gens[i], offers, self.copy_bonus)
+                    locked = next((state for t, state in offers if t == tid), None)
+                    if locked is not None:
+                        cur.lock(locked)
                     cur.push(tid)
                     pending[i] = [tid, *self._settle(cur)]
                 keep = [r for r, i in enumerate(rows) if not cursors[i].complete]
@@ -387,8 +472,14 @@ class ConstrainedDecoder:
         return out.logits[torch.arange(len(lengths)), last].float(), dt
 
 
-def _choose(logits: torch.Tensor, mask: torch.Tensor, temperature: float, gen) -> int:
+def _choose(logits: torch.Tensor, mask: torch.Tensor, temperature: float, gen, offers, bonus) -> int:
+    """The next token: greedy or sampled among the allowed ones, the preferred copy's first token (offers[0])
+    raised by `bonus` nats (always taken at +inf)."""
     scores = logits[: mask.shape[0]].masked_fill(~mask[: logits.shape[0]], float("-inf"))
+    if offers:
+        if bonus == float("inf"):
+            return offers[0][0]
+        scores[offers[0][0]] += bonus
     if temperature <= 0:
         return int(scores.argmax())
     probs = torch.softmax(scores / temperature, dim=-1)
@@ -415,4 +506,5 @@ def _decoded(cur: Cursor, passes: int, fwd_s: float, total: float, prompt_tokens
         prompt_tokens=prompt_tokens,
         prompt_cut=cut,
         closed_by_force=cur.closed_by_force,
+        copied=cur.copied,
     )

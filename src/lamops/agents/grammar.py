@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lamops.agents.copies import copy_options
 from lamops.env.actions import CONTROL_FUNCTIONS, FUNCTIONS
 from lamops.env.actions import SPECIAL_KEYS as ENV_KEYS  # the key names `parse_keys` accepts
 from lamops.env.observation import Observation
@@ -34,11 +35,13 @@ class Limits:
 @dataclass(frozen=True)
 class Constraints:
     """What grounds one action: the visible controls (label, name) in layout order, the request and the
-    canvas section of the prompt (its `[ui]` and `[selection]` lines included)."""
+    canvas section of the prompt (its `[ui]` and `[selection]` lines included), and the previous plan's
+    items as the prompt numbers them (`2. Click Center.`), which the decoder may copy (`copy_options`)."""
 
     controls: tuple[tuple[str, str], ...]
     request: str
     canvas: str
+    previous_plan: tuple[str, ...] = ()
 
 
 def constraints_from_observation(obs: Observation) -> Constraints:
@@ -46,6 +49,7 @@ def constraints_from_observation(obs: Observation) -> Constraints:
         controls=tuple((c.label, c.control_text) for c in obs.controls),
         request=obs.request,
         canvas=f"[ui] {obs.ui}\n[selection] {obs.selection}\n{obs.canvas}",
+        previous_plan=tuple(obs.previous_plan),
     )
 
 
@@ -84,7 +88,19 @@ def constraints_from_prompt(prompt: str) -> Constraints:
             name, sep2, _ = rest.rpartition(":")
             if sep and sep2:
                 controls.append((label, name))
-    return Constraints(controls=tuple(controls), request=request, canvas=canvas)
+    return Constraints(
+        controls=tuple(controls), request=request, canvas=canvas, previous_plan=_previous_plan(prompt)
+    )
+
+
+_PLANS = "\n<Previous Plans:>\n"
+
+
+def _previous_plan(prompt: str) -> tuple[str, ...]:
+    """The items of the prompt's last section, `<Previous Plans:>`, one a line; "(none)" or no section: ()."""
+    at = prompt.rfind(_PLANS)
+    text = prompt[at + len(_PLANS) :] if at >= 0 else ""
+    return () if text in ("", "(none)") else tuple(text.split("\n"))
 
 
 # ---------------------------------------------------------------------------------------------- grammar
@@ -125,12 +141,13 @@ class Lit:
 
 
 class Choice:
-    """One of several byte strings, each followed by its own parts. No option is a prefix of another."""
+    """One of several byte strings, each followed by its own parts. No option is a prefix of another.
+    `copies`: options the decoder prefers (see `lamops.agents.decoding`, "Copies")."""
 
-    __slots__ = ("options", "_all")
+    __slots__ = ("options", "_all", "copies")
 
-    def __init__(self, options: Sequence[tuple[bytes, tuple]]):
-        self.options = tuple(options)
+    def __init__(self, options: Sequence[tuple[bytes, tuple]], copies: tuple[bytes, ...] = ()):
+        self.options, self.copies = tuple(options), copies
         texts = sorted(o for o, _ in self.options)
         for a, b in zip(texts, texts[1:], strict=False):
             if b.startswith(a):
@@ -374,12 +391,14 @@ def _chord_can_close(c) -> bool:
 
 
 class Str:
-    """A JSON string's body and its closing quote (the opening quote belongs to the literal before)."""
+    """A JSON string's body and its closing quote (the opening quote belongs to the literal before).
+    `copies`: whole bodies (closing quote included) the decoder may write at its start, uncapped (see
+    `lamops.agents.decoding`, "Copies"); the language is still the content's."""
 
-    __slots__ = ("content", "cap")
+    __slots__ = ("content", "cap", "copies")
 
-    def __init__(self, content, cap: int):
-        self.content, self.cap = content, cap
+    def __init__(self, content, cap: int, copies: tuple[bytes, ...] = ()):
+        self.content, self.cap, self.copies = content, cap, copies
 
     def init(self):
         return (self.content.init(), 0)
@@ -446,12 +465,12 @@ class Int:
 class Plan:
     """The plan list's body after `[`: up to `max_items` free-text items, then `]`. Sub-state: (phase,
     items, item content, item tokens); phases: 0 after `[`, 1 in an item, 2 after an item, 3 after `,`,
-    4 after `, `."""
+    4 after `, `. `copies`: whole lists after `[` (`]` included) the decoder may copy at the start."""
 
-    __slots__ = ("max_items", "cap")
+    __slots__ = ("max_items", "cap", "copies")
 
-    def __init__(self, max_items: int, cap: int):
-        self.max_items, self.cap = max_items, cap
+    def __init__(self, max_items: int, cap: int, copies: tuple[bytes, ...] = ()):
+        self.max_items, self.cap, self.copies = max_items, cap, copies
 
     def init(self):
         return (0, 0, None, 0)
@@ -560,11 +579,12 @@ def action_grammar(constraints: Constraints, limits: Limits):
     """The start state of the grammar of one action under `constraints` (see the module docstring)."""
     request = Spans([constraints.request])
     text = Spans([constraints.request, constraints.canvas])
+    thought_copies, status_copies, plan_copies = copy_options(constraints.previous_plan)
     tail = (
         Lit(b', "status": '),
-        Choice([(b'"CONTINUE"', ()), (b'"FINISH"', ())]),
+        Choice([(b'"CONTINUE"', ()), (b'"FINISH"', ())], status_copies),
         Lit(b', "plan": ['),
-        Plan(limits.plan_items, limits.plan_item_tokens),
+        Plan(limits.plan_items, limits.plan_item_tokens, plan_copies),
         Lit(b"}"),
     )
 
@@ -589,7 +609,7 @@ def action_grammar(constraints: Constraints, limits: Limits):
     ]
     parts = (
         Lit(b'{"thought": "'),
-        Str(FreeText(), limits.thought_tokens),
+        Str(FreeText(), limits.thought_tokens, thought_copies),
         Lit(b', "control_name": '),
         Choice(names),
     )

@@ -67,6 +67,16 @@ class AgentConfig(BaseModel):
     temperature: float = Field(
         default=0.0, ge=0, description="0: greedy; above 0: sampling at this temperature (self_boost)."
     )
+    copy_plan: bool = Field(
+        default=True,
+        description="Offer the previous plan's copies (thought, status, plan list) as whole continuations "
+        "(lamops.agents.decoding, 'Copies'); False: plain constrained decoding, for comparison.",
+    )
+    copy_bonus: float = Field(
+        default=2.0,
+        ge=0,
+        description="Nats added to the preferred copy's first token (inf: always copy when one is offered).",
+    )
     control_format: ControlFormat = Field(
         default="compact", description="How the observation lists controls; must be the training format."
     )
@@ -98,6 +108,7 @@ class LAMAgent:
             max_len=self.config.max_len,
             max_new_tokens=self.config.max_new_tokens,
             limits=self.config.limits(),
+            copy_bonus=self.config.copy_bonus if self.config.copy_plan else None,
         )
 
     def act(self, observations: Sequence[Observation], generator: Generators = None) -> list[Decoded]:

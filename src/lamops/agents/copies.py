@@ -1,0 +1,42 @@
+"""What an action copies from the previous plan (issue 14): the byte strings the decoder may copy whole.
+
+In the expert data, at every step after the first, the thought is the first "Previous Plans" item without
+its number (905/905 rows), the plan is the remaining items (905/905), and the status is FINISH exactly when
+one item is left (295/295). `copy_options` turns a previous plan into those continuations, ready to be
+written in place of a free part of the action grammar (`lamops.agents.grammar`); how the decoder chooses
+between a copy and free text is `lamops.agents.decoding`'s (see its docstring, "Copies").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+
+_NUMBER = re.compile(r"\d+\.\s+")
+
+
+def item_text(item: str) -> str:
+    """A plan item without its leading number (`2. Click Center.` -> `Click Center.`)."""
+    return _NUMBER.sub("", item, count=1) if _NUMBER.match(item) else item
+
+
+def _body(value) -> bytes:
+    """`value` as the action writes it (json.dumps, ensure_ascii=False), less its opening `"` or `[`."""
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")[1:]
+
+
+def copy_options(
+    previous_plan: Sequence[str],
+) -> tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[bytes, ...]]:
+    """The copies of the thought, the status and the plan list, each in order of preference and as the bytes
+    that complete the part after its opening quote or bracket: the thought is an item without its number and
+    the closing quote (the first item first, then the others in order); the status is `"FINISH"` when one
+    item is left, else `"CONTINUE"`; the plan is the items after the first (then after the second, ...) and
+    `]`. All empty without a previous plan."""
+    if not previous_plan:
+        return (), (), ()
+    thoughts = tuple(dict.fromkeys(_body(item_text(item)) for item in previous_plan))
+    status = b'"FINISH"' if len(previous_plan) == 1 else b'"CONTINUE"'
+    plans = tuple(_body(list(previous_plan[k:])) for k in range(1, len(previous_plan) + 1))
+    return thoughts, (status,), plans
