@@ -167,7 +167,7 @@ def test_trajectory_steps_render_to_sft_pairs(env):
     real_step = env.step
 
     def spy(action):
-        seen.append(env.observe().prompt(env.control_format))
+        seen.append(env.observe().prompt(env.view))
         return real_step(action)
 
     env.step = spy
