@@ -130,7 +130,7 @@ def test_control_state_reads_the_prompt():
     env = WordEnv()
     from lamops.env.families import sample_task
 
-    prompt = env.reset(sample_task("emphasize_phrase", "plain_text", 0)).prompt("compact")
+    prompt = env.reset(sample_task("emphasize_phrase", "plain_text", 0)).prompt(PromptView())
     state = control_state(prompt)
     assert state.splitlines()[0] == prompt.splitlines()[1]  # the first control
     assert "<" not in state and state.splitlines()[-1].startswith("[ui] ")
