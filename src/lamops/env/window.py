@@ -9,9 +9,10 @@ file would not fit at all), while a step needs only the lines it acts on. The wi
   `p2` in 0-based ids, so both `p2` and `p3` are shown; `table 2` is `t2`, `comment 1` is `comment1`), or by
   kind (a mention of a header, footer or comment shows those lines);
 
-at most `MAX_LINES` of them (selection first, then ids, then quoted text, then kinds), each cut to
-`MAX_CHARS` characters unless a quoted name reaches further (a named phrase is never cut, so the text a
-request names stays selectable: the grammar's `select_text` spans come from what the prompt shows). The
+at most `MAX_LINES` of them (selection first, then ids, then quoted text, then kinds), each cut to its
+first `MAX_CHARS` characters plus, where a quoted name lies further on, ` … ` and the name with `CONTEXT`
+characters either side (a named phrase is never cut, so the text a request names stays selectable: the
+grammar's `select_text` spans come from what the prompt shows). The
 other lines are summarised by one line, `omitted_lines(n)`. Every shown line keeps its id (`p12 <...> text`):
 `select_paragraph` needs the index.
 
