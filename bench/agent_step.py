@@ -126,7 +126,7 @@ def measure(model, tokenizer, cfg, tasks, batch_size: int, max_steps: int) -> di
 
     config = AgentConfig(
         max_len=agent_max_len(cfg),
-        control_format=cfg.env.control_format,
+        **cfg.env.view().model_dump(),
         max_steps=max_steps,
         batch_size=batch_size,
         temperature=0,
@@ -135,7 +135,7 @@ def measure(model, tokenizer, cfg, tasks, batch_size: int, max_steps: int) -> di
     clock = Clock()
     env_class = timed_env_class(clock)
     # Warm-up: one decode, so that first-call allocations are not counted.
-    warm_env = env_class(max_steps=max_steps, control_format=config.control_format)
+    warm_env = env_class(max_steps=max_steps, view=config.view())
     agent.act([warm_env.reset(tasks[0])])
     clock.episodes, clock.overhead = 0, 0.0
 
@@ -149,7 +149,7 @@ def measure(model, tokenizer, cfg, tasks, batch_size: int, max_steps: int) -> di
     trajectories = run_episodes(
         agent,
         tasks,
-        lambda: env_class(max_steps=max_steps, control_format=config.control_format),
+        lambda: env_class(max_steps=max_steps, view=config.view()),
         on_step=lambda task, step, timing: clock.rounds[-1]["steps"].append(timing),
     )
     end = time.perf_counter()

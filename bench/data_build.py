@@ -111,6 +111,7 @@ def run_both(tasks, root: Path, library: Path, workers: int, batch_size: int) ->
     """(execute seconds, judge seconds) of one execute + judge run into root/execute and root/judge."""
     from lamops.data.execute import execute_tasks
     from lamops.data.judge import judge_trajectories
+    from lamops.env.observation import PromptView
     from lamops.roles.builtin import BuiltinJudge
 
     t0 = time.perf_counter()
@@ -120,7 +121,7 @@ def run_both(tasks, root: Path, library: Path, workers: int, batch_size: int) ->
         templates_dir=library,
         workers=workers,
         max_steps=30,
-        control_format="compact",
+        view=PromptView(),
         min_score=80,
         batch_size=batch_size,
         progress=False,

@@ -303,7 +303,7 @@ def env_play(
         _fail(str(err))
     if task is None:
         _fail(f"family {family!r} does not apply to template {template!r}")
-    env = WordEnv(max_steps=cfg.env.max_steps, control_format=cfg.env.control_format)
+    env = WordEnv(max_steps=cfg.env.max_steps, view=cfg.env.view())
     try:
         traj = ExpertAgent().run(env, task, out_dir=out)
     finally:
@@ -431,7 +431,7 @@ def agent_command(
 
     config = AgentConfig(
         max_len=agent_max_len(cfg),
-        control_format=cfg.env.control_format,
+        **cfg.env.view().model_dump(),
         max_steps=max_steps or cfg.env.max_steps,
         batch_size=1,
         temperature=0,

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from lamops.env.observation import ControlFormat
+from lamops.env.observation import CanvasView, ControlFormat, ControlTypes, PromptView
 from lamops.phases import LAM_PHASES, select_stages
 from lamops.settings import ModelSpec, PPOConfig, RewardConfig, SFTConfig
 
@@ -46,6 +46,23 @@ class EnvConfig(_Section):
         description="How an observation lists the visible controls: `compact` (`7:Bold:Button`, ~2.7x fewer "
         "tokens) or `json` (the paper's list of {label, control_text, control_type})."
     )
+    control_types: ControlTypes = Field(
+        description="Which controls show their UI Automation type (`7:Bold:Button`): `ambiguous` only those "
+        "whose name another visible control shares (the type is what tells them apart; ~11% of a prompt "
+        "otherwise), or `all` (the earlier prompt)."
+    )
+    canvas: CanvasView = Field(
+        description="How much of the document the canvas shows: `window` (the lines holding the selection "
+        "and those the request or the previous plan names, at most 6, the rest counted in one line; "
+        "lamops.env.window) or `full` (every paragraph, table, header and comment: the earlier prompt, "
+        "unbounded on a long document)."
+    )
+
+    def view(self) -> PromptView:
+        """How observations are rendered into prompts, in training data and by the agents alike."""
+        return PromptView(
+            control_format=self.control_format, control_types=self.control_types, canvas=self.canvas
+        )
 
 
 class TemplatesConfig(_Section):

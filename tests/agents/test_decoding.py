@@ -25,7 +25,7 @@ from lamops.agents.grammar import (
 from lamops.agents.lam import AgentConfig
 from lamops.agents.vocab import vocab_for
 from lamops.env.actions import FUNCTIONS, parse_action, parse_keys
-from lamops.env.observation import ControlInfo, Observation
+from lamops.env.observation import ControlInfo, Observation, PromptView
 from lamops.env.word import WordEnv
 from lamops.models.factory import build_tiny
 from lamops.models.tokenizer import train_tokenizer
@@ -96,7 +96,8 @@ def test_constraints_read_back_from_prompts(steps):
     env = WordEnv()
     obs = env.reset(_task())
     assert constraints_from_prompt(obs.prompt()) == constraints_from_observation(obs)
-    assert constraints_from_prompt(obs.prompt("json")) == constraints_from_observation(obs)
+    js = PromptView(control_format="json")
+    assert constraints_from_prompt(obs.prompt(js)) == constraints_from_observation(obs, js)
     for step in steps[:5]:
         c = constraints_from_prompt(step.prompt)
         assert c.controls and c.request in step.prompt and c.canvas.startswith("[ui] ")

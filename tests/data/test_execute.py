@@ -21,11 +21,12 @@ from lamops.data.execute import (
     document_bytes,
     execute_tasks,
 )
+from lamops.env.observation import PromptView
 from lamops.env.templates import INDEX_FILE, normalize_docx_bytes
 from lamops.env.word import WordEnv
 from lamops.records import Trajectory
 
-SETTINGS = {"max_steps": 30, "control_format": "compact", "min_score": 80.0, "progress": False}
+SETTINGS = {"max_steps": 30, "view": PromptView(), "min_score": 80.0, "progress": False}
 
 
 def run(tasks, out_dir: Path, library: Path, workers: int = 0, **kw):
@@ -59,7 +60,7 @@ def test_expert_without_verify_leaves_the_verdict_and_records_the_final_prompt(f
     task = next(t for t in family_tasks if t.family == "emphasize_phrase")
     traj = ExpertAgent().run(env, task, verify=False)
     assert traj.verdict is None and traj.error is None
-    assert traj.final_prompt == env.observe().prompt(env.control_format)
+    assert traj.final_prompt == env.observe().prompt(env.view)
     assert traj.final_prompt != traj.steps[-1].prompt  # the state after the last action, not before it
     assert ExpertAgent().run(env, task).verdict.complete == "yes"
 

@@ -11,6 +11,7 @@ import pytest
 from lamops.agents.expert import ExpertAgent
 from lamops.data.execute import execute_tasks
 from lamops.data.judge import JUDGED_FILE, NO_FAMILY, control_state, judge_trajectories
+from lamops.env.observation import PromptView
 from lamops.env.templates import load_library
 from lamops.env.word import WordEnv
 from lamops.records import InstantiatedTask, ResultRecord, Trajectory, Verdict
@@ -54,7 +55,7 @@ def episodes(tmp_path_factory, template_library, family_tasks):
         templates_dir=template_library,
         workers=0,
         max_steps=30,
-        control_format="compact",
+        view=PromptView(),
         min_score=80,
         progress=False,
     )
@@ -129,7 +130,7 @@ def test_control_state_reads_the_prompt():
     env = WordEnv()
     from lamops.env.families import sample_task
 
-    prompt = env.reset(sample_task("emphasize_phrase", "plain_text", 0)).prompt("compact")
+    prompt = env.reset(sample_task("emphasize_phrase", "plain_text", 0)).prompt(PromptView())
     state = control_state(prompt)
     assert state.splitlines()[0] == prompt.splitlines()[1]  # the first control
     assert "<" not in state and state.splitlines()[-1].startswith("[ui] ")
@@ -166,7 +167,7 @@ def test_failed_runs_are_a_no(family_tasks, template_library, tmp_path):
         templates_dir=template_library,
         workers=0,
         max_steps=30,
-        control_format="compact",
+        view=PromptView(),
         min_score=80,
         progress=False,
     )

@@ -15,6 +15,7 @@ from lamops.env import ribbon
 from lamops.env.actions import FUNCTIONS
 from lamops.env.canvas import render_canvas
 from lamops.env.families import FAMILIES, applicable_templates, sample_task
+from lamops.env.observation import PromptView
 from lamops.env.ribbon import CONTROLS, TABS
 from lamops.env.templates import TEMPLATES, build_library, template_bytes
 from lamops.env.word import WordEnv
@@ -439,7 +440,8 @@ def test_step_before_reset():
 
 def test_observation_prompt_sections(env):
     obs = env.observe()
-    for fmt in ("compact", "json"):
+    compact, js = PromptView(control_format="compact"), PromptView(control_format="json")
+    for fmt in (compact, js):
         p = obs.prompt(fmt)
         for section in (
             "<Available Control Item:>",
@@ -450,9 +452,9 @@ def test_observation_prompt_sections(env):
         ):
             assert section in p, (fmt, section)
         assert obs.request in p
-    assert len(obs.render_controls("compact")) < len(obs.render_controls("json"))
-    assert len(obs.prompt("compact")) < len(obs.prompt("json"))
-    json.loads(obs.render_controls("json"))
+    assert len(obs.render_controls(compact)) < len(obs.render_controls(js))
+    assert len(obs.prompt(compact)) < len(obs.prompt(js))
+    json.loads(obs.render_controls(js))
     click(env, "Layout")
     assert "Layout" in env.observe().previous_actions[-1]
 

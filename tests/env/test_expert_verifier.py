@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import docx
 import pytest
@@ -167,7 +168,7 @@ def test_trajectory_steps_render_to_sft_pairs(env):
     real_step = env.step
 
     def spy(action):
-        seen.append(env.observe().prompt(env.control_format))
+        seen.append(env.observe().prompt(env.view))
         return real_step(action)
 
     env.step = spy
@@ -198,7 +199,8 @@ def test_trajectory_steps_render_to_sft_pairs(env):
         assert body["function"] == task.action_plan[k].function
         if task.action_plan[k].control_text:
             label = body["control_label"]
-            assert f"{label}:{body['control_name']}:" in pair["prompt"]
+            # the control's line: `label:name`, with `:Type` where another control shares the name
+            assert re.search(rf"\n{label}:{re.escape(body['control_name'])}(:[A-Za-z]+)?\n", pair["prompt"])
         assert len(body["plan"]) == len(task.action_plan) - k - 1
     # the first prompt is the reset observation
     assert "(none)" in traj.steps[0].prompt

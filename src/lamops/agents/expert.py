@@ -74,7 +74,7 @@ class ExpertAgent:
         plan = task.action_plan
         for k, step in enumerate(plan):
             remaining = [f"{s.step}. {s.subtask}" for s in plan[k + 1 :]]
-            prompt = obs.prompt(env.control_format)
+            prompt = obs.prompt(env.view)
             try:
                 action = self.act(step, obs, last=k == len(plan) - 1)
             except LookupError as e:
@@ -109,5 +109,5 @@ class ExpertAgent:
             final_document=final,
             error=error,
             seconds=time.perf_counter() - t0,
-            final_prompt=obs.prompt(env.control_format),
+            final_prompt=obs.prompt(env.view),
         )

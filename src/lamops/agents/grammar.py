@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from lamops.agents.copies import copy_options
 from lamops.env.actions import CONTROL_FUNCTIONS, FUNCTIONS
 from lamops.env.actions import SPECIAL_KEYS as ENV_KEYS  # the key names `parse_keys` accepts
-from lamops.env.observation import Observation
+from lamops.env.observation import DEFAULT_VIEW, Observation, PromptView
 
 QUOTE, BACKSLASH = 0x22, 0x5C
 
@@ -44,11 +45,13 @@ class Constraints:
     previous_plan: tuple[str, ...] = ()
 
 
-def constraints_from_observation(obs: Observation) -> Constraints:
+def constraints_from_observation(obs: Observation, view: PromptView = DEFAULT_VIEW) -> Constraints:
+    """The constraints of `obs` as `obs.prompt(view)` shows it: the canvas is the one that prompt shows (its
+    window under the default view), so the `select_text` spans are what the model reads."""
     return Constraints(
         controls=tuple((c.label, c.control_text) for c in obs.controls),
         request=obs.request,
-        canvas=f"[ui] {obs.ui}\n[selection] {obs.selection}\n{obs.canvas}",
+        canvas=obs.render_canvas(view),
         previous_plan=tuple(obs.previous_plan),
     )
 
@@ -83,11 +86,7 @@ def constraints_from_prompt(prompt: str) -> Constraints:
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"the prompt's json control list does not parse: {e}") from None
     else:
-        for line in controls_text.split("\n"):
-            label, sep, rest = line.partition(":")
-            name, sep2, _ = rest.rpartition(":")
-            if sep and sep2:
-                controls.append((label, name))
+        controls = _compact_controls(controls_text)
     return Constraints(
         controls=tuple(controls), request=request, canvas=canvas, previous_plan=_previous_plan(prompt)
     )
@@ -101,6 +100,24 @@ def _previous_plan(prompt: str) -> tuple[str, ...]:
     at = prompt.rfind(_PLANS)
     text = prompt[at + len(_PLANS) :] if at >= 0 else ""
     return () if text in ("", "(none)") else tuple(text.split("\n"))
+
+
+_TYPE = re.compile(r"[A-Z][A-Za-z]*")  # a UI Automation control type: Button, ComboBox, ...
+
+
+def _compact_controls(text: str) -> list[tuple[str, str]]:
+    """(label, name) of `label:name` / `label:name:Type` lines. A name may hold ':' itself, so a line ends in
+    a type only when the view shows one there: every line typed (`control_types: all`), or the name before
+    the type is shared with another line (`ambiguous`: the only controls that show their type)."""
+    rows = [line.partition(":")[::2] for line in text.split("\n") if ":" in line]
+    split = [rest.rpartition(":")[::2] for _, rest in rows]
+    typed = [bool(name) and _TYPE.fullmatch(kind) is not None for name, kind in split]
+    if not all(typed):
+        shared = Counter(name for (name, _), t in zip(split, typed, strict=True) if t)
+        typed = [t and shared[name] > 1 for (name, _), t in zip(split, typed, strict=True)]
+    return [
+        (label, name if t else rest) for (label, rest), (name, _), t in zip(rows, split, typed, strict=True)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- grammar

@@ -35,7 +35,7 @@ from lamops.agents.grammar import (
     constraints_from_observation,
     constraints_from_prompt,
 )
-from lamops.env.observation import ControlFormat, Observation
+from lamops.env.observation import CanvasView, ControlFormat, ControlTypes, Observation, PromptView
 from lamops.records import InstantiatedTask, Trajectory, TrajectoryStep
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,20 @@ class AgentConfig(BaseModel):
     control_format: ControlFormat = Field(
         default="compact", description="How the observation lists controls; must be the training format."
     )
+    control_types: ControlTypes = Field(
+        default="ambiguous", description="Which controls show their type; must be the training setting."
+    )
+    canvas: CanvasView = Field(
+        default="window", description="Canvas window or whole document; must be the training setting."
+    )
     batch_size: int = Field(default=8, ge=1, description="Episodes (or prompts) decoded in lockstep.")
     max_steps: int = Field(default=30, ge=1, description="Step limit of an episode.")
+
+    def view(self) -> PromptView:
+        """How this agent renders observations into prompts (the env settings its model was trained with)."""
+        return PromptView(
+            control_format=self.control_format, control_types=self.control_types, canvas=self.canvas
+        )
 
     def limits(self) -> Limits:
         return Limits(
@@ -113,8 +125,11 @@ class LAMAgent:
 
     def act(self, observations: Sequence[Observation], generator: Generators = None) -> list[Decoded]:
         """One action per observation. `generator`: one for all rows, or one per row (sampling only)."""
-        prompts = [o.prompt(self.config.control_format) for o in observations]
-        return self.act_prompts(prompts, [constraints_from_observation(o) for o in observations], generator)
+        view = self.config.view()
+        prompts = [o.prompt(view) for o in observations]
+        return self.act_prompts(
+            prompts, [constraints_from_observation(o, view) for o in observations], generator
+        )
 
     def act_prompts(
         self,
@@ -246,7 +261,7 @@ def run_episodes(
 
 def _step(e: _Episode, d: Decoded, config: AgentConfig, on_step: StepHook | None = None) -> bool:
     """Execute one decoded action in the episode's environment and record it; True when the episode ends."""
-    prompt = e.obs.prompt(config.control_format)
+    prompt = e.obs.prompt(config.view())
     result = e.env.step(d.action if d.action is not None else d.text)
     fields = {k: d.action[k] for k in ACTION_FIELDS} if d.action is not None else {"function": ""}
     e.steps.append(
@@ -298,7 +313,7 @@ def _close(e: _Episode, agent_name: str, config: AgentConfig) -> tuple[Trajector
         verdict=verdict,
         error=e.error,
         seconds=seconds,
-        final_prompt=e.obs.prompt(config.control_format) if e.obs is not None else "",
+        final_prompt=e.obs.prompt(config.view()) if e.obs is not None else "",
     )
     timing = EpisodeTiming(task_id=e.task.task_id, attempt=e.attempt, seconds=seconds, steps=e.timings)
     return trajectory, timing
@@ -329,7 +344,7 @@ class RolloutWorker:
         self.agent = LAMAgent(model, tokenizer, self.config)
         self.agent_name = agent_name
         self.env_factory = lambda: WordEnv(
-            templates, max_steps=self.config.max_steps, control_format=self.config.control_format
+            templates, max_steps=self.config.max_steps, view=self.config.view()
         )
 
     def run_shards(

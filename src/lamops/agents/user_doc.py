@@ -60,8 +60,8 @@ def run_on_document(
     *,
     on_step: StepHook | None = None,
 ) -> UserRun:
-    """Play one episode of `request` on the document `data` with `agent` (its config's max_steps and control
-    format); `on_step` sees each step as it happens. `data` is not modified; the result is `UserRun.document`.
+    """Play one episode of `request` on the document `data` with `agent` (its config's max_steps and prompt
+    view); `on_step` sees each step as it happens. `data` is not modified; the result is `UserRun.document`.
     """
     from lamops.agents.lam import run_episodes
     from lamops.env.templates import normalize_docx_bytes
@@ -72,7 +72,7 @@ def run_on_document(
     envs: list[WordEnv] = []
 
     def make_env() -> WordEnv:
-        env = WordEnv({USER_TEMPLATE: data}, max_steps=config.max_steps, control_format=config.control_format)
+        env = WordEnv({USER_TEMPLATE: data}, max_steps=config.max_steps, view=config.view())
         envs.append(env)
         return env
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from lamops.compute import LOST, WorkerPool
+from lamops.env.observation import PromptView
 from lamops.io import write_atomic
 from lamops.records import InstantiatedTask, Trajectory
 
@@ -45,7 +46,6 @@ DOCUMENTS = "documents"
 SETTINGS_FILE = "settings.json"
 TIMINGS_FILE = "timings.jsonl"
 _JOURNAL = ".timings.journal.jsonl"  # timings appended as tasks finish, merged into TIMINGS_FILE at the end
-CONTROL_FORMATS = ("compact", "json")
 # Comments added during an episode carry the wall-clock time; saved documents carry this one instead.
 COMMENT_DATE = "2024-01-01T00:00:00Z"  # the templates' own comments carry the same
 # Sources whose change can change a trajectory: a change invalidates every stored trajectory.
@@ -175,11 +175,11 @@ def run_task(env, agent, task: InstantiatedTask) -> TaskOutput:
 class ExecuteWorker:
     """One environment over the template library and one expert; a Ray actor or an in-process object."""
 
-    def __init__(self, templates: dict[str, bytes], max_steps: int, control_format: str, min_score: float):
+    def __init__(self, templates: dict[str, bytes], max_steps: int, view: PromptView, min_score: float):
         from lamops.agents.expert import ExpertAgent
         from lamops.env.word import WordEnv
 
-        self.env = WordEnv(templates, max_steps=max_steps, control_format=control_format)
+        self.env = WordEnv(templates, max_steps=max_steps, view=view)
         self.agent = ExpertAgent(min_score=min_score)
 
     def run_batch(self, tasks: list[InstantiatedTask]) -> tuple[int, list[TaskOutput]]:
@@ -201,11 +201,11 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
-def _settings(max_steps: int, control_format: str, min_score: float, shas: dict[str, str]) -> dict:
+def _settings(max_steps: int, view: PromptView, min_score: float, shas: dict[str, str]) -> dict:
     return {
         "agent": "expert",
         "max_steps": max_steps,
-        "control_format": control_format,
+        **view.model_dump(),
         "min_score": min_score,
         "templates": dict(sorted(shas.items())),
         "code": code_fingerprint(),
@@ -332,7 +332,7 @@ def execute_tasks(
     templates_dir: Path,
     workers: int,
     max_steps: int,
-    control_format: str,
+    view: PromptView,
     min_score: float,
     batch_size: int = 16,
     progress: bool = True,
@@ -346,8 +346,6 @@ def execute_tasks(
 
     if workers < 0 or batch_size < 1:
         raise ValueError(f"execute: workers must be >= 0 and batch_size >= 1 (got {workers}, {batch_size})")
-    if control_format not in CONTROL_FORMATS:
-        raise ValueError(f"execute: control_format {control_format!r} is not one of {CONTROL_FORMATS}")
     ids = [t.task_id for t in tasks]
     if len(set(ids)) != len(ids):
         dup = sorted(i for i, n in Counter(ids).items() if n > 1)[:5]
@@ -360,8 +358,8 @@ def execute_tasks(
     out_dir = Path(out_dir)
     library = load_library(Path(templates_dir))
     templates = {name: info.path.read_bytes() for name, info in library.items()}
-    settings = _settings(max_steps, control_format, min_score, {n: i.sha256 for n, i in library.items()})
-    worker_args = (templates, max_steps, control_format, min_score)
+    settings = _settings(max_steps, view, min_score, {n: i.sha256 for n, i in library.items()})
+    worker_args = (templates, max_steps, view, min_score)
     with WorkerPool(ExecuteWorker, worker_args, workers) as pool:
         to_run, resumed, removed = _prepare(out_dir, tasks, settings)  # while the actors start
         with _Writer(out_dir, len(tasks), resumed, progress, on_batch) as writer:

@@ -149,7 +149,7 @@ class JudgeWorker:
             from lamops.env.word import WordEnv
 
             self._env = WordEnv(self.templates)
-        return self._env.reset(traj.task).prompt(self._env.control_format)
+        return self._env.reset(traj.task).prompt(self._env.view)
 
     def judge_one(self, item: JudgeItem) -> Judged:
         import docx

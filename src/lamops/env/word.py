@@ -32,7 +32,7 @@ from lamops.env.commands.review import ReviewCommands
 from lamops.env.commands.table import TableCommands
 from lamops.env.commands.view import ViewCommands
 from lamops.env.document import DocumentError, LiveDocument, Selection, paragraph_text
-from lamops.env.observation import ControlFormat, ControlInfo, Observation
+from lamops.env.observation import DEFAULT_VIEW, ControlInfo, Observation, PromptView
 from lamops.env.protocol import StepResult
 from lamops.records import InstantiatedTask, Verdict
 
@@ -51,13 +51,14 @@ class WordEnv(
 ):
     """A Word-like application over real .docx templates.
 
-    `templates` maps template names to .docx bytes (default: the built-in library, built in memory)."""
+    `templates` maps template names to .docx bytes (default: the built-in library, built in memory); `view`
+    is how the agents that run in it render its observations (`Observation.prompt(env.view)`)."""
 
     def __init__(
         self,
         templates: dict[str, bytes] | None = None,
         max_steps: int = 30,
-        control_format: ControlFormat = "compact",
+        view: PromptView = DEFAULT_VIEW,
     ):
         if templates is None:
             from lamops.env.templates import TEMPLATES, template_bytes
@@ -69,7 +70,7 @@ class WordEnv(
         # A template's canvas at reset never changes: render it once per template.
         self._initial_items: dict[str, list[tuple[str, str]]] = {}
         self.max_steps = max_steps
-        self.control_format = control_format
+        self.view = view  # how its observations are rendered into prompts
         self.task: InstantiatedTask | None = None
         self.live: LiveDocument | None = None
         self._commands: dict[str, Callable] = {

@@ -71,7 +71,7 @@ def run(cfg: Config) -> StageResult:
         raise ValueError(f"{bad[0].origin}: {bad[0].detail}; re-run `lamops judge`")
     agent = AgentConfig(
         max_len=agent_max_len(cfg),
-        control_format=cfg.env.control_format,
+        **cfg.env.view().model_dump(),
         batch_size=c.batch_size,
         max_steps=min(c.max_steps, cfg.env.max_steps),
     )

@@ -34,7 +34,7 @@ def run(cfg: Config) -> StageResult:
             templates_dir=cfg.path(cfg.templates.out_dir),
             workers=c.workers,
             max_steps=cfg.env.max_steps,
-            control_format=cfg.env.control_format,
+            view=cfg.env.view(),
             min_score=c.min_score,
             batch_size=c.batch_size,
             progress=show_progress(),

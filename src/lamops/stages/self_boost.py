@@ -131,7 +131,7 @@ def _retry(cfg: Config, model_dir, tasks) -> tuple[list, float]:
     agent = AgentConfig(
         max_len=cfg.imitate.sft.max_len + AgentConfig.model_fields["max_new_tokens"].default - 80,
         temperature=c.temperature,
-        control_format=cfg.env.control_format,
+        **cfg.env.view().model_dump(),
         batch_size=c.batch_size,
         max_steps=min(c.max_steps, cfg.env.max_steps),
     )
