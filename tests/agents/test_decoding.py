@@ -12,16 +12,11 @@ from helpers import tiny_spec
 from tokenizers import Tokenizer, decoders, models, normalizers, trainers
 from transformers import DynamicCache, PreTrainedTokenizerFast
 
+from lamops.agents.constraints import Constraints, constraints_from_observation, constraints_from_prompt
 from lamops.agents.copies import copy_options, item_text
 from lamops.agents.decoding import ConstrainedDecoder, Cursor
 from lamops.agents.expert import ExpertAgent
-from lamops.agents.grammar import (
-    COMPLETE,
-    Constraints,
-    Limits,
-    constraints_from_observation,
-    constraints_from_prompt,
-)
+from lamops.agents.grammar import COMPLETE, Limits
 from lamops.agents.lam import AgentConfig
 from lamops.agents.vocab import vocab_for
 from lamops.env.actions import FUNCTIONS, parse_action, parse_keys

@@ -11,7 +11,8 @@ import docx
 import pytest
 from helpers import CharTokenizer
 
-from lamops.agents.grammar import Spans, constraints_from_observation, constraints_from_prompt
+from lamops.agents.constraints import constraints_from_observation, constraints_from_prompt
+from lamops.agents.grammar import Spans
 from lamops.agents.prompt import fit_prompt
 from lamops.agents.user_doc import USER_TEMPLATE, user_task
 from lamops.env.families import sample_task

@@ -121,7 +121,12 @@ def test_grouped_by_length_every_sample_once_an_epoch_and_far_less_padding():
     def epoch(grouped: bool, seed: int = 0) -> list[list[int]]:
         return [
             batch_indices(
-                m, rank=0, world_size=1, micro_batch_size=4, num_samples=600, seed=seed,
+                m,
+                rank=0,
+                world_size=1,
+                micro_batch_size=4,
+                num_samples=600,
+                seed=seed,
                 lengths=lengths if grouped else None,
             )  # fmt: skip
             for m in range(150)

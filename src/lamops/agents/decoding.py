@@ -84,10 +84,10 @@ from typing import Any
 
 import torch
 
+from lamops.agents.constraints import Constraints
 from lamops.agents.grammar import (
     COMPLETE,
     Choice,
-    Constraints,
     Limits,
     Lit,
     action_grammar,

@@ -28,13 +28,9 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from lamops.agents.constraints import Constraints, constraints_from_observation, constraints_from_prompt
 from lamops.agents.decoding import ConstrainedDecoder, Decoded
-from lamops.agents.grammar import (
-    Constraints,
-    Limits,
-    constraints_from_observation,
-    constraints_from_prompt,
-)
+from lamops.agents.grammar import Limits
 from lamops.env.observation import CanvasView, ControlFormat, ControlTypes, Observation, PromptView
 from lamops.records import InstantiatedTask, Trajectory, TrajectoryStep
 
