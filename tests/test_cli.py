@@ -82,3 +82,29 @@ def test_remote_commands_fail_fast_with_one_line_naming_the_endpoint(monkeypatch
         assert result.exit_code == 2, result.output
         assert f"127.0.0.1:{port}" in result.output and "team-data" in result.output
         assert time.monotonic() - started < 15
+
+
+def _one_line_error(result, *parts: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
+    for part in parts:
+        assert part in result.output, result.output
+
+
+def test_params_that_cannot_be_decoded_exit_2_naming_the_file_or_field(tmp_path: Path) -> None:
+    text = (ROOT / "params.yaml").read_text()
+    (tmp_path / "latin1.yaml").write_bytes(("# caf\u00e9\n" + text).encode("latin-1"))
+    (tmp_path / "utf16.yaml").write_bytes(text.encode("utf-16"))
+    (tmp_path / "params.yaml").write_text(text)
+    params = ["--params", str(tmp_path / "params.yaml")]
+    cases = [
+        (["--params", str(tmp_path / "latin1.yaml")], "latin1.yaml: not UTF-8"),
+        (["--params", str(tmp_path / "utf16.yaml")], "utf16.yaml: not UTF-8"),
+        (["--params", str(tmp_path)], "is a folder, not a params file"),
+        ([*params, "--set", "tracking.uri=nosuchscheme://x"], "tracking.uri"),
+        ([*params, "--set", "ray.num_cpus=-1"], "ray.num_cpus"),
+        ([*params, "--set", "ray.num_cpus=0"], "ray.num_cpus"),
+        ([*params, "--profile", "../params"], "profile '../params'"),
+    ]
+    for args, part in cases:
+        _one_line_error(runner.invoke(app, ["collect", *args]), part)

@@ -129,3 +129,53 @@ def test_beating_the_expert_needs_an_online_gating_metric(tmp_path):
         tmp_path / "params.yaml", overrides=["promote.beat_expert=true", "promote.metric=online.tsr"]
     )
     assert cfg.promote.beat_expert
+
+
+@pytest.mark.parametrize(
+    ("encoding", "message"), [("latin-1", "not UTF-8 text"), ("utf-16", "not UTF-8 text")]
+)
+def test_a_params_file_that_is_not_utf8_is_one_error(project: Path, encoding: str, message: str) -> None:
+    project.write_bytes(("# caf\u00e9\n" + project.read_text()).encode(encoding))
+    with pytest.raises(ConfigError, match=rf"params\.yaml: {message}"):
+        load_config(project)
+
+
+def test_a_params_folder_is_one_error(project: Path) -> None:
+    with pytest.raises(ConfigError, match=r"params: is a folder, not a params file"):
+        load_config(project.parent / "params")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "sqlite:///mlflow.db",
+        "mlruns",
+        "file:///tmp/mlruns",
+        "postgresql+psycopg2://u@db/mlflow",
+        "mysql://u@db/mlflow",
+        "https://mlflow.example",
+        "databricks",
+    ],
+)
+def test_tracking_uris_of_mlflow_stores_load(project: Path, uri: str) -> None:
+    assert load_config(project, overrides=[f"tracking.uri={uri}"]).tracking.uri == uri
+
+
+def test_a_tracking_uri_of_an_unknown_scheme_names_the_field(project: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"tracking\.uri: .*no MLflow tracking store for scheme 'nosuchscheme'"
+    ):
+        load_config(project, overrides=["tracking.uri=nosuchscheme://x"])
+
+
+@pytest.mark.parametrize("cpus", [-1, 0])
+def test_ray_needs_a_cpu(project: Path, cpus: int) -> None:
+    with pytest.raises(ConfigError, match=r"ray\.num_cpus: .*greater than or equal to 1"):
+        load_config(project, overrides=[f"ray.num_cpus={cpus}"])
+    assert load_config(project, overrides=["ray.num_cpus=null"]).ray.num_cpus is None
+
+
+@pytest.mark.parametrize("profile", ["../params", "ci/../ci", "/etc/passwd", ".hidden"])
+def test_a_profile_is_a_name_not_a_path(project: Path, profile: str) -> None:
+    with pytest.raises(ConfigError, match=r"a profile is the name of a file params/<name>\.yaml"):
+        load_config(project, profile=profile)

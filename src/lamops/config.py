@@ -8,9 +8,11 @@ relative to the project root, the folder of params.yaml: resolve them with `cfg.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -22,6 +24,11 @@ from lamops.settings import ModelSpec, PPOConfig, RewardConfig, SFTConfig
 
 DEFAULT_PROFILE = "tiny"
 PROFILE_ENV_VAR = "LAMOPS_PROFILE"
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a file name in params/, never a path
+# Schemes MLflow has a tracking store for (mlflow.tracking._tracking_service.utils), "" being a plain path; a
+# database scheme may name its driver (postgresql+psycopg2).
+TRACKING_SCHEMES = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
+TRACKING_SCHEMES += ("databricks-uc", "uc")
 
 
 class ConfigError(ValueError):
@@ -63,6 +70,18 @@ class TrackingConfig(_Section):
     )
     experiment: str = Field(description="MLflow experiment of the pipeline's runs.")
 
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, uri: str) -> str:
+        # MLflow fails on an unknown scheme only when the first stage opens its run, with a traceback.
+        scheme = urlparse(uri).scheme.lower().partition("+")[0]
+        if scheme not in TRACKING_SCHEMES:
+            raise ValueError(
+                f"no MLflow tracking store for scheme {scheme!r}; expected a folder or a URI of "
+                f"{', '.join(s for s in TRACKING_SCHEMES if s)}"
+            )
+        return uri
+
 
 class LLMConfig(_Section):
     provider: Literal["builtin", "openai"] = Field(
@@ -83,7 +102,7 @@ class RayConfig(_Section):
     address: str | None = Field(
         description="Ray cluster to use; null: $RAY_ADDRESS when set, else a local Ray started in-process."
     )
-    num_cpus: int | None = Field(description="CPUs of a local Ray (null: all); ignored on a cluster.")
+    num_cpus: int | None = Field(ge=1, description="CPUs of a local Ray (null: all); ignored on a cluster.")
 
 
 class SourcesConfig(_Section):
@@ -392,6 +411,11 @@ def load_config(
     origins: dict[tuple[str, ...], str] = {(): str(params)}
 
     profile = profile or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE
+    if not PROFILE_NAME.fullmatch(profile):
+        raise ConfigError(
+            f"profile {profile!r}: a profile is the name of a file params/<name>.yaml (letters, digits, "
+            "_ and -), not a path"
+        )
     if profile != DEFAULT_PROFILE:
         profile_file = params.parent / "params" / f"{profile}.yaml"
         if not profile_file.is_file():
@@ -418,9 +442,17 @@ def load_config(
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_bytes().decode("utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such params file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a params file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the params file: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save the params file as UTF-8"
+        ) from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}".replace("\n", " ")) from None
     if data is None:
