@@ -1,5 +1,6 @@
 """load_config: defaults, profiles, overrides, and errors that say where to fix them."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -129,6 +130,39 @@ def test_beating_the_expert_needs_an_online_gating_metric(tmp_path):
         tmp_path / "params.yaml", overrides=["promote.beat_expert=true", "promote.metric=online.tsr"]
     )
     assert cfg.promote.beat_expert
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("collect.out_dir=params.yaml", "is the params file"),
+        ("collect.out_dir=.", "is the project root"),
+        ("collect.out_dir=..", "holds the project root"),
+        ("collect.out_dir=params", "is the profiles folder"),
+        ("collect.out_dir=.git/objects", "lies in the project's .git"),
+        ("collect.out_dir=mlflow.db", "is the tracking store of tracking.uri"),
+        ("judge.out_dir=mlartifacts/x", "lies in the tracking store of tracking.artifact_root"),
+        ("collect.out_dir=data/templates", "is templates.out_dir's folder"),
+        ("evolve.out_dir=data", "holds collect.sources"),
+        ("self_boost.rollouts_dir=infra", "holds train.deepspeed_config"),
+        ("train.storage_path=models", "holds plan_pretrain.out_dir's folder"),
+        ("datasets.metrics_file=params.yaml", "is a project file"),
+    ],
+)
+def test_an_output_may_not_be_the_project_or_overlap_another(
+    project: Path, override: str, message: str
+) -> None:
+    key = override.partition("=")[0]
+    with pytest.raises(
+        ConfigError, match=rf"^override '{re.escape(override)}': {re.escape(key)}: .*{message}"
+    ):
+        load_config(project, overrides=[override])
+
+
+def test_an_output_folder_may_not_be_an_existing_file(project: Path) -> None:
+    (project.parent / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"collect\.out_dir: .*notes\.txt is a file, not an output folder"):
+        load_config(project, overrides=["collect.out_dir=notes.txt"])
 
 
 @pytest.mark.parametrize(

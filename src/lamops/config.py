@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from lamops.env.observation import ControlFormat
+from lamops.io import PROJECT_MARKERS, folder_problems
 from lamops.phases import LAM_PHASES, select_stages
 from lamops.settings import ModelSpec, PPOConfig, RewardConfig, SFTConfig
 
@@ -435,9 +436,17 @@ def load_config(
                 f"{_origin((key,), origins)}: {key}: set by load_config, not in params; remove it"
             )
     try:
-        return Config.model_validate({**data, "root": params.resolve().parent, "profile": profile})
+        cfg = Config.model_validate({**data, "root": params.resolve().parent, "profile": profile})
     except ValidationError as err:
         raise ConfigError("; ".join(_describe(error, origins) for error in err.errors())) from None
+    problems = [
+        (_origin(tuple(key.split(".")), origins), key, problem)
+        for key, problem in _output_problems(cfg, params)
+    ]
+    if problems:  # what a profile or an override set first: it is likelier the cause than params.yaml
+        problems.sort(key=lambda found: found[0] == str(params))
+        raise ConfigError("; ".join(f"{origin}: {key}: {problem}" for origin, key, problem in problems))
+    return cfg
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -460,6 +469,67 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
     return data
+
+
+def _output_problems(cfg: Config, params: Path) -> Iterator[tuple[str, str]]:
+    """(setting, what is wrong) for each output that writing would destroy something else with.
+
+    A stage replaces its output folder whole (io.replace_dir; train.storage_path: a phase's checkpoints are
+    deleted in it), so io.folder_problems holds the output folders apart from the project root, its params,
+    DVC and git files, the tracking store, the inputs no stage writes, and each other. A file a stage writes
+    beside others (datasets.metrics_file, evaluate.metrics_dir) may not be one of those project files.
+    """
+    root = cfg.root
+    files = {params.resolve(): "the params file"}
+    for name in (*PROJECT_MARKERS, "dvc.lock"):
+        files.setdefault(root / name, f"the project's {name}")
+    files[root / "params"] = "the profiles folder"
+    kept = [(what, path, ()) for path, what in files.items()]
+    kept += [(f"the tracking store of {key}", path, ()) for key, path in _tracking_paths(cfg)]
+    if "://" not in cfg.collect.sources:  # it may be the sources stage's output, nothing else's
+        kept.append(("collect.sources", _resolve(cfg, cfg.collect.sources), ("sources.out_dir",)))
+    kept.append(("train.deepspeed_config", _resolve(cfg, cfg.train.deepspeed_config), ()))
+    yield from folder_problems(root, list(_output_folders(cfg)), kept)
+    written = {
+        "datasets.metrics_file": cfg.datasets.metrics_file,
+        "evaluate.metrics_dir": cfg.evaluate.metrics_dir,
+    }
+    for key, value in written.items():
+        path = _resolve(cfg, value)
+        if path == root or any(path == other for _, other, _ in kept):
+            yield key, f"{path} is a project file or folder, not an output"
+
+
+def _output_folders(cfg: Config) -> Iterator[tuple[str, Path]]:
+    """(setting, resolved folder) of every folder a stage replaces whole: each section's out_dir and
+    rollouts_dir, and train.storage_path when local."""
+    for name in type(cfg).model_fields:
+        section = getattr(cfg, name)
+        for key in ("out_dir", "rollouts_dir"):
+            if isinstance(getattr(section, key, None), Path):
+                yield f"{name}.{key}", _resolve(cfg, getattr(section, key))
+    if "://" not in cfg.train.storage_path:
+        yield "train.storage_path", _resolve(cfg, cfg.train.storage_path)
+
+
+def _tracking_paths(cfg: Config) -> Iterator[tuple[str, Path]]:
+    """The local files of the tracking store: the sqlite database or file store, and the artifact root."""
+    for key, uri in (
+        ("tracking.uri", cfg.tracking.uri),
+        ("tracking.artifact_root", cfg.tracking.artifact_root),
+    ):
+        parsed = urlparse(uri)
+        scheme = parsed.scheme.lower()
+        if scheme == "sqlite" and uri[len("sqlite:///") :]:
+            yield key, _resolve(cfg, uri[len("sqlite:///") :])
+        elif scheme == "file":
+            yield key, _resolve(cfg, parsed.path)
+        elif not scheme:
+            yield key, _resolve(cfg, uri)
+
+
+def _resolve(cfg: Config, path: str | Path) -> Path:
+    return cfg.path(path).resolve()
 
 
 def _parse_override(override: str) -> dict[str, Any]:
