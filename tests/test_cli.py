@@ -82,3 +82,48 @@ def test_remote_commands_fail_fast_with_one_line_naming_the_endpoint(monkeypatch
         assert result.exit_code == 2, result.output
         assert f"127.0.0.1:{port}" in result.output and "team-data" in result.output
         assert time.monotonic() - started < 15
+
+
+def _tree(root: Path) -> dict[str, bytes | None]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))
+    }
+
+
+def _one_line_error(result, *parts: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
+    for part in parts:
+        assert part in result.output, result.output
+
+
+def test_an_output_folder_that_is_the_project_or_its_file_exits_2_touching_nothing(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params/ci.yaml").write_text((ROOT / "params/ci.yaml").read_text())
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "mlflow.db").write_bytes(b"SQLite format 3\0")
+    before = _tree(tmp_path)
+    for out_dir in ("params.yaml", ".", "..", "mlflow.db", "params"):
+        args = ["collect", "--params", str(tmp_path / "params.yaml"), "--set", f"collect.out_dir={out_dir}"]
+        _one_line_error(runner.invoke(app, args), "collect.out_dir")
+        assert _tree(tmp_path) == before, out_dir
+
+
+def test_params_that_cannot_be_decoded_exit_2_naming_the_file_or_field(tmp_path: Path) -> None:
+    text = (ROOT / "params.yaml").read_text()
+    (tmp_path / "latin1.yaml").write_bytes(("# caf\u00e9\n" + text).encode("latin-1"))
+    (tmp_path / "utf16.yaml").write_bytes(text.encode("utf-16"))
+    (tmp_path / "params.yaml").write_text(text)
+    params = ["--params", str(tmp_path / "params.yaml")]
+    cases = [
+        (["--params", str(tmp_path / "latin1.yaml")], "latin1.yaml: not UTF-8"),
+        (["--params", str(tmp_path / "utf16.yaml")], "utf16.yaml: not UTF-8"),
+        (["--params", str(tmp_path)], "is a folder, not a params file"),
+        ([*params, "--set", "tracking.uri=nosuchscheme://x"], "tracking.uri"),
+        ([*params, "--set", "ray.num_cpus=-1"], "ray.num_cpus"),
+        ([*params, "--set", "ray.num_cpus=0"], "ray.num_cpus"),
+        ([*params, "--profile", "../params"], "profile '../params'"),
+    ]
+    for args, part in cases:
+        _one_line_error(runner.invoke(app, ["collect", *args]), part)

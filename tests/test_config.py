@@ -1,5 +1,6 @@
 """load_config: defaults, profiles, overrides, and errors that say where to fix them."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -129,3 +130,86 @@ def test_beating_the_expert_needs_an_online_gating_metric(tmp_path):
         tmp_path / "params.yaml", overrides=["promote.beat_expert=true", "promote.metric=online.tsr"]
     )
     assert cfg.promote.beat_expert
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("collect.out_dir=params.yaml", "is the params file"),
+        ("collect.out_dir=.", "is the project root"),
+        ("collect.out_dir=..", "holds the project root"),
+        ("collect.out_dir=params", "is the profiles folder"),
+        ("collect.out_dir=.git/objects", "lies in the project's .git"),
+        ("collect.out_dir=mlflow.db", "is the tracking store of tracking.uri"),
+        ("judge.out_dir=mlartifacts/x", "lies in the tracking store of tracking.artifact_root"),
+        ("collect.out_dir=data/templates", "is templates.out_dir's folder"),
+        ("evolve.out_dir=data", "holds collect.sources"),
+        ("self_boost.rollouts_dir=infra", "holds train.deepspeed_config"),
+        ("train.storage_path=models", "holds plan_pretrain.out_dir's folder"),
+        ("datasets.metrics_file=params.yaml", "is a project file"),
+    ],
+)
+def test_an_output_may_not_be_the_project_or_overlap_another(
+    project: Path, override: str, message: str
+) -> None:
+    key = override.partition("=")[0]
+    with pytest.raises(
+        ConfigError, match=rf"^override '{re.escape(override)}': {re.escape(key)}: .*{message}"
+    ):
+        load_config(project, overrides=[override])
+
+
+def test_an_output_folder_may_not_be_an_existing_file(project: Path) -> None:
+    (project.parent / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"collect\.out_dir: .*notes\.txt is a file, not an output folder"):
+        load_config(project, overrides=["collect.out_dir=notes.txt"])
+
+
+@pytest.mark.parametrize(
+    ("encoding", "message"), [("latin-1", "not UTF-8 text"), ("utf-16", "not UTF-8 text")]
+)
+def test_a_params_file_that_is_not_utf8_is_one_error(project: Path, encoding: str, message: str) -> None:
+    project.write_bytes(("# caf\u00e9\n" + project.read_text()).encode(encoding))
+    with pytest.raises(ConfigError, match=rf"params\.yaml: {message}"):
+        load_config(project)
+
+
+def test_a_params_folder_is_one_error(project: Path) -> None:
+    with pytest.raises(ConfigError, match=r"params: is a folder, not a params file"):
+        load_config(project.parent / "params")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "sqlite:///mlflow.db",
+        "mlruns",
+        "file:///tmp/mlruns",
+        "postgresql+psycopg2://u@db/mlflow",
+        "mysql://u@db/mlflow",
+        "https://mlflow.example",
+        "databricks",
+    ],
+)
+def test_tracking_uris_of_mlflow_stores_load(project: Path, uri: str) -> None:
+    assert load_config(project, overrides=[f"tracking.uri={uri}"]).tracking.uri == uri
+
+
+def test_a_tracking_uri_of_an_unknown_scheme_names_the_field(project: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"tracking\.uri: .*no MLflow tracking store for scheme 'nosuchscheme'"
+    ):
+        load_config(project, overrides=["tracking.uri=nosuchscheme://x"])
+
+
+@pytest.mark.parametrize("cpus", [-1, 0])
+def test_ray_needs_a_cpu(project: Path, cpus: int) -> None:
+    with pytest.raises(ConfigError, match=r"ray\.num_cpus: .*greater than or equal to 1"):
+        load_config(project, overrides=[f"ray.num_cpus={cpus}"])
+    assert load_config(project, overrides=["ray.num_cpus=null"]).ray.num_cpus is None
+
+
+@pytest.mark.parametrize("profile", ["../params", "ci/../ci", "/etc/passwd", ".hidden"])
+def test_a_profile_is_a_name_not_a_path(project: Path, profile: str) -> None:
+    with pytest.raises(ConfigError, match=r"a profile is the name of a file params/<name>\.yaml"):
+        load_config(project, profile=profile)

@@ -107,12 +107,13 @@ def _add_stage_command(name: str) -> None:
         profile: ProfileOption = None,
         overrides: SetOption = None,
     ) -> None:
+        from lamops.io import UnsafeOutput
         from lamops.tracking import TrackingUnavailable
 
         cfg = _load(params, profile, overrides)
         try:
             result = get_stage(name)(cfg)
-        except TrackingUnavailable as err:
+        except (TrackingUnavailable, UnsafeOutput) as err:
             _fail(str(err))
         typer.echo(result.model_dump_json(indent=2))
 

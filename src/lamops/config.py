@@ -8,20 +8,28 @@ relative to the project root, the folder of params.yaml: resolve them with `cfg.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from lamops.env.observation import CanvasView, ControlFormat, ControlTypes, PromptView
+from lamops.io import PROJECT_MARKERS, folder_problems
 from lamops.phases import LAM_PHASES, select_stages
 from lamops.settings import ModelSpec, PPOConfig, RewardConfig, SFTConfig
 
 DEFAULT_PROFILE = "tiny"
 PROFILE_ENV_VAR = "LAMOPS_PROFILE"
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a file name in params/, never a path
+# Schemes MLflow has a tracking store for (mlflow.tracking._tracking_service.utils), "" being a plain path; a
+# database scheme may name its driver (postgresql+psycopg2).
+TRACKING_SCHEMES = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
+TRACKING_SCHEMES += ("databricks-uc", "uc")
 
 
 class ConfigError(ValueError):
@@ -80,6 +88,18 @@ class TrackingConfig(_Section):
     )
     experiment: str = Field(description="MLflow experiment of the pipeline's runs.")
 
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, uri: str) -> str:
+        # MLflow fails on an unknown scheme only when the first stage opens its run, with a traceback.
+        scheme = urlparse(uri).scheme.lower().partition("+")[0]
+        if scheme not in TRACKING_SCHEMES:
+            raise ValueError(
+                f"no MLflow tracking store for scheme {scheme!r}; expected a folder or a URI of "
+                f"{', '.join(s for s in TRACKING_SCHEMES if s)}"
+            )
+        return uri
+
 
 class LLMConfig(_Section):
     provider: Literal["builtin", "openai"] = Field(
@@ -100,7 +120,7 @@ class RayConfig(_Section):
     address: str | None = Field(
         description="Ray cluster to use; null: $RAY_ADDRESS when set, else a local Ray started in-process."
     )
-    num_cpus: int | None = Field(description="CPUs of a local Ray (null: all); ignored on a cluster.")
+    num_cpus: int | None = Field(ge=1, description="CPUs of a local Ray (null: all); ignored on a cluster.")
 
 
 class SourcesConfig(_Section):
@@ -409,6 +429,11 @@ def load_config(
     origins: dict[tuple[str, ...], str] = {(): str(params)}
 
     profile = profile or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE
+    if not PROFILE_NAME.fullmatch(profile):
+        raise ConfigError(
+            f"profile {profile!r}: a profile is the name of a file params/<name>.yaml (letters, digits, "
+            "_ and -), not a path"
+        )
     if profile != DEFAULT_PROFILE:
         profile_file = params.parent / "params" / f"{profile}.yaml"
         if not profile_file.is_file():
@@ -428,16 +453,32 @@ def load_config(
                 f"{_origin((key,), origins)}: {key}: set by load_config, not in params; remove it"
             )
     try:
-        return Config.model_validate({**data, "root": params.resolve().parent, "profile": profile})
+        cfg = Config.model_validate({**data, "root": params.resolve().parent, "profile": profile})
     except ValidationError as err:
         raise ConfigError("; ".join(_describe(error, origins) for error in err.errors())) from None
+    problems = [
+        (_origin(tuple(key.split(".")), origins), key, problem)
+        for key, problem in _output_problems(cfg, params)
+    ]
+    if problems:  # what a profile or an override set first: it is likelier the cause than params.yaml
+        problems.sort(key=lambda found: found[0] == str(params))
+        raise ConfigError("; ".join(f"{origin}: {key}: {problem}" for origin, key, problem in problems))
+    return cfg
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_bytes().decode("utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such params file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a params file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the params file: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save the params file as UTF-8"
+        ) from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}".replace("\n", " ")) from None
     if data is None:
@@ -445,6 +486,67 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
     return data
+
+
+def _output_problems(cfg: Config, params: Path) -> Iterator[tuple[str, str]]:
+    """(setting, what is wrong) for each output that writing would destroy something else with.
+
+    A stage replaces its output folder whole (io.replace_dir; train.storage_path: a phase's checkpoints are
+    deleted in it), so io.folder_problems holds the output folders apart from the project root, its params,
+    DVC and git files, the tracking store, the inputs no stage writes, and each other. A file a stage writes
+    beside others (datasets.metrics_file, evaluate.metrics_dir) may not be one of those project files.
+    """
+    root = cfg.root
+    files = {params.resolve(): "the params file"}
+    for name in (*PROJECT_MARKERS, "dvc.lock"):
+        files.setdefault(root / name, f"the project's {name}")
+    files[root / "params"] = "the profiles folder"
+    kept = [(what, path, ()) for path, what in files.items()]
+    kept += [(f"the tracking store of {key}", path, ()) for key, path in _tracking_paths(cfg)]
+    if "://" not in cfg.collect.sources:  # it may be the sources stage's output, nothing else's
+        kept.append(("collect.sources", _resolve(cfg, cfg.collect.sources), ("sources.out_dir",)))
+    kept.append(("train.deepspeed_config", _resolve(cfg, cfg.train.deepspeed_config), ()))
+    yield from folder_problems(root, list(_output_folders(cfg)), kept)
+    written = {
+        "datasets.metrics_file": cfg.datasets.metrics_file,
+        "evaluate.metrics_dir": cfg.evaluate.metrics_dir,
+    }
+    for key, value in written.items():
+        path = _resolve(cfg, value)
+        if path == root or any(path == other for _, other, _ in kept):
+            yield key, f"{path} is a project file or folder, not an output"
+
+
+def _output_folders(cfg: Config) -> Iterator[tuple[str, Path]]:
+    """(setting, resolved folder) of every folder a stage replaces whole: each section's out_dir and
+    rollouts_dir, and train.storage_path when local."""
+    for name in type(cfg).model_fields:
+        section = getattr(cfg, name)
+        for key in ("out_dir", "rollouts_dir"):
+            if isinstance(getattr(section, key, None), Path):
+                yield f"{name}.{key}", _resolve(cfg, getattr(section, key))
+    if "://" not in cfg.train.storage_path:
+        yield "train.storage_path", _resolve(cfg, cfg.train.storage_path)
+
+
+def _tracking_paths(cfg: Config) -> Iterator[tuple[str, Path]]:
+    """The local files of the tracking store: the sqlite database or file store, and the artifact root."""
+    for key, uri in (
+        ("tracking.uri", cfg.tracking.uri),
+        ("tracking.artifact_root", cfg.tracking.artifact_root),
+    ):
+        parsed = urlparse(uri)
+        scheme = parsed.scheme.lower()
+        if scheme == "sqlite" and uri[len("sqlite:///") :]:
+            yield key, _resolve(cfg, uri[len("sqlite:///") :])
+        elif scheme == "file":
+            yield key, _resolve(cfg, parsed.path)
+        elif not scheme:
+            yield key, _resolve(cfg, uri)
+
+
+def _resolve(cfg: Config, path: str | Path) -> Path:
+    return cfg.path(path).resolve()
 
 
 def _parse_override(override: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +19,14 @@ from lamops.records import Rejected
 
 M = TypeVar("M", bound=BaseModel)
 MAX_LINE_CHARS = 1_000_000  # a line longer than this is rejected unparsed (a runaway or hostile input)
+_REPLACED = "a stage replaces its output folder whole"
+# Entries that mark a folder as a project or a repository: such a folder is never a stage's output.
+PROJECT_MARKERS = ("params.yaml", "dvc.yaml", ".git", ".dvc")
+
+
+class UnsafeOutput(ValueError):
+    """An output folder that replacing would destroy something that is no output: a file, a project, the
+    working folder."""
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -113,8 +121,10 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes, str, str | None]]:
 def replace_dir(path: Path) -> Iterator[Path]:
     """Yield an empty staging folder beside `path` that replaces `path` whole when the block succeeds.
 
-    Readers never see a half-written output, and a failed run leaves the previous output in place.
+    Readers never see a half-written output, and a failed run leaves the previous output in place. A `path`
+    that `check_replaceable` refuses raises UnsafeOutput before anything is touched.
     """
+    check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
         staging = Path(tmp) / path.name
@@ -123,3 +133,55 @@ def replace_dir(path: Path) -> Iterator[Path]:
         if path.exists():
             path.rename(Path(tmp) / "replaced")
         staging.rename(path)
+
+
+def check_replaceable(path: Path) -> None:
+    """Raise UnsafeOutput when `path` exists and is not a folder, holds a project marker (PROJECT_MARKERS), or
+    holds the working folder. The config already refuses such outputs (lamops.config); this is the last guard
+    before a folder is replaced whole."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise UnsafeOutput(f"{path}: is a file, not an output folder; refusing to replace it")
+    marker = next((name for name in PROJECT_MARKERS if (path / name).exists()), None)
+    if marker:
+        raise UnsafeOutput(
+            f"{path}: holds {marker}, so it is a project, not an output folder; refusing to replace it"
+        )
+    if Path.cwd().resolve().is_relative_to(path.resolve()):
+        raise UnsafeOutput(f"{path}: holds the working folder {Path.cwd()}; refusing to replace it")
+
+
+def folder_problems(
+    root: Path, folders: Sequence[tuple[str, Path]], kept: Iterable[tuple[str, Path, Collection[str]]]
+) -> Iterator[tuple[str, str]]:
+    """(name, what is wrong) for each of `folders` (name, resolved path) that replacing whole would destroy
+    something else with, the first found of: it is or holds the project `root`; it is, holds or lies in a
+    `kept` path (what it is, resolved path, names of the folders allowed to overlap it); it is an existing
+    file; it is or holds another of `folders` (two equal folders: each names the other)."""
+    kept = list(kept)
+    for name, path in folders:
+        if root.is_relative_to(path):
+            yield name, f"{path} {_relation(path, root)} the project root; {_REPLACED}"
+            continue
+        clash = next(
+            ((what, other) for what, other, ok in kept if name not in ok and _relation(path, other)), None
+        )
+        if clash:
+            yield name, f"{path} {_relation(path, clash[1])} {clash[0]} ({clash[1]}); {_REPLACED}"
+        elif path.exists() and not path.is_dir():
+            yield name, f"{path} is a file, not an output folder"
+        else:
+            held = next(((n, p) for n, p in folders if n != name and p.is_relative_to(path)), None)
+            if held:
+                yield name, f"{path} {_relation(path, held[1])} {held[0]}'s folder {held[1]}; outputs overlap"
+
+
+def _relation(path: Path, other: Path) -> str:
+    """How `path` lies to `other`: "is", "holds", "lies in", or "" when apart."""
+    if path == other:
+        return "is"
+    if other.is_relative_to(path):
+        return "holds"
+    return "lies in" if path.is_relative_to(other) else ""

@@ -7,7 +7,7 @@ import pytest
 from helpers import ROOT
 
 from lamops.config import load_config
-from lamops.io import replace_dir
+from lamops.io import UnsafeOutput, replace_dir
 from lamops.phases import select_stages
 from lamops.stages import STAGES, get_stage
 
@@ -45,6 +45,28 @@ def test_replace_dir_keeps_the_old_folder_when_the_block_fails(tmp_path: Path) -
         raise RuntimeError("stage failed")
     assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("marker", ["params.yaml", "dvc.yaml", ".git", ".dvc"])
+def test_replace_dir_refuses_a_project_folder(tmp_path: Path, marker: str) -> None:
+    (tmp_path / marker).mkdir()
+    with pytest.raises(UnsafeOutput, match=f"holds {marker}"), replace_dir(tmp_path):
+        pytest.fail("the block ran")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [marker]
+
+
+def test_replace_dir_refuses_a_file_and_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UnsafeOutput, match="is a file"), replace_dir(tmp_path / "notes.txt"):
+        pytest.fail("the block ran")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    with pytest.raises(UnsafeOutput, match="holds the working folder"), replace_dir(tmp_path):
+        pytest.fail("the block ran")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "work"]
 
 
 def test_templates_stage_writes_the_library(tmp_path: Path) -> None:
