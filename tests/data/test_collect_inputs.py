@@ -219,3 +219,19 @@ def test_sources_missing_or_a_file_exit_2_in_one_line(tmp_path, sources):
     assert result.exit_code == 2
     (error,) = error_lines(result)
     assert error.startswith("error: collect.sources:")
+
+
+def test_a_word_of_200000_letters_is_structured_and_filtered_in_linear_time():
+    from lamops.data.collect import Limits, process_entries
+    from lamops.records import RawEntry
+    from lamops.roles.builtin import BuiltinStructurer
+
+    word = "a" * 200_000  # the spelling corrector's deletes of it were quadratic: 25 s
+    entries = [
+        RawEntry(kind="query", origin="q:1", title=f"word how to bold {word}"),
+        RawEntry(kind="howto", origin="h:1", title=f"How to bold {word}", steps=["Select it.", word]),
+    ]
+    start = time.perf_counter()
+    out = process_entries(entries, BuiltinStructurer(), Limits(8, 200, 2, 15, 1500))
+    assert time.perf_counter() - start < 5.0
+    assert {r["origin"] for r in out} == {"q:1", "h:1"}
