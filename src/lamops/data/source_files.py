@@ -237,7 +237,7 @@ def _blocks(text: str) -> list[_Block]:
         if found is None and not fenced and blocks[-1].body:
             above = blocks[-1].body[-1]
             setext = _setext_level(line)
-            if setext and above.strip() and _heading(above) is None and not _LIST_ITEM.match(above):
+            if setext and above.strip() and not _LIST_ITEM.match(above):
                 blocks[-1].body.pop()
                 blocks.append(_Block(setext, above.strip(), number - 1, f"{above}\n{line}"))
                 continue
