@@ -212,6 +212,14 @@ def test_sources_with_no_usable_record_write_the_reasons_then_fail_in_one_line(t
     assert not (out / "pairs.jsonl").exists()
 
 
+def test_sources_with_no_record_fail_in_one_line(tmp_path):
+    root = project(tmp_path, {"queries/q.txt": b"\n  \n"})
+    result = collect(root)
+    assert result.exit_code == 1
+    (error,) = error_lines(result)
+    assert "no record in" in error and "1 source files" in error
+
+
 @pytest.mark.parametrize("sources", ["missing", "params.yaml"])
 def test_sources_missing_or_a_file_exit_2_in_one_line(tmp_path, sources):
     root = project(tmp_path, {})

@@ -108,6 +108,11 @@ def run(cfg: Config) -> StageResult:
             with replace_dir(out_dir) as staging:
                 write_drops_and_counts(staging, rejected, stats)
             tracked.log_artifact(out_dir / QUARANTINE_FILE, "quarantine")
+            if not raw_entries:
+                raise StageInputError(
+                    f"collect: no record in {root}: {len(files)} source files (docs/**/*.md, "
+                    "howto/**/*.jsonl, queries/**/*.txt) and nothing in them"
+                )
             raise StageInputError(
                 f"collect: no usable record: all {raw_entries} records of the {len(files)} source files "
                 f"under {root} were rejected; the reasons are in {out_dir / QUARANTINE_FILE}, the counts "
