@@ -107,14 +107,19 @@ def _add_stage_command(name: str) -> None:
         profile: ProfileOption = None,
         overrides: SetOption = None,
     ) -> None:
+        from lamops.config import ConfigError
         from lamops.io import UnsafeOutput
+        from lamops.stages.base import StageInputError
         from lamops.tracking import TrackingUnavailable
 
         cfg = _load(params, profile, overrides)
         try:
             result = get_stage(name)(cfg)
-        except (TrackingUnavailable, UnsafeOutput) as err:
+        except (TrackingUnavailable, ConfigError, UnsafeOutput) as err:  # wrong settings found at run time
             _fail(str(err))
+        except StageInputError as err:  # the input, not the settings: exit 1, still one line
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from None
         typer.echo(result.model_dump_json(indent=2))
 
     app.command(name=name, help=_stage_help(name))(command)

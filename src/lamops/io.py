@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -86,9 +87,17 @@ def read_jsonl(path: Path, model: type[M], stage: str) -> tuple[list[M], list[Re
     return good, bad
 
 
-def iter_lines(data: bytes, origin: str) -> Iterator[tuple[int, bytes, str, str | None]]:
-    """(line number, raw bytes, text for a report, error or None) for each non-empty line of `data`."""
-    for number, raw in enumerate(data.split(b"\n"), 1):
+_NEWLINE = re.compile(rb"\r\n|\r|\n")
+
+
+def iter_lines(
+    data: bytes, origin: str, *, bare_cr: bool = False
+) -> Iterator[tuple[int, bytes, str, str | None]]:
+    """(line number, raw bytes, text for a report, error or None) for each non-empty line of `data`.
+
+    Lines end at LF or CRLF; with `bare_cr`, at a lone CR too (plain text written on old Macs: without it,
+    such a file would be one line). JSON Lines keep it off: there a CR is whitespace inside a record."""
+    for number, raw in enumerate(_NEWLINE.split(data) if bare_cr else data.split(b"\n"), 1):
         raw = raw.rstrip(b"\r")
         if not raw.strip():
             continue

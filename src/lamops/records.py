@@ -32,6 +32,7 @@ class RawEntry(_Record):
     title: str  # the heading, article title or the query itself
     text: str = ""  # the body (steps as written, with whatever noise they carry)
     steps: list[str] = Field(default_factory=list)  # numbered steps when the format has them
+    where: str = ""  # the origin with its line, for quarantine records, when the origin lacks it (docs)
 
 
 class TaskPlanPair(_Record):

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from lamops.config import ConfigError
 from lamops.data.collect import (
     Limits,
     clean_step,
@@ -11,12 +12,11 @@ from lamops.data.collect import (
     deduplicate,
     language_reason,
     length_reason,
-    list_source_files,
     minhash,
     normalise,
-    parse_file,
     shingles,
 )
+from lamops.data.source_files import list_source_files, parse_file
 from lamops.io import read_jsonl
 from lamops.records import TaskPlanPair
 
@@ -77,7 +77,7 @@ def test_docs_with_bad_bytes_keep_the_good_sections():
     entries, rejects = parse_file("doc", "docs/p.md", page)
     assert [e.title for e in entries] == ["Good one"]
     assert {r.reason for r in rejects} == {"malformed"}
-    assert any(r.origin == "docs/p.md#2" for r in rejects)
+    assert [r.origin for r in rejects] == ["docs/p.md:4#2"]  # file, line of the heading, section
 
 
 def test_queries_one_per_line():
@@ -105,8 +105,10 @@ def test_list_source_files_only_the_three_formats(tmp_path):
         ("howto", "howto/x.jsonl"),
         ("query", "queries/q.txt"),
     ]
-    with pytest.raises(FileNotFoundError, match="collect.sources"):
+    with pytest.raises(ConfigError, match="collect.sources: no such folder"):
         list_source_files(str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="collect.sources: is a file"):
+        list_source_files(str(tmp_path / "docs/a.md"))
 
 
 def test_cleaning():

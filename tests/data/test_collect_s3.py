@@ -5,7 +5,7 @@ import socket
 import boto3
 import pytest
 
-from lamops.data.collect import iter_entries, list_source_files
+from lamops.data.source_files import iter_entries, list_source_files
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_collect_reads_an_s3_prefix(s3_endpoint, fake_credentials):
         ("query", "s3://raw/team/raw/queries/q.txt"),
     ]
     entries, rejects = [], []
-    for good, bad in iter_entries(files, s3_endpoint, root):
+    for _name, good, bad in iter_entries(files, s3_endpoint, root):
         entries += good
         rejects += bad
     assert [e.origin for e in entries] == ["docs/p.md#1", "howto/a.jsonl:1", "queries/q.txt:1"]

@@ -2,7 +2,7 @@
 
 Steps, each counting what it drops by reason (every drop is written to the quarantine file):
 1. read: the three source formats of docs/data-sources.md from a folder or an S3 prefix (malformed files and
-   lines are quarantined, the rest kept);
+   lines are quarantined, the rest kept: lamops.data.source_files);
 2. clean: HTML remnants, entities, step numbering and whitespace;
 3. structure: the structurer role turns an entry into task-plan pairs (rule-based built in, or an LLM);
 4. filter: language (English only), length (task characters, plan steps and characters), relevance (about
@@ -15,24 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import html
-import json
 import re
 import unicodedata
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from lamops.io import iter_lines, truncate
-from lamops.records import RawEntry, Rejected, TaskPlanPair
+from lamops.data.source_files import reject
+from lamops.records import RawEntry, TaskPlanPair
 from lamops.roles.protocols import Structurer
-
-STAGE = "collect"
-KIND_FOLDERS = {"docs": ("doc", ".md"), "howto": ("howto", ".jsonl"), "queries": ("query", ".txt")}
-MAX_FILE_BYTES = 200_000_000
 
 
 @dataclass(frozen=True)
@@ -42,143 +34,6 @@ class Limits:
     min_steps: int
     max_steps: int
     max_plan_chars: int
-
-
-# ---- 1. reading --------------------------------------------------------------------------------------
-def list_source_files(root: str, s3_endpoint_url: str | None = None) -> list[tuple[str, str]]:
-    """(kind, location) of every source file under a folder or s3://bucket/prefix, in a stable order."""
-    if root.startswith("s3://"):
-        bucket, _, prefix = root[5:].partition("/")
-        client = _s3(s3_endpoint_url)
-        out = []
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                kind = _kind_of(obj["Key"][len(prefix) :].lstrip("/"))
-                if kind:
-                    out.append((kind, f"s3://{bucket}/{obj['Key']}"))
-        return sorted(out, key=lambda x: x[1])
-    base = Path(root)
-    if not base.is_dir():
-        raise FileNotFoundError(f"collect.sources: no such folder {base} (expected docs/, howto/, queries/)")
-    out = []
-    for path in base.rglob("*"):
-        kind = _kind_of(path.relative_to(base).as_posix()) if path.is_file() else None
-        if kind:
-            out.append((kind, str(path)))
-    return sorted(out, key=lambda x: x[1])
-
-
-def _kind_of(relative: str) -> str | None:
-    top, _, rest = relative.partition("/")
-    if top in KIND_FOLDERS and rest and not Path(rest).name.startswith("."):
-        kind, suffix = KIND_FOLDERS[top]
-        if rest.endswith(suffix):
-            return kind
-    return None
-
-
-def _s3(endpoint_url: str | None):
-    import os
-
-    import boto3
-    from botocore.config import Config as BotoConfig
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
-        config=BotoConfig(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3}),
-    )
-
-
-def read_source(location: str, s3_endpoint_url: str | None = None) -> bytes:
-    if location.startswith("s3://"):
-        bucket, _, key = location[5:].partition("/")
-        return _s3(s3_endpoint_url).get_object(Bucket=bucket, Key=key)["Body"].read()
-    return Path(location).read_bytes()
-
-
-def parse_file(kind: str, location: str, data: bytes) -> tuple[list[RawEntry], list[Rejected]]:
-    """The raw entries of one source file; what cannot be read is rejected with file and line."""
-    if len(data) > MAX_FILE_BYTES:
-        return [], [_reject("malformed", f"file of {len(data):,} bytes is over the limit", location)]
-    if kind == "howto":
-        return _parse_howto(location, data)
-    if kind == "query":
-        return _parse_queries(location, data)
-    return _parse_docs(location, data)
-
-
-def _parse_howto(location: str, data: bytes) -> tuple[list[RawEntry], list[Rejected]]:
-    entries, rejects = [], []
-    for number, raw, text, error in iter_lines(data, location):
-        origin = f"{location}:{number}"
-        if error is None:
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as err:
-                error = f"not JSON: {err.msg} at column {err.colno}"
-        if error is None:
-            error = _howto_shape_error(obj)
-        if error:
-            rejects.append(_reject("malformed", error, origin, text))
-            continue
-        entries.append(RawEntry(kind="howto", origin=origin, title=obj["title"], steps=list(obj["steps"])))
-    return entries, rejects
-
-
-def _howto_shape_error(obj: Any) -> str | None:
-    if not isinstance(obj, dict):
-        return f"expected a JSON object, got {type(obj).__name__}"
-    if not isinstance(obj.get("title"), str):
-        return "field title: missing or not a string"
-    steps = obj.get("steps")
-    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
-        return "field steps: missing or not a list of strings"
-    return None
-
-
-def _parse_queries(location: str, data: bytes) -> tuple[list[RawEntry], list[Rejected]]:
-    entries, rejects = [], []
-    for number, _raw, text, error in iter_lines(data, location):
-        origin = f"{location}:{number}"
-        if error:
-            rejects.append(_reject("malformed", error, origin, text))
-        else:
-            entries.append(RawEntry(kind="query", origin=origin, title=text.strip()))
-    return entries, rejects
-
-
-_HEADING2 = re.compile(r"^##\s+(.+?)\s*#*\s*$")
-_LIST_ITEM = re.compile(r"^\s{0,3}(?:\d{1,3}[.)]|[-*+])\s+(.*)$")
-
-
-def _parse_docs(location: str, data: bytes) -> tuple[list[RawEntry], list[Rejected]]:
-    rejects = []
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        # Keep the sections that decode; the bad bytes' section is rejected below.
-        rejects.append(_reject("malformed", f"not UTF-8: {err.reason} at byte {err.start}", location))
-        text = data.decode("utf-8", "replace")
-    entries = []
-    sections: list[tuple[str, list[str]]] = []
-    for line in text.splitlines():
-        m = _HEADING2.match(line)
-        if m:
-            sections.append((m.group(1), []))
-        elif sections:
-            sections[-1][1].append(line)
-    for k, (title, body) in enumerate(sections, 1):
-        origin = f"{location}#{k}"
-        if "\ufffd" in title or any("\ufffd" in line for line in body):
-            rejects.append(_reject("malformed", "section holds bytes that are not UTF-8", origin, title))
-            continue
-        steps = [m.group(1) for m in map(_LIST_ITEM.match, body) if m]
-        if not steps:
-            rejects.append(_reject("no_plan", "section has no step list", origin, title))
-            continue
-        entries.append(RawEntry(kind="doc", origin=origin, title=title, text="\n".join(body), steps=steps))
-    return entries, rejects
 
 
 # ---- 2. cleaning -------------------------------------------------------------------------------------
@@ -338,41 +193,30 @@ def deduplicate(
 
 
 # ---- the whole stage, as pure-ish functions the stage module calls -------------------------------------
-@dataclass
-class CollectResult:
-    pairs: list[TaskPlanPair]
-    rejected: list[Rejected]
-    raw_entries: int
-    files: int
-    dropped: Counter = field(default_factory=Counter)
-
-
 def pair_id(kind: str, origin: str, k: int) -> str:
     digest = hashlib.blake2b(f"{origin}|{k}".encode(), digest_size=6).hexdigest()
     return f"{kind}-{digest}"
 
 
 def process_entries(batch: list[RawEntry], structurer: Structurer, limits: Limits) -> list[dict[str, Any]]:
-    """Clean, structure, filter and sign one batch; each output is {"pair": ...} or {"rejected": ...}."""
+    """Clean, structure, filter and sign one batch; each output is {"pair": ..., "where": ...} or
+    {"rejected": ...}, and names its entry's `origin` (the stage counts records by it)."""
     out: list[dict[str, Any]] = []
     for entry in batch:
         entry = clean_entry(entry)
+        where = entry.where or entry.origin
         try:
             drafts = structurer.structure(entry)
         except Exception as err:  # an LLM or rule failure on one entry must not lose the others
+            detail = f"{type(err).__name__}: {err}"
             out.append(
-                {
-                    "rejected": _reject(
-                        "structure_failed", f"{type(err).__name__}: {err}", entry.origin, entry.title
-                    )
-                }
+                {"origin": entry.origin, "rejected": reject("structure_failed", detail, where, entry.title)}
             )
             continue
         if not drafts:
             reason = language_reason(entry.title) or "no_plan"
-            out.append(
-                {"rejected": _reject(reason, "no task-plan pair in the entry", entry.origin, entry.title)}
-            )
+            rejected = reject(reason, "no task-plan pair in the entry", where, entry.title)
+            out.append({"origin": entry.origin, "rejected": rejected})
             continue
         for k, draft in enumerate(drafts):
             task = clean_text(draft.task)
@@ -382,7 +226,7 @@ def process_entries(batch: list[RawEntry], structurer: Structurer, limits: Limit
                 language_reason(text) or length_reason(task, plan, limits) or relevance_reason(task, plan)
             )
             if reason:
-                out.append({"rejected": _reject(reason, "", entry.origin, text)})
+                out.append({"origin": entry.origin, "rejected": reject(reason, "", where, text)})
                 continue
             norm = normalise(task, plan)
             pair = TaskPlanPair(
@@ -392,25 +236,8 @@ def process_entries(batch: list[RawEntry], structurer: Structurer, limits: Limit
                 source=entry.kind,
                 origin=entry.origin,
             )
-            out.append({"pair": pair, "norm": norm, "signature": minhash(shingles(norm))})
+            signature = minhash(shingles(norm))
+            out.append(
+                {"origin": entry.origin, "where": where, "pair": pair, "norm": norm, "signature": signature}
+            )
     return out
-
-
-def _reject(reason: str, detail: str, origin: str, record: str = "") -> Rejected:
-    return Rejected(stage=STAGE, reason=reason, detail=detail, origin=origin, record=truncate(record))
-
-
-def iter_entries(
-    files: list[tuple[str, str]], s3_endpoint_url: str | None, root: str
-) -> Iterator[tuple[list[RawEntry], list[Rejected]]]:
-    """The entries of each file; origins are relative to `root`, so outputs do not depend on where the
-    project lives."""
-    prefix = root.rstrip("/") + "/"
-    for kind, location in files:
-        name = location[len(prefix) :] if location.startswith(prefix) else location
-        try:
-            data = read_source(location, s3_endpoint_url)
-        except Exception as err:  # a file that cannot be read is quarantined, the others are still read
-            yield [], [_reject("unreadable", f"{type(err).__name__}: {err}", name)]
-            continue
-        yield parse_file(kind, name, data)

@@ -183,8 +183,12 @@ def _instantiate(item: Item, roles: Roles, template_candidates: int, description
         )
     costs["instantiation_evaluation"] = time.perf_counter() - start
     record["instantiation_result"]["instantiation_evaluation"] = Outcome(result=verdict.model_dump())
-    if not verdict.judge:
-        return _done(record, costs, filtered=verdict.request_type)
+    if not verdict.judge:  # a task the filter turned away is quarantined too, with the filter's reasoning
+        detail = f"request type {verdict.request_type}: {verdict.thought}"
+        turned_away = Rejected(
+            stage=STAGE, reason="filtered", detail=detail, origin=pair.origin, record=prefilled.request
+        )
+        return _done(record, costs, filtered=verdict.request_type, rejected=turned_away)
     task = InstantiatedTask(
         task_id=pair.task_id,
         family=prefilled.family,
@@ -215,7 +219,8 @@ def instantiate_pairs(
     template_candidates: int,
     map_batches,
 ) -> list[dict]:
-    """One result per pair: {"record": ResultRecord, and "task" | "filtered" (request type) | "rejected"}."""
+    """One result per pair: {"record": ResultRecord, and "task" | "rejected" (with "filtered", the request
+    type, when the filter turned the task away)}."""
     ranked, seconds = rank_templates([p.task for p in pairs], descriptions) if pairs else ([], 0.0)
     items = [
         Item(p, [all_pairs[i] for i in p.parents if i in all_pairs], r, seconds)

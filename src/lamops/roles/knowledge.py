@@ -459,6 +459,7 @@ class _Index:
     postings: dict[str, tuple[tuple[int, float], ...]]
     signature: tuple[tuple[str, ...], ...]
     deletes: dict[str, tuple[str, ...]]
+    longest: int  # characters in the longest word of the vocabulary
 
 
 def _deletes(word: str) -> list[str]:
@@ -567,6 +568,7 @@ def _index() -> _Index:
         postings={t: tuple(p) for t, p in postings.items()},
         signature=tuple(signature),
         deletes={d: tuple(ts) for d, ts in deletes.items()},
+        longest=max(map(len, idf), default=0),
     )
 
 
@@ -610,8 +612,8 @@ def _correct(token: str) -> str | None:
     ix = _index()
     if token in ix.idf:
         return token
-    if len(token) < 5:
-        return None
+    if len(token) < 5 or len(token) > ix.longest + 1:  # one edit changes the length by one at most; and
+        return None  # the deletes of a long token are quadratic in its length
     cands: set[str] = set()
     for d in [token, *_deletes(token)]:
         cands.update(t for t in ix.deletes.get(d, ()) if _one_edit(token, t))

@@ -13,6 +13,11 @@ QUARANTINE_FILE = "quarantine.jsonl"  # every record a stage dropped, with its r
 STATS_FILE = "stats.json"  # a stage's counts; `datasets` gathers them into the DVC metrics file
 
 
+class StageInputError(RuntimeError):
+    """A stage's input holds nothing it can use; the one-line message says why and where the reasons are
+    (the stage wrote them before raising)."""
+
+
 class StageResult(BaseModel):
     """The summary of one stage run, printed by the CLI and returned by the Prefect task."""
 

@@ -9,7 +9,15 @@ from functools import partial
 from lamops.config import Config
 from lamops.io import replace_dir, write_jsonl
 from lamops.progress import progress
-from lamops.stages.base import PAIRS_FILE, QUARANTINE_FILE, StageResult, gate, write_drops_and_counts
+from lamops.stages.base import (
+    PAIRS_FILE,
+    QUARANTINE_FILE,
+    STATS_FILE,
+    StageInputError,
+    StageResult,
+    gate,
+    write_drops_and_counts,
+)
 from lamops.tracking import stage_run
 
 
@@ -18,9 +26,27 @@ def source_root(cfg: Config) -> str:
     return root if root.startswith("s3://") else str(cfg.path(root))
 
 
+def by_file(
+    unread: dict[str, int], entry_file: dict[str, str], kept: set[str], quarantined: set[str]
+) -> dict[str, dict[str, int]]:
+    """Per source file: records `read`, `kept` (a pair in the output) and `quarantined` (no pair, at least one
+    quarantine record), from the records rejected while parsing (`unread`, by file), each entry's file (by
+    origin) and the origins kept and quarantined. An entry in neither set is counted in `read` only, so any
+    record lost on the way breaks kept + quarantined == read."""
+    out = {name: {"read": n, "kept": 0, "quarantined": n} for name, n in unread.items()}
+    for origin, name in entry_file.items():
+        out[name]["read"] += 1
+        if origin in kept:
+            out[name]["kept"] += 1
+        elif origin in quarantined:
+            out[name]["quarantined"] += 1
+    return dict(sorted(out.items()))
+
+
 def run(cfg: Config) -> StageResult:
     from lamops.compute import map_batches
-    from lamops.data.collect import Limits, deduplicate, iter_entries, list_source_files, process_entries
+    from lamops.data.collect import Limits, deduplicate, process_entries
+    from lamops.data.source_files import iter_entries, list_source_files
     from lamops.records import Rejected
     from lamops.roles import make_roles
 
@@ -31,24 +57,32 @@ def run(cfg: Config) -> StageResult:
         root = source_root(cfg)
         files = list_source_files(root, c.s3_endpoint_url)
         entries, rejected = [], []
-        for good, bad in progress(iter_entries(files, c.s3_endpoint_url, root), "collect: read", len(files)):
+        unread: dict[str, int] = {}  # records rejected while parsing, by file
+        entry_file: dict[str, str] = {}  # entry origin -> its file
+        for name, good, bad in progress(
+            iter_entries(files, c.s3_endpoint_url, root), "collect: read", len(files)
+        ):
             entries.extend(good)
             rejected.extend(bad)
+            unread[name] = len(bad)
+            entry_file.update((e.origin, name) for e in good)
         raw_entries = len(entries) + len(rejected)  # what the files held, readable or not
         limits = Limits(c.min_task_chars, c.max_task_chars, c.min_steps, c.max_steps, c.max_plan_chars)
         fn = partial(process_entries, structurer=make_roles(cfg.llm).structure, limits=limits)
         results = map_batches(fn, entries, workers=c.workers, ray_cfg=cfg.ray, batch_size=512)
         candidates = [r for r in results if "pair" in r]
         rejected.extend(r["rejected"] for r in results if "rejected" in r)
+        quarantined = {r["origin"] for r in results if "rejected" in r}
         keep, dropped = deduplicate(candidates, c.near_duplicate_threshold)
         for i, (reason, j) in sorted(dropped.items()):
             pair, first = candidates[i]["pair"], candidates[j]["pair"]
+            quarantined.add(pair.origin)
             rejected.append(
                 Rejected(
                     stage="collect",
                     reason=reason,
                     detail=f"duplicate of {first.task_id} ({first.origin})",
-                    origin=pair.origin,
+                    origin=candidates[i]["where"],
                     record=pair.task,
                 )
             )
@@ -69,6 +103,21 @@ def run(cfg: Config) -> StageResult:
             "by_source": dict(sorted(Counter(p.source for p in pairs).items())),
         }
         tracked.log_metrics(stats)
+        stats["by_file"] = by_file(unread, entry_file, {p.origin for p in pairs}, quarantined)
+        if not pairs:  # the reasons first, where the user can read them; the gate would only say "0 rows"
+            with replace_dir(out_dir) as staging:
+                write_drops_and_counts(staging, rejected, stats)
+            tracked.log_artifact(out_dir / QUARANTINE_FILE, "quarantine")
+            if not raw_entries:
+                raise StageInputError(
+                    f"collect: no record in {root}: {len(files)} source files (docs/**/*.md, "
+                    "howto/**/*.jsonl, queries/**/*.txt) and nothing in them"
+                )
+            raise StageInputError(
+                f"collect: no usable record: all {raw_entries} records of the {len(files)} source files "
+                f"under {root} were rejected; the reasons are in {out_dir / QUARANTINE_FILE}, the counts "
+                f"by file in {out_dir / STATS_FILE}"
+            )
         gate(tracked, "task_plans", pairs)
         with replace_dir(out_dir) as staging:
             write_jsonl(staging / PAIRS_FILE, pairs)

@@ -8,7 +8,14 @@ from functools import partial
 
 from lamops.config import Config
 from lamops.io import read_jsonl, replace_dir, write_jsonl
-from lamops.stages.base import PAIRS_FILE, TASKS_FILE, StageResult, gate, write_drops_and_counts
+from lamops.stages.base import (
+    PAIRS_FILE,
+    QUARANTINE_FILE,
+    TASKS_FILE,
+    StageResult,
+    gate,
+    write_drops_and_counts,
+)
 from lamops.tracking import stage_run
 
 RECORDS_FILE = "records.jsonl"
@@ -45,7 +52,7 @@ def run(cfg: Config) -> StageResult:
             "sampled": len(sample),
             "passed": len(tasks),
             "filtered": dict(sorted(filtered.items())),
-            "dropped": dict(sorted(Counter(r.reason for r in rejected).items())),
+            "dropped": dict(sorted(Counter(r.reason for r in rejected if r.reason != "filtered").items())),
             "by_template": dict(sorted(Counter(t.template for t in tasks).items())),
             "with_goal": sum(1 for t in tasks if t.family),
             "composite": sum(1 for t in tasks if t.family == "composite"),
@@ -64,9 +71,10 @@ def run(cfg: Config) -> StageResult:
             "sampled": len(sample),
             "passed": len(tasks),
             "filtered": sum(filtered.values()),
-            "rejected": len(rejected),
+            "rejected": len(rejected) - sum(filtered.values()),
         },
         seconds=time.perf_counter() - start,
         message=f"{len(tasks)} of {len(sample)} sampled pairs instantiated and passed the filter "
-        f"(filtered: {dict(filtered)}; not instantiable: {len(rejected)})",
+        f"(filtered: {dict(filtered)}; not instantiable: {len(rejected) - sum(filtered.values())}; both "
+        f"quarantined: {out_dir / QUARANTINE_FILE})",
     )
