@@ -340,11 +340,16 @@ def ufo_import(
 ) -> None:
     """Read UFO dataflow result JSON files into lamops records; malformed files are rejected with a reason."""
     from lamops.data.ufo import import_dir
+    from lamops.io import UnsafeOutput, check_replaceable
 
-    if not src.exists():
+    if not src.exists() and not src.is_symlink():
         _fail(f"{src}: no such file or folder")
-    result = import_dir(src)
-    paths = result.write(out)
+    try:
+        check_replaceable(out)  # before the import's work, not after it
+        result = import_dir(src)
+        paths = result.write(out)
+    except UnsafeOutput as err:
+        _fail(str(err))
     typer.echo(result.summary())
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")

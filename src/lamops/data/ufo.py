@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,7 +35,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lamops.data.ufo_records import VERDICT_VALUES, ImportedFile, ImportResult, UfoOutcome, clip
+from lamops.data.ufo_records import VERDICT_VALUES, ImportedFile, ImportResult, UfoOutcome, clip, printable
+from lamops.env.actions import FUNCTIONS
 from lamops.records import ID_PATTERN, InstantiatedTask, PlanStep, Rejected, TaskPlanPair, Verdict
 
 __all__ = [
@@ -46,6 +49,18 @@ STAGE = "ufo_import"  # the `stage` of every Rejected record written by the impo
 UFO_APPS = ("word", "excel", "powerpoint")  # dataflow's AppEnum, matched case-insensitively by UFO
 MAX_FILE_BYTES = 16 * 2**20  # a real result record is a few KB; anything this big is not one
 MAX_TEXT_CHARS = 100_000  # per string value or key; a task, step or traceback is far shorter
+MAX_DEPTH = 32  # nesting of objects and arrays; a real record is under 10 deep, and the writer recurses
+# The functions UFO's dataflow puppeteer knows (its control receiver and the Word, Excel and PowerPoint
+# COM receivers), plus lamops's own action space: a plan step calling anything else is no UFO record.
+UFO_FUNCTIONS = frozenset(
+    {
+        "click_input", "click_on_coordinates", "drag_on_coordinates", "set_edit_text", "keyboard_input",
+        "wheel_mouse_input", "scroll", "texts", "summary", "annotation", "no_action",
+        "insert_table", "select_text", "select_table", "select_paragraph", "save_as", "set_font",
+        "table2markdown", "insert_excel_table", "select_table_range", "get_range_values",
+        "reorder_columns", "set_background_color",
+    }
+) | frozenset(FUNCTIONS)  # fmt: skip
 _MAX_ID_CHARS = 128  # ID_PATTERN's limit
 _ID_RE = re.compile(ID_PATTERN)
 # Folder names UFO routes result files into, and what they claim: (kind, claim).
@@ -69,6 +84,12 @@ _HELP = {
     "wrong_value": "the judge answers yes, no or unsure; fix the value or re-run the evaluation",
     "unreadable": "check the file's permissions",
     "bad_unique_id": "give the task a unique_id of letters, digits, '_', '-' or '.', without path parts",
+    "bad_text": "a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), which no UTF-8 file can hold",
+    "too_deep": "a UFO result record is a few levels deep; check that this file is one",
+    "unknown_function": "UFO runs only its own functions; fix the plan or delete the file",
+    "bad_file_name": "rename the file to a UTF-8 name",
+    "not_a_file": "UFO writes regular files; remove it from the folder",
+    "dangling_link": "the link's target is gone; remove the link or restore its target",
 }
 
 
@@ -204,7 +225,7 @@ def import_dir(src: Path, builtin_templates: Iterable[str] | None = None) -> Imp
     `builtin_templates`: the template names lamops's environment has (default: lamops.env.templates.
     TEMPLATES); an instantiated task is re-executable here only when its template is one of them."""
     src = Path(src)
-    if not src.exists():
+    if not src.exists() and not src.is_symlink():  # a dangling link is a rejected entry, not a typo
         raise FileNotFoundError(
             f"UFO import: {src} does not exist; point it at UFO's dataflow results folder"
         )
@@ -213,19 +234,11 @@ def import_dir(src: Path, builtin_templates: Iterable[str] | None = None) -> Imp
 
         builtin_templates = TEMPLATES
     result = ImportResult(src=src, builtin_templates=frozenset(builtin_templates))
-    if src.is_file():
-        paths, result.skipped = [src], 0
-    else:
-        found = sorted(
-            (p for p in src.rglob("*") if p.is_file()), key=lambda p: p.relative_to(src).as_posix()
-        )
-        paths = [p for p in found if p.suffix.lower() == ".json" and not p.name.startswith(".")]
-        result.skipped = len(found) - len(paths)
-
     parsed: list[_Parsed] = []
-    for path in paths:
+    for path in _json_files(src, result):
         rel = path.name if path == src else path.relative_to(src).as_posix()
         try:
+            _check_name(path)
             parsed.append(_Parsed(path, rel, _folder_hint(rel), _parse(path)))
         except _Invalid as bad:
             result.rejected.append(_rejected(path, bad))
@@ -235,14 +248,59 @@ def import_dir(src: Path, builtin_templates: Iterable[str] | None = None) -> Imp
     return result
 
 
+def _json_files(src: Path, result: ImportResult) -> list[Path]:
+    """The JSON files to read under `src` (or `src` itself), in path order; counts the other files in
+    `result.skipped` and rejects what is no regular file (a FIFO, socket or device: opening one could block
+    forever) or a link whose target is gone, whatever its name, since either hides what should be there."""
+    entries = (
+        [src] if not src.is_dir() else sorted(src.rglob("*"), key=lambda p: p.relative_to(src).as_posix())
+    )
+    paths: list[Path] = []
+    for path in entries:
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            result.rejected.append(_rejected(path, _Invalid("dangling_link", "a link to nothing")))
+            continue
+        except OSError as exc:
+            result.rejected.append(_rejected(path, _Invalid("unreadable", f"cannot stat: {exc.strerror}")))
+            continue
+        if stat.S_ISDIR(mode):
+            continue
+        if not stat.S_ISREG(mode):
+            bad = _Invalid("not_a_file", f"not a regular file but {_file_kind(mode)}; it was not opened")
+            result.rejected.append(_rejected(path, bad))
+        elif path == src or (path.suffix.lower() == ".json" and not path.name.startswith(".")):
+            paths.append(path)
+        else:
+            result.skipped += 1
+    return paths
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"))
+    return next((name for test, name in kinds if test(mode)), "a block device or other special file")
+
+
+def _check_name(path: Path) -> None:
+    """Records carry their file's path as text, which must be UTF-8 like every record lamops writes."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Invalid("bad_file_name", "the file's name is not UTF-8") from None
+
+
 def _rejected(path: Path, bad: _Invalid) -> Rejected:
     detail = f"{bad.detail} ({_HELP[bad.reason]})" if bad.reason in _HELP else bad.detail
+    record = ""
     try:
-        with path.open("rb") as handle:
-            record = handle.read(200).decode("utf-8", errors="replace")  # the file's start, for a human
+        if stat.S_ISREG(path.stat().st_mode):  # never open a FIFO or device: it may block
+            with path.open("rb") as handle:
+                record = handle.read(200).decode("utf-8", errors="replace")  # the file's start, for a human
     except OSError:
-        record = ""
-    return Rejected(stage=STAGE, reason=bad.reason, detail=detail, origin=str(path), record=record)
+        pass
+    origin = os.fsencode(path).decode("utf-8", errors="backslashreplace")
+    return Rejected(stage=STAGE, reason=bad.reason, detail=printable(detail), origin=origin, record=record)
 
 
 def _parse(path: Path) -> _ResultFile | _TaskFile:
@@ -286,9 +344,25 @@ def _parse(path: Path) -> _ResultFile | _TaskFile:
     if not task.strip():
         where = "task" if isinstance(record, _TaskFile) else "original.original_task"
         raise _Invalid("missing_field", f"{where} is empty")
-    if isinstance(record, _ResultFile) and record.execution_result and record.execution_result.result:
-        _verdict(record.execution_result.result)  # raise here, before any record of the file is kept
+    if isinstance(record, _ResultFile):
+        if record.execution_result and record.execution_result.result:
+            _verdict(record.execution_result.result)  # raise here, before any record of the file is kept
+        _check_functions(record)
     return record
+
+
+def _check_functions(record: _ResultFile) -> None:
+    """A plan step calling a function neither UFO nor lamops has is no record of UFO's: refuse the file
+    rather than import, say, `launch_missiles` as a step of a successful plan."""
+    prefill = record.instantiation_result.prefill
+    steps = (prefill.result.instantiated_plan or []) if prefill and prefill.result else []
+    for i, step in enumerate(steps):
+        if step.Function not in UFO_FUNCTIONS:
+            raise _Invalid(
+                "unknown_function",
+                f"instantiation_result.prefill.result.instantiated_plan[{i}].Function is "
+                f"{_short(step.Function)}, not a function of UFO's or lamops's",
+            )
 
 
 def _no_constant(name: str) -> None:
@@ -296,23 +370,39 @@ def _no_constant(name: str) -> None:
 
 
 def _check_sizes(doc: Any) -> None:
-    stack: list[tuple[str, Any]] = [("", doc)]
+    """Refuse what the records could not be written with: huge strings, nesting deeper than MAX_DEPTH (the
+    writer recurses), and lone surrogates (`"\\ud800"` is valid JSON but not encodable as UTF-8)."""
+    stack: list[tuple[str, Any, int]] = [("", doc, 0)]
     while stack:
-        where, value = stack.pop()
-        if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
-            raise _Invalid(
-                "too_large",
-                f"{where or 'value'} is {len(value):,} characters long (limit {MAX_TEXT_CHARS:,})",
-            )
+        where, value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _Invalid("too_deep", f"{_clip(where)} is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, str):
+            _check_text(value, where or "value")
         if isinstance(value, dict):
             for key, item in value.items():
-                if len(key) > MAX_TEXT_CHARS:
-                    raise _Invalid(
-                        "too_large", f"a key under {where or 'the top level'} is {len(key):,} characters"
-                    )
-                stack.append((f"{where}.{key}" if where else key, item))
+                _check_text(key, f"a key under {_clip(where) or 'the top level'}")
+                stack.append((f"{where}.{key}" if where else key, item, depth + 1))
         elif isinstance(value, list):
-            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+            stack.extend((f"{where}[{i}]", item, depth + 1) for i, item in enumerate(value))
+
+
+def _check_text(text: str, where: str) -> None:
+    if len(text) > MAX_TEXT_CHARS:
+        raise _Invalid(
+            "too_large", f"{_clip(where)} is {len(text):,} characters long (limit {MAX_TEXT_CHARS:,})"
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _Invalid(
+            "bad_text", f"{_clip(where)} holds a lone surrogate \\u{ord(text[exc.start]):04x}"
+        ) from None
+
+
+def _clip(where: str) -> str:
+    """A field path short enough for a report (a deep one would be thousands of characters)."""
+    return clip(where, 120)
 
 
 def _invalid_from(exc: ValidationError) -> _Invalid:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lamops.io import write_jsonl
+from lamops.io import replace_dir, write_jsonl
 from lamops.records import ID_PATTERN, InstantiatedTask, PlanStep, Rejected, TaskPlanPair, Verdict
 
 __all__ = ["ImportResult", "ImportedFile", "UfoOutcome"]
@@ -69,20 +69,20 @@ class ImportResult:
     builtin_templates: frozenset[str] = frozenset()
 
     def write(self, out_dir: Path) -> dict[str, Path]:
-        """Write pairs.jsonl, tasks.jsonl, outcomes.jsonl and rejected.jsonl, each atomically."""
+        """Write pairs.jsonl, tasks.jsonl, outcomes.jsonl and rejected.jsonl into a staging folder that
+        replaces `out_dir` whole at the end: a failure leaves the previous output, never half of a new one.
+        Raises lamops.io.UnsafeOutput when `out_dir` is a file or a project folder."""
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         groups: dict[str, Iterable[BaseModel]] = {
             "pairs": self.pairs,
             "tasks": self.tasks,
             "outcomes": self.outcomes.values(),
             "rejected": self.rejected,
         }
-        written = {}
-        for name, records in groups.items():
-            written[name] = out_dir / f"{name}.jsonl"
-            write_jsonl(written[name], records)
-        return written
+        with replace_dir(out_dir) as staging:
+            for name, records in groups.items():
+                write_jsonl(staging / f"{name}.jsonl", records)
+        return {name: out_dir / f"{name}.jsonl" for name in groups}
 
     def summary(self, max_rows: int = 40) -> str:
         """A human report: what each file became, the rejections, and which lamops phases can use what."""
@@ -164,3 +164,8 @@ def _table(files: list[ImportedFile], max_rows: int) -> list[str]:
 
 def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def printable(text: str) -> str:
+    """`text` with any lone surrogate spelled as `\\udXXX`, so that it can be written as UTF-8 and printed."""
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
