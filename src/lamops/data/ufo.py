@@ -15,14 +15,14 @@ UFO task files) and turns each record into what it can honestly become:
 The record's `execution_result.result.complete` is the truth; the folder a file sits in is only a hint, and a
 disagreement is reported. Malformed files are rejected with a reason and never stop the import.
 
-The records it produces are in `lamops.data.ufo_records`. `lamops.data.ufo_export.export_pairs` writes
-task-plan pairs as UFO's dataflow input: one JSON file per task, `{"app", "unique_id", "task",
-"refined_steps"}`, in a folder that `python -m dataflow batch dataflow <folder>` runs whole.
+The records it produces are in `lamops.data.ufo_records`, task ids (`safe_id`) in `lamops.data.ufo_ids`.
+`lamops.data.ufo_export.export_pairs` writes task-plan pairs as UFO's dataflow input: one JSON file per task,
+`{"app", "unique_id", "task", "refined_steps"}`, in a folder that `python -m dataflow batch dataflow
+<folder>` runs whole.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -35,9 +35,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lamops.data.ufo_ids import UnusableIdError, json_type, safe_id, short, with_suffix
 from lamops.data.ufo_records import VERDICT_VALUES, ImportedFile, ImportResult, UfoOutcome, clip, printable
 from lamops.env.actions import FUNCTIONS
-from lamops.records import ID_PATTERN, InstantiatedTask, PlanStep, Rejected, TaskPlanPair, Verdict
+from lamops.records import InstantiatedTask, PlanStep, Rejected, TaskPlanPair, Verdict
 
 __all__ = [
     "UnusableIdError",
@@ -61,8 +62,6 @@ UFO_FUNCTIONS = frozenset(
         "reorder_columns", "set_background_color",
     }
 ) | frozenset(FUNCTIONS)  # fmt: skip
-_MAX_ID_CHARS = 128  # ID_PATTERN's limit
-_ID_RE = re.compile(ID_PATTERN)
 # Folder names UFO routes result files into, and what they claim: (kind, claim).
 _FOLDER_HINTS = {
     "execution_pass": ("execution", "yes"),
@@ -91,46 +90,6 @@ _HELP = {
     "not_a_file": "UFO writes regular files; remove it from the folder",
     "dangling_link": "the link's target is gone; remove the link or restore its target",
 }
-
-
-# ---- ids ------------------------------------------------------------------------------------------------
-class UnusableIdError(ValueError):
-    """A unique_id lamops cannot turn into a safe task id."""
-
-
-def safe_id(raw: object) -> str:
-    """A task id matching ID_PATTERN derived from UFO's unique_id; identical when it already matches.
-
-    Odd characters (spaces, separators inside the id, non-ASCII) become '_'; an id that names a path out of
-    its folder ('..', a leading separator or drive), is empty, or holds control characters is unusable."""
-    if isinstance(raw, bool) or not isinstance(raw, str | int):
-        raise UnusableIdError(f"unique_id must be a string, got {_json_type(raw)}")
-    text = str(raw).strip()
-    if _ID_RE.match(text):
-        return text
-    if not text:
-        raise UnusableIdError("unique_id is empty")
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise UnusableIdError(f"unique_id {_short(text)} holds control characters")
-    parts = re.split(r"[\\/]", text)
-    if ".." in parts or text[0] in "\\/" or re.match(r"^[A-Za-z]:", text):
-        raise UnusableIdError(f"unique_id {_short(text)} looks like a path that leaves its folder")
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
-    cleaned = re.sub(r"^[^A-Za-z0-9]+", "", cleaned)
-    if not cleaned:
-        raise UnusableIdError(f"unique_id {_short(text)} has no letters or digits")
-    if len(cleaned) > _MAX_ID_CHARS:
-        cleaned = f"{cleaned[: _MAX_ID_CHARS - 9]}-{short_hash(text)}"
-    return cleaned
-
-
-def short_hash(text: str, n: int = 8) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:n]
-
-
-def _with_suffix(base: str, key: str) -> str:
-    suffix = "-" + short_hash(key)
-    return base[: _MAX_ID_CHARS - len(suffix)] + suffix
 
 
 # ---- import ---------------------------------------------------------------------------------------------
@@ -332,7 +291,7 @@ def _parse(path: Path) -> _ResultFile | _TaskFile:
     except RecursionError:
         raise _Invalid("bad_json", "invalid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
-        raise _Invalid("wrong_type", f"top level is {_json_type(doc)}, expected an object")
+        raise _Invalid("wrong_type", f"top level is {json_type(doc)}, expected an object")
     _check_sizes(doc)
     is_task_file = "original" not in doc and "task" in doc and "refined_steps" in doc
     model: type[_ResultFile | _TaskFile] = _TaskFile if is_task_file else _ResultFile
@@ -361,7 +320,7 @@ def _check_functions(record: _ResultFile) -> None:
             raise _Invalid(
                 "unknown_function",
                 f"instantiation_result.prefill.result.instantiated_plan[{i}].Function is "
-                f"{_short(step.Function)}, not a function of UFO's or lamops's",
+                f"{short(step.Function)}, not a function of UFO's or lamops's",
             )
 
 
@@ -414,26 +373,15 @@ def _invalid_from(exc: ValidationError) -> _Invalid:
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
     if first["type"] == "missing":
         return _Invalid("missing_field", f"missing field {where}{more}")
-    got = _json_type(first.get("input"))
+    got = json_type(first.get("input"))
     return _Invalid("wrong_type", f"{where}: {first['msg'].lower()}, got {got}{more}")
-
-
-def _json_type(value: object) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return "a number"
-    return names.get(type(value), type(value).__name__)
-
-
-def _short(text: str, n: int = 60) -> str:
-    return repr(text if len(text) <= n else text[:n] + "...")
 
 
 def _verdict(judged: _Judged) -> Verdict:
     def norm(value: str, where: str) -> str:
         out = value.strip().strip(".").lower()
         if out not in VERDICT_VALUES:
-            raise _Invalid("wrong_value", f"{where} is {_short(value)}, expected yes, no or unsure")
+            raise _Invalid("wrong_value", f"{where} is {short(value)}, expected yes, no or unsure")
         return out
 
     scores = {k: norm(v, f"execution_result.result.sub_scores[{k!r}]") for k, v in judged.sub_scores.items()}
@@ -459,7 +407,7 @@ def _assign_ids(parsed: list[_Parsed], result: ImportResult) -> Iterator[tuple[_
         except UnusableIdError as exc:
             result.rejected.append(_rejected(item.path, _Invalid("bad_unique_id", str(exc))))
     counts = Counter(base for _, base in bases)
-    final = [(item, base if counts[base] == 1 else _with_suffix(base, item.rel)) for item, base in bases]
+    final = [(item, base if counts[base] == 1 else with_suffix(base, item.rel)) for item, base in bases]
     taken = Counter(task_id for _, task_id in final)
     for item, task_id in final:
         if taken[task_id] > 1:  # a suffixed id equal to another file's literal id: refuse rather than guess
@@ -505,9 +453,9 @@ def _convert(item: _Parsed, task_id: str, builtin_templates: frozenset[str]) -> 
     entry = ImportedFile(file=item.rel, task_id=task_id, pair=True)
     raw_id = str(rec.unique_id).strip()
     if task_id != raw_id:
-        entry.notes.append(f"unique_id {_short(raw_id, 30)} -> {task_id}")
+        entry.notes.append(f"unique_id {short(raw_id, 30)} -> {task_id}")
     if rec.app.lower() not in UFO_APPS:
-        entry.notes.append(f"app {_short(rec.app, 20)} is not one UFO's dataflow knows")
+        entry.notes.append(f"app {short(rec.app, 20)} is not one UFO's dataflow knows")
 
     if isinstance(rec, _TaskFile):
         entry.notes.append("UFO task file (not yet run)")

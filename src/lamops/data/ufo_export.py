@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from lamops.data.ufo import UFO_APPS, short_hash
+from lamops.data.ufo import UFO_APPS
+from lamops.data.ufo_ids import short_hash
 from lamops.io import replace_dir
 from lamops.records import TaskPlanPair
 
