@@ -83,7 +83,7 @@ _HELP = {
     "wrong_value": "the judge answers yes, no or unsure; fix the value or re-run the evaluation",
     "unreadable": "check the file's permissions",
     "bad_unique_id": "give the task a unique_id of letters, digits, '_', '-' or '.', without path parts",
-    "bad_text": "a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), which no UTF-8 file can hold",
+    "bad_text": "UTF-8 cannot hold half of a UTF-16 pair; fix the text or delete the file",
     "too_deep": "a UFO result record is a few levels deep; check that this file is one",
     "unknown_function": "UFO runs only its own functions; fix the plan or delete the file",
     "bad_file_name": "rename the file to a UTF-8 name",
