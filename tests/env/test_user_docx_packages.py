@@ -1,0 +1,63 @@
+"""Valid but unusual packages a user's .docx may be, found in other projects' test documents: each is read, or
+refused in one line that names what it is, and no result that fails to reopen is ever written.
+
+Each document is built here from python-docx's default document with zip edits."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import docx
+import pytest
+from docx.oxml.ns import qn
+
+from lamops.env.canvas import render_canvas
+from lamops.env.document import LiveDocument
+from lamops.env.user_docx import UserDocumentError, inspect_document, read_document
+
+W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+OFFICE_DOCUMENT_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"
+
+
+def plain_docx(text: str = "Hello there") -> bytes:
+    d = docx.Document()
+    d.add_paragraph(text)
+    buf = io.BytesIO()
+    d.save(buf)
+    return buf.getvalue()
+
+
+def rezip(data: bytes, edit: dict, rename: dict | None = None) -> bytes:
+    """A copy of a .docx zip with `edit[name](text)` applied to entries and entries renamed by `rename`."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for name in src.namelist():
+            content = src.read(name)
+            if name in edit:
+                content = edit[name](content.decode()).encode()
+            dst.writestr((rename or {}).get(name, name), content)
+    return out.getvalue()
+
+
+def refusal(tmp_path, data: bytes) -> str:
+    path = tmp_path / "in.docx"
+    path.write_bytes(data)
+    with pytest.raises(UserDocumentError) as err:
+        inspect_document(read_document(path), str(path))
+    message = str(err.value)
+    assert message.startswith(str(path)) and "\n" not in message
+    return message
+
+
+def test_a_table_without_tblpr_is_shown():
+    d = docx.Document()
+    table = d.add_table(rows=1, cols=2)
+    table.cell(0, 0).text = "left"
+    table._tbl.remove(table._tbl.find(qn("w:tblPr")))
+    buf = io.BytesIO()
+    d.save(buf)
+    inspect_document(buf.getvalue(), "no-tblpr.docx")
+    live = LiveDocument(buf.getvalue())
+    assert "left" in render_canvas(live)
+    assert live.tables()[0].style.name == "Normal Table"  # python-docx's accessors need a tblPr
