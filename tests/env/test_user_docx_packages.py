@@ -61,3 +61,42 @@ def test_a_table_without_tblpr_is_shown():
     live = LiveDocument(buf.getvalue())
     assert "left" in render_canvas(live)
     assert live.tables()[0].style.name == "Normal Table"  # python-docx's accessors need a tblPr
+
+
+def test_the_main_part_is_found_through_the_package_relationships(tmp_path):
+    data = rezip(
+        plain_docx("Found me"),
+        edit={
+            "_rels/.rels": lambda t: t.replace("word/document.xml", "word/document22.xml"),
+            "[Content_Types].xml": lambda t: t.replace("/word/document.xml", "/word/document22.xml"),
+        },
+        rename={
+            "word/document.xml": "word/document22.xml",
+            "word/_rels/document.xml.rels": "word/_rels/document22.xml.rels",
+        },
+    )
+    path = tmp_path / "in.docx"
+    path.write_bytes(data)
+    inspect_document(read_document(path), str(path))
+    assert "Found me" in render_canvas(LiveDocument(data))
+
+
+def test_a_password_protected_docx_is_named(tmp_path):
+    ole = (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + "EncryptedPackage".encode("utf-16-le") + bytes(64)
+    )
+    assert "a password-protected (encrypted) .docx" in refusal(tmp_path, ole)
+
+
+def test_a_strict_open_xml_document_is_named(tmp_path):
+    strict = "http://purl.oclc.org/ooxml/"
+    data = rezip(
+        plain_docx(),
+        edit={
+            "_rels/.rels": lambda t: t.replace(
+                OFFICE_DOCUMENT_REL, strict + "officeDocument/relationships/officeDocument"
+            ),
+            "word/document.xml": lambda t: t.replace(W_NS, strict + "wordprocessingml/main"),
+        },
+    )
+    assert "a Strict Open XML document" in refusal(tmp_path, data)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import posixpath
 import tempfile
 import zipfile
 import zlib
@@ -21,6 +22,11 @@ from collections import Counter
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+
+# The package relationship naming the main part, and the prefix of ISO/IEC 29500 Strict's namespaces (Word's
+# "Strict Open XML Document", which python-docx cannot read: it knows only the transitional namespaces).
+OFFICE_DOCUMENT = "/relationships/officeDocument"
+STRICT_NS = "http://purl.oclc.org/ooxml/"
 
 SHOWN = "text, tables, formatting, comments, headers and footers"
 # Kinds the canvas only marks (or leaves out), in the order the report lists them: (singular, plural).
@@ -140,18 +146,57 @@ def check_archive(data: bytes, name: str) -> None:
             raise UserDocumentError(
                 f"{name}: a corrupt .docx (a truncated zip archive: its directory is missing)"
             )
+        if data.startswith(b"\xd0\xcf\x11\xe0") and "EncryptedPackage".encode("utf-16-le") in data:
+            raise UserDocumentError(
+                f"{name}: a password-protected (encrypted) .docx; remove its password in Word "
+                "(File > Info > Protect Document) and save it again"
+            )
         raise UserDocumentError(f"{name}: not a .docx document (not a zip archive{_looks_like(data)})")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             names = set(z.namelist())
             bad = z.testzip()
+            rels = z.read("_rels/.rels") if bad is None and "_rels/.rels" in names else None
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as e:
         raise UserDocumentError(f"{name}: a corrupt .docx (a damaged zip archive: {e})") from None
     if bad is not None:
         raise UserDocumentError(f"{name}: a corrupt .docx (zip entry {bad} fails its checksum)")
-    for part in ("word/document.xml", "[Content_Types].xml"):
-        if part not in names:
-            raise UserDocumentError(f"{name}: a zip archive but not a Word document (no {part} in it)")
+    if "[Content_Types].xml" not in names:
+        raise UserDocumentError(
+            f"{name}: a zip archive but not a Word document (no [Content_Types].xml in it)"
+        )
+    main, strict = _main_part(rels, name)
+    if strict:
+        raise UserDocumentError(
+            f"{name}: a Strict Open XML document, which the environment cannot read; save it in Word as "
+            "Word Document (.docx), not Strict Open XML Document"
+        )
+    if main not in names:
+        raise UserDocumentError(f"{name}: a zip archive but not a Word document (no {main} in it)")
+
+
+def _main_part(rels: bytes | None, name: str) -> tuple[str, bool]:
+    """The main part's name in the zip archive, as Word and python-docx find it: the target of the package's
+    officeDocument relationship in `_rels/.rels` (usually word/document.xml, not always); and whether that
+    relationship is Strict OOXML's. A package without one is refused."""
+    from lxml import etree
+
+    if rels is None:
+        raise UserDocumentError(f"{name}: a zip archive but not a Word document (no _rels/.rels in it)")
+    try:  # no DTD, no entities, no network: the package relationships are plain XML
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+        root = etree.fromstring(rels, parser)
+    except etree.XMLSyntaxError as e:
+        raise UserDocumentError(
+            f"{name}: a corrupt .docx (_rels/.rels is not well-formed XML: {e})"
+        ) from None
+    for rel in root:
+        kind = rel.get("Type") or ""
+        if kind.endswith(OFFICE_DOCUMENT) and rel.get("TargetMode") != "External":
+            return posixpath.normpath(rel.get("Target") or "").lstrip("/"), kind.startswith(STRICT_NS)
+    raise UserDocumentError(
+        f"{name}: a zip archive but not a Word document (_rels/.rels names no main document part)"
+    )
 
 
 def _looks_like(data: bytes) -> str:
