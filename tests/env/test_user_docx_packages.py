@@ -14,7 +14,7 @@ from docx.oxml.ns import qn
 
 from lamops.env.canvas import render_canvas
 from lamops.env.document import LiveDocument
-from lamops.env.user_docx import UserDocumentError, inspect_document, read_document
+from lamops.env.user_docx import UserDocumentError, inspect_document, read_document, save_document
 
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 OFFICE_DOCUMENT_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"
@@ -79,6 +79,25 @@ def test_the_main_part_is_found_through_the_package_relationships(tmp_path):
     path.write_bytes(data)
     inspect_document(read_document(path), str(path))
     assert "Found me" in render_canvas(LiveDocument(data))
+
+
+def test_a_document_using_doctype_entities_is_refused(tmp_path):
+    def declare(text: str) -> str:
+        head, body = text.split("?>", 1)
+        return (
+            head + '?><!DOCTYPE w:document [<!ENTITY co "Acme">]>' + body.replace("Hello", "&co; says hello")
+        )
+
+    message = refusal(tmp_path, rezip(plain_docx(), edit={"word/document.xml": declare}))
+    assert "uses the XML entity &co; declared in a DOCTYPE" in message
+
+
+def test_a_result_that_does_not_reopen_is_never_written(tmp_path):
+    broken = rezip(plain_docx(), edit={"word/document.xml": lambda t: t.replace("Hello", "&co; hello")})
+    out = tmp_path / "out.docx"
+    with pytest.raises(UserDocumentError, match="does not reopen as a .docx.*nothing was written"):
+        save_document(broken, out, overwrite=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_password_protected_docx_is_named(tmp_path):

@@ -118,7 +118,7 @@ def _open(data: bytes, name: str):
 
     check_archive(data, name)
     try:
-        return LiveDocument(data)
+        live = LiveDocument(data)
     except ValueError as e:  # python-docx: "file '...' is not a Word file, content type is '...'"
         if "content type" in str(e):
             kind = str(e).rsplit("content type is", 1)[-1].strip(" '")
@@ -134,6 +134,28 @@ def _open(data: bytes, name: str):
         raise UserDocumentError(f"{name}: a corrupt .docx (missing part: {missing})") from None
     except Exception as e:
         raise UserDocumentError(f"{name}: cannot be opened as a .docx ({type(e).__name__}: {e})") from None
+    _refuse_entities(live, name)
+    return live
+
+
+def _refuse_entities(live, name: str) -> None:
+    """Refuse a document whose XML uses entities declared in a DOCTYPE. python-docx neither resolves them
+    (so no external entity is ever fetched) nor keeps the DOCTYPE on save, so a saved copy would hold
+    undefined `&name;` references and not reopen. Expanding them instead would mean a second, entity-resolving
+    parse of every part, open to entity-expansion bombs, for documents Word never writes (the Open Packaging
+    Conventions forbid DTDs in a package's XML)."""
+    from lxml import etree
+
+    for part in live.doc.part.package.iter_parts():
+        element = getattr(part, "element", None)
+        if element is None:
+            continue
+        entity = next(element.iter(etree.Entity), None)
+        if entity is not None:
+            raise UserDocumentError(
+                f"{name}: {part.partname} uses the XML entity {entity.text} declared in a DOCTYPE, which a "
+                ".docx may not hold; save the document again without it"
+            )
 
 
 def check_archive(data: bytes, name: str) -> None:
@@ -249,8 +271,9 @@ def check_output(doc: Path, out: Path, *, overwrite: bool) -> None:
 def save_document(data: bytes, out: Path, *, overwrite: bool) -> Path:
     """Write `data` to `out` atomically: a temporary file in the same folder, synced, then renamed (or,
     without `overwrite`, linked: an `out` that appeared meanwhile is not replaced). Nothing half-written is
-    left behind."""
+    left behind, and nothing is written unless `data` reopens as a .docx."""
     out = Path(out)
+    _check_reopens(data, out)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     tmp = Path(tmp_name)
     try:
@@ -273,6 +296,20 @@ def save_document(data: bytes, out: Path, *, overwrite: bool) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def _check_reopens(data: bytes, out: Path) -> None:
+    """Raise UserDocumentError unless python-docx opens `data`: a result that does not reopen is never
+    written."""
+    import docx
+
+    try:
+        docx.Document(io.BytesIO(data))
+    except Exception as e:
+        raise UserDocumentError(
+            f"--out {out}: the result does not reopen as a .docx ({type(e).__name__}: {e}); nothing was "
+            "written; please report it"
+        ) from None
 
 
 def _umask() -> int:
