@@ -77,7 +77,8 @@ def _is_mutable(part) -> bool:
 def style_name(live: LiveDocument, el) -> str:
     """Name of a paragraph's (CT_P) or table's (CT_Tbl) style, from the cached style table."""
     if el.tag == qn("w:tbl"):
-        style_id = el.tblPr.style if el.tblPr is not None else None
+        tblPr = el.find(qn("w:tblPr"))  # optional in practice; `el.tblPr` raises when it is missing
+        style_id = tblPr.style if tblPr is not None else None
         return live.style_names.get(style_id, style_id) if style_id else "Normal Table"
     style_id = el.style
     return live.style_names.get(style_id, style_id) if style_id else "Normal"
@@ -103,6 +104,12 @@ class LiveDocument:
         self.doc.element.get_or_add_body()
         _ = self.doc.settings  # python-docx adds a default settings part when the package has none
         self._ensure_body_paragraph()
+        # A table without <w:tblPr> (Word and python-docx open it; the schema requires one) gets an empty one:
+        # python-docx's table accessors, and so the table commands, raise without it.
+        for part in filter(_is_mutable, self.doc.part.package.iter_parts()):
+            for tbl in part._element.iter(qn("w:tbl")):
+                if tbl.find(qn("w:tblPr")) is None:
+                    tbl.insert(0, OxmlElement("w:tblPr"))
         # Style lookup through python-docx scans every style each time (~1 ms); the styles part changes only
         # when `style` adds a missing built-in style. A document without a styles part gets python-docx's.
         self.style_names = {st.style_id: st.name or st.style_id for st in self.doc.styles}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import posixpath
 import tempfile
 import zipfile
 import zlib
@@ -21,6 +22,11 @@ from collections import Counter
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+
+# The package relationship naming the main part, and the prefix of ISO/IEC 29500 Strict's namespaces (Word's
+# "Strict Open XML Document", which python-docx cannot read: it knows only the transitional namespaces).
+OFFICE_DOCUMENT = "/relationships/officeDocument"
+STRICT_NS = "http://purl.oclc.org/ooxml/"
 
 SHOWN = "text, tables, formatting, comments, headers and footers"
 # Kinds the canvas only marks (or leaves out), in the order the report lists them: (singular, plural).
@@ -112,7 +118,7 @@ def _open(data: bytes, name: str):
 
     check_archive(data, name)
     try:
-        return LiveDocument(data)
+        live = LiveDocument(data)
     except ValueError as e:  # python-docx: "file '...' is not a Word file, content type is '...'"
         if "content type" in str(e):
             kind = str(e).rsplit("content type is", 1)[-1].strip(" '")
@@ -128,6 +134,28 @@ def _open(data: bytes, name: str):
         raise UserDocumentError(f"{name}: a corrupt .docx (missing part: {missing})") from None
     except Exception as e:
         raise UserDocumentError(f"{name}: cannot be opened as a .docx ({type(e).__name__}: {e})") from None
+    _refuse_entities(live, name)
+    return live
+
+
+def _refuse_entities(live, name: str) -> None:
+    """Refuse a document whose XML uses entities declared in a DOCTYPE. python-docx neither resolves them
+    (so no external entity is ever fetched) nor keeps the DOCTYPE on save, so a saved copy would hold
+    undefined `&name;` references and not reopen. Expanding them instead would mean a second, entity-resolving
+    parse of every part, open to entity-expansion bombs, for documents Word never writes (the Open Packaging
+    Conventions forbid DTDs in a package's XML)."""
+    from lxml import etree
+
+    for part in live.doc.part.package.iter_parts():
+        element = getattr(part, "element", None)
+        if element is None:
+            continue
+        entity = next(element.iter(etree.Entity), None)
+        if entity is not None:
+            raise UserDocumentError(
+                f"{name}: {part.partname} uses the XML entity {entity.text} declared in a DOCTYPE, which a "
+                ".docx may not hold; save the document again without it"
+            )
 
 
 def check_archive(data: bytes, name: str) -> None:
@@ -140,18 +168,57 @@ def check_archive(data: bytes, name: str) -> None:
             raise UserDocumentError(
                 f"{name}: a corrupt .docx (a truncated zip archive: its directory is missing)"
             )
+        if data.startswith(b"\xd0\xcf\x11\xe0") and "EncryptedPackage".encode("utf-16-le") in data:
+            raise UserDocumentError(
+                f"{name}: a password-protected (encrypted) .docx; remove its password in Word "
+                "(File > Info > Protect Document) and save it again"
+            )
         raise UserDocumentError(f"{name}: not a .docx document (not a zip archive{_looks_like(data)})")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             names = set(z.namelist())
             bad = z.testzip()
+            rels = z.read("_rels/.rels") if bad is None and "_rels/.rels" in names else None
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as e:
         raise UserDocumentError(f"{name}: a corrupt .docx (a damaged zip archive: {e})") from None
     if bad is not None:
         raise UserDocumentError(f"{name}: a corrupt .docx (zip entry {bad} fails its checksum)")
-    for part in ("word/document.xml", "[Content_Types].xml"):
-        if part not in names:
-            raise UserDocumentError(f"{name}: a zip archive but not a Word document (no {part} in it)")
+    if "[Content_Types].xml" not in names:
+        raise UserDocumentError(
+            f"{name}: a zip archive but not a Word document (no [Content_Types].xml in it)"
+        )
+    main, strict = _main_part(rels, name)
+    if strict:
+        raise UserDocumentError(
+            f"{name}: a Strict Open XML document, which the environment cannot read; save it in Word as "
+            "Word Document (.docx), not Strict Open XML Document"
+        )
+    if main not in names:
+        raise UserDocumentError(f"{name}: a zip archive but not a Word document (no {main} in it)")
+
+
+def _main_part(rels: bytes | None, name: str) -> tuple[str, bool]:
+    """The main part's name in the zip archive, as Word and python-docx find it: the target of the package's
+    officeDocument relationship in `_rels/.rels` (usually word/document.xml, not always); and whether that
+    relationship is Strict OOXML's. A package without one is refused."""
+    from lxml import etree
+
+    if rels is None:
+        raise UserDocumentError(f"{name}: a zip archive but not a Word document (no _rels/.rels in it)")
+    try:  # no DTD, no entities, no network: the package relationships are plain XML
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+        root = etree.fromstring(rels, parser)
+    except etree.XMLSyntaxError as e:
+        raise UserDocumentError(
+            f"{name}: a corrupt .docx (_rels/.rels is not well-formed XML: {e})"
+        ) from None
+    for rel in root:
+        kind = rel.get("Type") or ""
+        if kind.endswith(OFFICE_DOCUMENT) and rel.get("TargetMode") != "External":
+            return posixpath.normpath(rel.get("Target") or "").lstrip("/"), kind.startswith(STRICT_NS)
+    raise UserDocumentError(
+        f"{name}: a zip archive but not a Word document (_rels/.rels names no main document part)"
+    )
 
 
 def _looks_like(data: bytes) -> str:
@@ -204,8 +271,9 @@ def check_output(doc: Path, out: Path, *, overwrite: bool) -> None:
 def save_document(data: bytes, out: Path, *, overwrite: bool) -> Path:
     """Write `data` to `out` atomically: a temporary file in the same folder, synced, then renamed (or,
     without `overwrite`, linked: an `out` that appeared meanwhile is not replaced). Nothing half-written is
-    left behind."""
+    left behind, and nothing is written unless `data` reopens as a .docx."""
     out = Path(out)
+    _check_reopens(data, out)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     tmp = Path(tmp_name)
     try:
@@ -228,6 +296,20 @@ def save_document(data: bytes, out: Path, *, overwrite: bool) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def _check_reopens(data: bytes, out: Path) -> None:
+    """Raise UserDocumentError unless python-docx opens `data`: a result that does not reopen is never
+    written."""
+    import docx
+
+    try:
+        docx.Document(io.BytesIO(data))
+    except Exception as e:
+        raise UserDocumentError(
+            f"--out {out}: the result does not reopen as a .docx ({type(e).__name__}: {e}); nothing was "
+            "written; please report it"
+        ) from None
 
 
 def _umask() -> int:
