@@ -13,10 +13,10 @@ from tokenizers import Tokenizer, decoders, models, normalizers, trainers
 from transformers import DynamicCache, PreTrainedTokenizerFast
 
 from lamops.agents.constraints import Constraints, constraints_from_observation, constraints_from_prompt
-from lamops.agents.copies import copy_options, item_text
-from lamops.agents.decoding import ConstrainedDecoder, Cursor
+from lamops.agents.copies import copy_options, item_text, named_control
+from lamops.agents.decoding import ConstrainedDecoder, Cursor, copy_states
 from lamops.agents.expert import ExpertAgent
-from lamops.agents.grammar import COMPLETE, Limits
+from lamops.agents.grammar import COMPLETE, Limits, action_grammar, advance
 from lamops.agents.lam import AgentConfig
 from lamops.agents.vocab import vocab_for
 from lamops.env.actions import FUNCTIONS, parse_action, parse_keys
@@ -408,6 +408,30 @@ def test_previous_plan_is_read_from_the_prompt_and_offered_as_copies(steps):
     assert copy_options([]) == ((), (), ())
 
 
+def test_the_control_a_thought_names_is_the_copy_of_the_control_name():
+    names = ["Home", "Insert", "Select", "Bold", "Font", "Font Settings", "Replace", "Replace All"]
+    assert named_control("Click Bold on the Home tab.", names) == "Bold"  # as long: the first named
+    assert named_control("Open the Font Settings dialog.", names) == "Font Settings"  # the longest
+    assert named_control("Click Replace All.", names) == "Replace All"
+    assert named_control("Select the text 'Bold'.", names) is None  # the verb, and quoted text, name none
+    assert named_control("Click Boldface.", names) is None  # whole words only
+    state = action_grammar(
+        Constraints(controls=(("1", "Home"), ("2", "Bold")), request="r", canvas=""), LIMITS
+    )
+    out = b'{"thought": "Click Bold on the Home tab.", "control_name": '
+    for b in out:
+        state = advance(state, b)
+    # Preferred, not locked: a name's first token (its quote) starts every other name too.
+    assert [(s[0].text, lockable) for s, lockable in copy_states(state, b"", out)] == [(b'"Bold"', False)]
+    state = action_grammar(
+        Constraints(controls=(("1", "Home"), ("2", "Bold")), request="r", canvas=""), LIMITS
+    )
+    out = b'{"thought": "Select the text \'Bold\'.", "control_name": '
+    for b in out:
+        state = advance(state, b)
+    assert copy_states(state, b"", out) == []  # no control named: null stays the model's choice
+
+
 def walk(cur: Cursor, tokens: list[int], copy: bool) -> None:
     """Decode `tokens` (a completion as training tokenizes it): forced chunks must be its tokens, every other
     token must be allowed; with `copy`, a token that starts an offered copy writes that copy (the decoder's
@@ -422,7 +446,8 @@ def walk(cur: Cursor, tokens: list[int], copy: bool) -> None:
             i += len(forced)
             continue
         assert bool(cur.allowed()[tokens[i]]), (cur.text(), tokens[i])
-        locked = next((st for t, st in cur.offers() if t == tokens[i]), None) if copy else None
+        offered = cur.offers() if copy else []
+        locked = next((st for t, st in offered if t == tokens[i] and st is not None), None)
         if locked is not None:
             cur.lock(locked)
         cur.push(tokens[i])
@@ -433,7 +458,8 @@ def walk(cur: Cursor, tokens: list[int], copy: bool) -> None:
 @pytest.mark.parametrize("copy", [False, True])
 def test_every_reference_is_reachable_with_the_training_tokenization(tokenizer, steps, copy):
     """Copies (thought, status and plan: the next item, the rest) and free text (first steps) alike, under
-    the agent's default limits."""
+    the agent's default limits. The thought and the plan are written whole as copies (locked); the status
+    and the control name are choices whose copy is only preferred."""
     vocab, limits = vocab_for(tokenizer), AgentConfig().limits()
     copied = 0
     for step in steps:
@@ -447,7 +473,7 @@ def test_every_reference_is_reachable_with_the_training_tokenization(tokenizer, 
             assert action["thought"] == item_text(previous[0]) and action["plan"] == list(previous[1:])
         copied += cur.copied
     later = sum(s.step > 1 for s in steps)
-    assert copied == (3 * later if copy else 0)
+    assert copied == (2 * later if copy else 0)
 
 
 def test_free_text_is_still_reachable_after_a_previous_plan(tokenizer, steps):
@@ -482,4 +508,6 @@ def test_a_model_that_prefers_the_copy_writes_exactly_the_previous_plan(model, t
             assert action["thought"] == item_text(c.previous_plan[0])
             assert action["plan"] == list(c.previous_plan[1:])
             assert action["status"] == ("FINISH" if len(c.previous_plan) == 1 else "CONTINUE")
-            assert d.copied == 3 and p.copied == 0
+            named = named_control(action["thought"], [name for _, name in c.controls])
+            assert named is None or action["control_name"] == named
+            assert d.copied == 2 and p.copied == 0  # thought and plan locked; status and name preferred

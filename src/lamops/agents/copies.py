@@ -1,10 +1,16 @@
-"""What an action copies from the previous plan (issue 14): the byte strings the decoder may copy whole.
+"""What an action copies (issue 14): the byte strings the decoder may copy whole.
 
 In the expert data, at every step after the first, the thought is the first "Previous Plans" item without
 its number (905/905 rows), the plan is the remaining items (905/905), and the status is FINISH exactly when
 one item is left (295/295). `copy_options` turns a previous plan into those continuations, ready to be
 written in place of a free part of the action grammar (`lamops.agents.grammar`); how the decoder chooses
 between a copy and free text is `lamops.agents.decoding`'s (see its docstring, "Copies").
+
+The control name is a copy too, of the thought: `named_control` is the visible control the thought names
+(the longest visible name found in it as whole words, outside quoted text and not as its first word, the
+verb: "Select the text 'x'" names no control; of two as long, the first). On the default data's 1,504 steps
+it is the reference control in 1,111 of the 1,172 steps with a control (none found in 38, another in 23:
+"Post the comment." names Comment, the control is Post), and it names none in all 332 steps without one.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import re
 from collections.abc import Sequence
 
 _NUMBER = re.compile(r"\d+\.\s+")
+_QUOTED = re.compile(r"""(?<!\w)['"‘“](.+?)['"’”](?!\w)""")
 
 
 def item_text(item: str) -> str:
@@ -40,3 +47,15 @@ def copy_options(
     status = b'"FINISH"' if len(previous_plan) == 1 else b'"CONTINUE"'
     plans = tuple(_body(list(previous_plan[k:])) for k in range(1, len(previous_plan) + 1))
     return thoughts, (status,), plans
+
+
+def named_control(thought: str, names: Sequence[str]) -> str | None:
+    """The visible control `thought` names (see the module docstring), or None."""
+    text = _QUOTED.sub(lambda m: " " * len(m.group(0)), thought).lower()
+    found = []  # (-length, position, name): the longest, then the first named
+    for name in dict.fromkeys(names):
+        at = [m.start() for m in re.finditer(rf"(?<![0-9a-z]){re.escape(name.lower())}(?![0-9a-z])", text)]
+        at = [i for i in at if i > 0]
+        if name and at:
+            found.append((-len(name), at[0], name))
+    return min(found)[2] if found else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamops.agents.constraints import Constraints
-from lamops.agents.copies import copy_options
+from lamops.agents.copies import copy_options, named_control
 from lamops.env.actions import CONTROL_FUNCTIONS, FUNCTIONS
 from lamops.env.actions import SPECIAL_KEYS as ENV_KEYS  # the key names `parse_keys` accepts
 
@@ -115,6 +115,21 @@ class Choice:
             (self.options[i][0][k:] + _finish_parts(self.options[i][1]) for i in cands),
             key=lambda s: (len(s), s),
         )
+
+
+class NameChoice(Choice):
+    """The control-name choice. Its copy is the option of the control the thought names
+    (`lamops.agents.copies.named_control`), known only once the thought is written: `copies_after`."""
+
+    __slots__ = ("by_name",)
+
+    def __init__(self, options: Sequence[tuple[bytes, tuple]], by_name: dict[str, bytes]):
+        super().__init__(options)
+        self.by_name = by_name
+
+    def copies_after(self, thought: str) -> tuple[bytes, ...]:
+        name = named_control(thought, list(self.by_name))
+        return (self.by_name[name],) if name is not None else ()
 
 
 def _finish_parts(parts: tuple) -> bytes:
@@ -540,6 +555,6 @@ def action_grammar(constraints: Constraints, limits: Limits):
         Lit(b'{"thought": "'),
         Str(FreeText(), limits.thought_tokens, thought_copies),
         Lit(b', "control_name": '),
-        Choice(names),
+        NameChoice(names, {name: _json_bytes(name) for name in labels}),
     )
     return _enter(parts)

@@ -69,9 +69,11 @@ class AgentConfig(BaseModel):
         "(lamops.agents.decoding, 'Copies'); False: plain constrained decoding, for comparison.",
     )
     copy_bonus: float = Field(
-        default=2.0,
+        default=8.0,
         ge=0,
-        description="Nats added to the preferred copy's first token (inf: always copy when one is offered).",
+        description="Nats added to the preferred copy's first token (inf: always copy when one is offered). "
+        "Measured on the default run's LAM2, 160 test steps (bench/decode_copy.py): SSR 80.6 at 8, 81.2 "
+        "always, 29.4 without copies.",
     )
     control_format: ControlFormat = Field(
         default="compact", description="How the observation lists controls; must be the training format."
