@@ -126,7 +126,8 @@ _ORDER_CACHE: dict[tuple, np.ndarray] = {}
 def _epoch_order(
     num_samples: int, seed: int, epoch: int, lengths: Sequence[int] | None, block: int
 ) -> np.ndarray:
-    key = (num_samples, seed, epoch, block, None if lengths is None else id(lengths))
+    lengths = None if lengths is None else tuple(lengths)  # keyed by content: an id() can be reused
+    key = (num_samples, seed, epoch, block, lengths)
     if key not in _ORDER_CACHE:
         if len(_ORDER_CACHE) > 4:
             _ORDER_CACHE.clear()
@@ -423,7 +424,7 @@ class SupervisedLoop:
         self.spec, self.rank, self.world = worker_context(config)
         self.settings: SupervisedSettings = self.settings_type.model_validate(config["settings"])
         self.samples: Sequence[dict[str, Any]] = fetch(config["samples"])
-        self.lengths = [len(sample["input_ids"]) for sample in self.samples]  # for `group_by_length`
+        self.lengths = tuple(len(sample["input_ids"]) for sample in self.samples)  # for `group_by_length`
         self.total = planned_steps(len(self.samples), self.settings, self.world, cap=self.spec.max_steps)
 
     # ---- what a trainer supplies
