@@ -195,6 +195,11 @@ class TrainConfig(_Section):
     deepspeed_config: Path = Field(
         description="DeepSpeed JSON (ZeRO stage, offload, precision), relative to the root: infra/deepspeed/."
     )
+    backend: Literal["ray", "local"] = Field(
+        default="ray",
+        description="ray: Ray Train workers (the cluster path); local: the loop in the stage's own process as "
+        "the one worker (num_workers 1), no Ray start-up: for debugging on one machine and small profiles.",
+    )
     num_workers: int = Field(ge=1, description="Ray Train workers (one process each; one GPU each on GPU).")
     use_gpu: bool = Field(description="One GPU per worker and NCCL; false: CPU workers and gloo.")
     cpus_per_worker: float = Field(gt=0, description="CPUs Ray reserves for each worker.")
@@ -206,6 +211,15 @@ class TrainConfig(_Section):
     keep_checkpoints: bool = Field(
         description="Keep a phase's checkpoints after it published its model (false: delete them)."
     )
+
+    @model_validator(mode="after")
+    def _local_runs_one_worker(self) -> TrainConfig:
+        if self.backend == "local" and self.num_workers != 1:
+            raise ValueError(
+                f"train.backend 'local' runs one worker in the stage's process: set train.num_workers to 1 "
+                f"(it is {self.num_workers}) or train.backend to 'ray'"
+            )
+        return self
 
 
 class PlanPretrainConfig(_Section):

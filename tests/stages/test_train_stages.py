@@ -25,6 +25,9 @@ from lamops.stages import get_stage
 # the fixture counts towards the first test's timeout.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("train_stages"), pytest.mark.timeout(1800)]
 TRAIN = [
+    # The Ray Train path (the ci profile trains in-process: train.backend local).
+    "train.backend=ray",
+    "train.num_workers=2",
     "model.hidden_size=64",
     "model.intermediate_size=128",
     "model.num_hidden_layers=2",

@@ -22,6 +22,7 @@ from lamops.train.distributed import (
     latest_checkpoint_step,
     launch,
     load_checkpoint,
+    rank_and_world_size,
     resolve_ds_config,
     save_checkpoint,
     should_checkpoint,
@@ -50,12 +51,11 @@ def mlp(dim: int, hidden: int, depth: int):
 def regression_loop(config: dict) -> dict:
     """Fit y = x·w on batches that depend only on (step, rank), so a resumed run sees the same data as an
     uninterrupted one. Reports the mean loss over ranks, a parameter checksum and timings."""
-    import ray.train
     import torch
     import torch.distributed as dist
 
     spec = spec_from(config)
-    rank = ray.train.get_context().get_world_rank()
+    rank, _ = rank_and_world_size()
     torch.manual_seed(0)
     model = mlp(config["dim"], config["hidden"], config["depth"])
     started = time.perf_counter()
@@ -129,6 +129,8 @@ def test_spec_is_frozen_and_wants_an_absolute_storage_path(tmp_path):
     spec = _spec(tmp_path)
     with pytest.raises(ValueError):
         spec.num_workers = 1
+    with pytest.raises(ValueError, match="num_workers is 2, not 1"):
+        _spec(tmp_path, backend="local")
     with pytest.raises(ValueError, match="absolute"):
         _spec(tmp_path, storage_path="relative/runs")
     assert _spec(tmp_path, storage_path="s3://bucket/runs").storage_path == "s3://bucket/runs"
@@ -264,3 +266,33 @@ def test_deepspeed_builds_no_op_on_the_way(runs):
     for run in ("full", "first", "resumed"):
         assert runs[run].metrics["shm_op_built"] == 0.0, (run, runs[run].metrics)
         print(f"{run}: deepspeed.initialize {runs[run].metrics['ds_init_s']:.1f} s")
+
+
+# ---------------------------------------------------------------------------------------- the local backend
+
+
+def test_the_local_backend_trains_checkpoints_and_resumes_in_this_process(tmp_path):
+    """`backend: local`: the same loop in the test's own process (no Ray Train), checkpoints every 3 steps
+    with the oldest pruned to num_to_keep, and a second run of the same name resumes from the first one's last
+    checkpoint and ends where an uninterrupted run ends."""
+    import ray
+
+    ray_before = ray.is_initialized()
+    spec = _spec(tmp_path, name="full", backend="local", num_workers=1, max_steps=12, num_to_keep=2)
+    full = launch(regression_loop, TINY, spec)
+    first = launch(regression_loop, TINY, spec.model_copy(update={"name": "split", "max_steps": 6}))
+    resumed = launch(regression_loop, TINY, spec.model_copy(update={"name": "split"}))
+    assert ray.is_initialized() == ray_before, "the local backend started Ray"
+
+    losses = full.return_value["losses"]
+    assert len(losses) == 12 and full.resumed_from_step is None and full.checkpoint_step == 12
+    assert sum(losses[-3:]) < 0.5 * sum(losses[:3]), losses
+    assert full.metrics["step"] == 12 and full.metrics["shm_op_built"] == 0.0
+    kept = sorted(p.name for p in (tmp_path / "full").glob("step_*"))
+    assert kept == [checkpoint_dir_name(s) for s in (9, 12)]  # num_to_keep 2
+    assert latest_checkpoint_step(str(tmp_path), "full") == 12
+
+    assert first.checkpoint_step == 6 and resumed.resumed_from_step == 6
+    assert resumed.return_value["start_step"] == 6
+    assert resumed.return_value["losses"] == pytest.approx(losses[6:], rel=1e-5)
+    assert resumed.metrics["checksum"] == pytest.approx(full.metrics["checksum"], rel=1e-6)

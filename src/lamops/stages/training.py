@@ -83,12 +83,13 @@ def train_spec(cfg: Config, phase: str, *inputs: Any) -> TrainSpec:
     t = cfg.train
     package = Path(__file__).resolve().parents[1]
     code = [package / part for part in _TRAIN_CODE]
-    key = digest(*inputs, t.deepspeed_config.name, t.num_workers, t.use_gpu, *code)
+    key = digest(*inputs, t.deepspeed_config.name, t.backend, t.num_workers, t.use_gpu, *code)
     storage = t.storage_path if "://" in t.storage_path else str(cfg.path(t.storage_path).resolve())
     return TrainSpec(
         name=f"{phase}-{key}",
         deepspeed_config=cfg.path(t.deepspeed_config),
         storage_path=storage,
+        backend=t.backend,
         num_workers=t.num_workers,
         use_gpu=t.use_gpu,
         cpus_per_worker=t.cpus_per_worker,

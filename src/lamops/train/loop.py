@@ -40,9 +40,11 @@ from lamops.train.distributed import (
     TrainSpec,
     ds_engine,
     grad_norm,
+    is_local,
     launch,
     load_checkpoint,
     publish_progress,
+    rank_and_world_size,
     save_checkpoint,
     should_checkpoint,
     spec_from,
@@ -283,13 +285,17 @@ def launch_loop(
 
     `data` travels through Ray's object store (one copy per node; read it with `fetch`); `config` as is.
     The loop finds `settings` under "settings" and the resolved `out_dir` under "out_dir"."""
-    import ray
+    if spec.backend == "local":  # the loop runs in this process: no Ray, no object store
+        shipped = dict(data)
+    else:
+        import ray
 
-    from lamops.compute import ensure_ray
+        from lamops.compute import ensure_ray
 
-    ensure_ray()
+        ensure_ray()
+        shipped = {key: ray.put(value) for key, value in data.items()}
     loop_config = {
-        **{key: ray.put(value) for key, value in data.items()},
+        **shipped,
         **config,
         "out_dir": str(Path(out_dir).resolve()),
         "settings": settings.model_dump(mode="json"),
@@ -303,14 +309,14 @@ def launch_loop(
 
 def worker_context(config: dict) -> tuple[TrainSpec, int, int]:
     """The spec `launch` passed, this worker's rank and the world size."""
-    import ray.train
-
-    context = ray.train.get_context()
-    return spec_from(config), context.get_world_rank(), context.get_world_size()
+    rank, world_size = rank_and_world_size()
+    return spec_from(config), rank, world_size
 
 
 def fetch(value: Any) -> Any:
     """A `launch_loop` data entry: the object behind a Ray reference, anything else as is."""
+    if is_local():
+        return value
     import ray
 
     return ray.get(value) if isinstance(value, ray.ObjectRef) else value
