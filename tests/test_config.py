@@ -216,8 +216,13 @@ def test_a_profile_is_a_name_not_a_path(project: Path, profile: str) -> None:
 
 
 def test_the_local_training_backend_runs_one_worker(project: Path) -> None:
-    with pytest.raises(ConfigError, match=r"train.*backend 'local' runs one worker.*num_workers to 1 \(it is 2\)"):
+    with pytest.raises(
+        ConfigError, match=r"train.*backend 'local' runs one worker.*num_workers to 1 \(it is 2\)"
+    ):
         load_config(project, overrides=["train.backend=local", "train.num_workers=2"])
-    assert load_config(project, overrides=["train.backend=local", "train.num_workers=1"]).train.backend == "local"
+    assert (
+        load_config(project, overrides=["train.backend=local", "train.num_workers=1"]).train.backend
+        == "local"
+    )
     with pytest.raises(ConfigError, match="train.backend"):
         load_config(project, overrides=["train.backend=slurm"])

@@ -197,8 +197,8 @@ class TrainConfig(_Section):
     )
     backend: Literal["ray", "local"] = Field(
         default="ray",
-        description="ray: Ray Train workers (the cluster path); local: the loop in the stage's own process as "
-        "the one worker (num_workers 1), no Ray start-up: for debugging on one machine and small profiles.",
+        description="ray: Ray Train workers (the cluster path); local: the loop in the stage's own process "
+        "as the one worker (num_workers 1), no Ray start-up: for one-machine debugging and small profiles.",
     )
     num_workers: int = Field(ge=1, description="Ray Train workers (one process each; one GPU each on GPU).")
     use_gpu: bool = Field(description="One GPU per worker and NCCL; false: CPU workers and gloo.")

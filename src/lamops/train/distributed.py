@@ -529,7 +529,10 @@ class _LocalStore:
         if self.filesystem.get_file_info(target).type != pyarrow.fs.FileType.NotFound:
             self.filesystem.delete_dir(target)  # a crash's leftover at this step, never marked complete
         pyarrow.fs.copy_files(
-            folder, target, source_filesystem=pyarrow.fs.LocalFileSystem(), destination_filesystem=self.filesystem
+            folder,
+            target,
+            source_filesystem=pyarrow.fs.LocalFileSystem(),
+            destination_filesystem=self.filesystem,
         )
         record = json.dumps({"step": step, "checkpoint_dir_name": dir_name, "metrics": metrics}, default=str)
         marker = f"{self.root}/{LOCAL_LATEST_FILE}"
@@ -573,7 +576,9 @@ class _LocalStore:
         def downloaded():
             with tempfile.TemporaryDirectory(prefix="lamops-ckpt-") as folder:
                 pyarrow.fs.copy_files(
-                    source, folder, source_filesystem=self.filesystem,
+                    source,
+                    folder,
+                    source_filesystem=self.filesystem,
                     destination_filesystem=pyarrow.fs.LocalFileSystem(),
                 )
                 yield folder
@@ -662,8 +667,12 @@ def _launch_local(train_loop: Callable[[dict], Any], loop_config: dict, spec: Tr
                 if spec.max_failures != -1 and failures >= spec.max_failures:
                     raise
                 failures += 1
-                log.warning("train run %r failed; restart %d from its latest checkpoint", spec.name, failures,
-                            exc_info=True)
+                log.warning(
+                    "train run %r failed; restart %d from its latest checkpoint",
+                    spec.name,
+                    failures,
+                    exc_info=True,
+                )
     finally:
         _local, _progress_queue = None, None
         if progress is not None:
