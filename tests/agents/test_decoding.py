@@ -13,7 +13,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, trainers
 from transformers import DynamicCache, PreTrainedTokenizerFast
 
 from lamops.agents.constraints import Constraints, constraints_from_observation, constraints_from_prompt
-from lamops.agents.copies import copy_options, item_text, named_control
+from lamops.agents.copies import copy_options, item_text, named_control, text_copies
 from lamops.agents.decoding import ConstrainedDecoder, Cursor, copy_states
 from lamops.agents.expert import ExpertAgent
 from lamops.agents.grammar import COMPLETE, Limits, action_grammar, advance
@@ -432,6 +432,26 @@ def test_the_control_a_thought_names_is_the_copy_of_the_control_name():
     assert copy_states(state, b"", out) == []  # no control named: null stays the model's choice
 
 
+def test_a_text_argument_copies_the_phrase_the_thought_quotes_else_one_the_request_quotes():
+    assert text_copies("Select the text 'glazed roof'.", "Set 'glazed roof' to 16 and 'x' too") == [
+        "glazed roof",
+        "x",
+    ]
+    assert text_copies("Enter ‘3’ in the Number of rows box.", "") == ["3"]
+    assert text_copies("Open the Insert tab.", "Bold 'the in-house'.") == ["the in-house"]
+    constraints = Constraints(
+        controls=(("1", "Home"),), request="Bold 'the in-house' and 'nowhere'.", canvas="p1 the in-house rule"
+    )
+    state = action_grammar(constraints, LIMITS)
+    out = b'{"thought": "Select the text \'the press\'.", "control_name": null, "control_label": null, '
+    out += b'"function": "select_text", "args": {"text": "'
+    for b in out:
+        state = advance(state, b)
+    # 'the press' is not there to select; 'nowhere' is in the request but select_text takes a span of either.
+    offered = [(s[0].text, lockable) for s, lockable in copy_states(state, b"", out)]
+    assert offered == [(b'the in-house"', True), (b'nowhere"', True)]
+
+
 def walk(cur: Cursor, tokens: list[int], copy: bool) -> None:
     """Decode `tokens` (a completion as training tokenizes it): forced chunks must be its tokens, every other
     token must be allowed; with `copy`, a token that starts an offered copy writes that copy (the decoder's
@@ -473,7 +493,10 @@ def test_every_reference_is_reachable_with_the_training_tokenization(tokenizer, 
             assert action["thought"] == item_text(previous[0]) and action["plan"] == list(previous[1:])
         copied += cur.copied
     later = sum(s.step > 1 for s in steps)
-    assert copied == (2 * later if copy else 0)
+    # A text argument is the thought's first quoted phrase in every such step: written whole as a copy.
+    texts = sum(json.loads(s.completion())["function"] in ("select_text", "set_edit_text") for s in steps)
+    assert texts > 0
+    assert copied == (2 * later + texts if copy else 0)
 
 
 def test_free_text_is_still_reachable_after_a_previous_plan(tokenizer, steps):
@@ -510,4 +533,8 @@ def test_a_model_that_prefers_the_copy_writes_exactly_the_previous_plan(model, t
             assert action["status"] == ("FINISH" if len(c.previous_plan) == 1 else "CONTINUE")
             named = named_control(action["thought"], [name for _, name in c.controls])
             assert named is None or action["control_name"] == named
-            assert d.copied == 2 and p.copied == 0  # thought and plan locked; status and name preferred
+            # thought and plan locked (and a text argument); status and name preferred
+            text_arg = action["function"] in ("select_text", "set_edit_text")
+            if text_arg:
+                assert action["args"]["text"] == text_copies(action["thought"], c.request)[0]
+            assert d.copied == 2 + text_arg and p.copied == 0

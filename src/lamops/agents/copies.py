@@ -11,6 +11,11 @@ The control name is a copy too, of the thought: `named_control` is the visible c
 verb: "Select the text 'x'" names no control; of two as long, the first). On the default data's 1,504 steps
 it is the reference control in 1,111 of the 1,172 steps with a control (none found in 38, another in 23:
 "Post the comment." names Comment, the control is Post), and it names none in all 332 steps without one.
+
+A text argument is a copy too, of the thought's quoted phrase (`text_copies`): "Select the text 'glazed
+roof'." selects `glazed roof`, "Enter '3' in the Number of rows box." enters `3` (every such step of the
+default data); the request's quoted phrases follow, for a thought that quotes none or quotes a phrase that is
+not there to copy.
 """
 
 from __future__ import annotations
@@ -47,6 +52,18 @@ def copy_options(
     status = b'"FINISH"' if len(previous_plan) == 1 else b'"CONTINUE"'
     plans = tuple(_body(list(previous_plan[k:])) for k in range(1, len(previous_plan) + 1))
     return thoughts, (status,), plans
+
+
+def quoted(text: str) -> list[str]:
+    """The phrases `text` quotes ('x', "x", ‘x’ or “x”), in order, each once."""
+    return list(dict.fromkeys(m.group(1) for m in _QUOTED.finditer(text)))
+
+
+def text_copies(thought: str, request: str) -> list[str]:
+    """What a text argument (`select_text`'s or `set_edit_text`'s `text`) may copy, preferred first: the
+    phrases the thought quotes, then those the request quotes. In the expert data the argument is the
+    thought's first quoted phrase in every such step (139/139 select_text, 134/134 set_edit_text)."""
+    return list(dict.fromkeys([*quoted(thought), *quoted(request)]))
 
 
 def named_control(thought: str, names: Sequence[str]) -> str | None:

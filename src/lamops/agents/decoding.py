@@ -93,6 +93,7 @@ from lamops.agents.grammar import (
     Limits,
     Lit,
     NameChoice,
+    QuotedStr,
     action_grammar,
     advance,
     char_len,
@@ -227,7 +228,7 @@ def copy_states(state, written: bytes, out: bytes = b"") -> list[tuple[Any, bool
 def part_copies(part, out: bytes) -> tuple[bytes, ...]:
     """What `part` may copy: its own `copies`, or for the control name the option of the control named by
     the thought that `out` (the action so far) holds."""
-    if isinstance(part, NameChoice):
+    if isinstance(part, (NameChoice, QuotedStr)):
         return part.copies_after(_thought(out))
     return getattr(part, "copies", ())
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamops.agents.constraints import Constraints
-from lamops.agents.copies import copy_options, named_control
+from lamops.agents.copies import copy_options, named_control, text_copies
 from lamops.env.actions import CONTROL_FUNCTIONS, FUNCTIONS
 from lamops.env.actions import SPECIAL_KEYS as ENV_KEYS  # the key names `parse_keys` accepts
 
@@ -371,6 +371,26 @@ class Str:
         return self.content.finish(sub[0]) + b'"'
 
 
+class QuotedStr(Str):
+    """A text argument over spans (`Spans`): its copies are the phrases the thought or the request quotes
+    (`lamops.agents.copies.text_copies`), known only once the thought is written: `copies_after`; only
+    phrases the spans allow whole are offered."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, content: Spans, cap: int, request: str):
+        super().__init__(content, cap)
+        self.request = request
+
+    def copies_after(self, thought: str) -> tuple[bytes, ...]:
+        out = []
+        for phrase in text_copies(thought, self.request):
+            body = json.dumps(phrase, ensure_ascii=False)[1:-1].encode("utf-8")
+            if body and b"\x00" not in body and body in self.content.source and self.content.can_close(body):
+                out.append(body + b'"')
+        return tuple(out)
+
+
 @functools.lru_cache(maxsize=16)
 def _int_strings(lo: int, hi: int) -> tuple[frozenset, frozenset]:
     values = frozenset(str(v).encode() for v in range(lo, hi + 1))
@@ -493,7 +513,7 @@ def finish(state) -> bytes:
 
 
 # The args of each function, in the schema's key order; None where the function cannot be written.
-def _args_parts(fn: str, request: Spans, text: Spans, cap: int) -> tuple | None:
+def _args_parts(fn: str, request: Spans, text: Spans, cap: int, request_text: str = "") -> tuple | None:
     if fn == "click_input":
         return (
             Lit(b'"button": '),
@@ -503,7 +523,7 @@ def _args_parts(fn: str, request: Spans, text: Spans, cap: int) -> tuple | None:
         )
     if fn in ("set_edit_text", "select_text"):
         spans = request if fn == "set_edit_text" else text
-        return (Lit(b'"text": "'), Str(spans, cap)) if spans else None
+        return (Lit(b'"text": "'), QuotedStr(spans, cap, request_text)) if spans else None
     if fn == "keyboard_input":
         return (Lit(b'"keys": "'), Str(Keys(request), cap))
     if fn == "wheel_mouse_input":
@@ -537,7 +557,7 @@ def action_grammar(constraints: Constraints, limits: Limits):
         for fn in FUNCTIONS:
             if fn in CONTROL_FUNCTIONS and not with_control:
                 continue
-            args = _args_parts(fn, request, text, limits.arg_tokens)
+            args = _args_parts(fn, request, text, limits.arg_tokens, constraints.request)
             if args is not None:
                 options.append((_json_bytes(fn), (Lit(b', "args": {'), *args, Lit(b"}"), *tail)))
         return Choice(options)
