@@ -13,7 +13,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, trainers
 from transformers import DynamicCache, PreTrainedTokenizerFast
 
 from lamops.agents.constraints import Constraints, constraints_from_observation, constraints_from_prompt
-from lamops.agents.copies import copy_options, item_text, named_control, text_copies
+from lamops.agents.copies import copy_options, item_text, named_control, quoted, text_copies
 from lamops.agents.decoding import ConstrainedDecoder, Cursor, copy_states
 from lamops.agents.expert import ExpertAgent
 from lamops.agents.grammar import COMPLETE, Limits, action_grammar, advance
@@ -452,6 +452,28 @@ def test_a_text_argument_copies_the_phrase_the_thought_quotes_else_one_the_reque
     assert offered == [(b'the in-house"', True), (b'nowhere"', True)]
 
 
+def test_free_text_copies_a_phrase_the_request_quotes_after_an_opening_quote():
+    constraints = Constraints(controls=(("1", "Home"),), request="Bold 'a b' and 'c\"d'.", canvas="")
+    state = action_grammar(constraints, LIMITS)
+    out = b'{"thought": "Select \'a b\' then \''
+    for b in out:
+        state = advance(state, b)
+    # Inside the thought after ` '`: the phrase not yet written first, each with its closing quote; the copy
+    # is followed by the rest of the same free text.
+    offered = copy_states(state, b"", out)
+    assert [(s[0].text, lockable) for s, lockable in offered] == [(b"c\\\"d'", True), (b"a b'", True)]
+    after = offered[0][0]
+    for b in b"c\\\"d'. More.\"":
+        after = advance(after, b)
+    assert after is not None and after[0].__class__.__name__ == "Lit"  # the thought closed: `, "control_name"`
+    # Partly typed: only the phrases it starts; elsewhere (no ` '`, or a closed quote) nothing.
+    typed = out + b"a"
+    st = advance(state, ord("a"))
+    assert [s[0].text for s, _ in copy_states(st, b"", typed)] == [b"a b'"]
+    st = advance(advance(state, ord("x")), ord("'"))
+    assert copy_states(st, b"", out + b"x'") == []
+
+
 def walk(cur: Cursor, tokens: list[int], copy: bool) -> None:
     """Decode `tokens` (a completion as training tokenizes it): forced chunks must be its tokens, every other
     token must be allowed; with `copy`, a token that starts an offered copy writes that copy (the decoder's
@@ -495,8 +517,16 @@ def test_every_reference_is_reachable_with_the_training_tokenization(tokenizer, 
     later = sum(s.step > 1 for s in steps)
     # A text argument is the thought's first quoted phrase in every such step: written whole as a copy.
     texts = sum(json.loads(s.completion())["function"] in ("select_text", "set_edit_text") for s in steps)
-    assert texts > 0
-    assert copied == (2 * later + texts if copy else 0)
+    # A first step's thought and plan items quote the request: each ` 'phrase'` is written as a copy.
+    quotes = sum(
+        free.count(f" '{phrase}'")
+        for s in steps
+        if s.step == 1
+        for phrase in quoted(constraints_from_prompt(s.prompt).request)
+        for free in [json.loads(s.completion())["thought"], *json.loads(s.completion())["plan"]]
+    )
+    assert texts > 0 and quotes > 0
+    assert copied == (2 * later + texts + quotes if copy else 0)
 
 
 def test_free_text_is_still_reachable_after_a_previous_plan(tokenizer, steps):

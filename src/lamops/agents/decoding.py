@@ -94,6 +94,7 @@ from lamops.agents.grammar import (
     Lit,
     NameChoice,
     QuotedStr,
+    Resumed,
     action_grammar,
     advance,
     char_len,
@@ -208,21 +209,51 @@ def copy_states(state, written: bytes, out: bytes = b"") -> list[tuple[Any, bool
     """The states that write each copy of the next copyable part (`part_copies`: the thought, the control
     name, the status, the plan list) as a literal, in order of preference: in the literal just before that
     part, or in the part itself while what it has taken (`written`) is the start of a copy (a token may hold
-    its first bytes and the bytes before it); empty elsewhere. Each comes with whether the decoder may lock
-    it (a copy of free text) or only prefer it (a choice's option). `out`: the action written so far."""
+    its first bytes and the bytes before it); inside free text after an opening ` '`, the request's quoted
+    phrases (`_quote_copies`); empty elsewhere. Each comes with whether the decoder may lock it (a copy of
+    free text) or only prefer it (a choice's option). `out`: the action written so far."""
     if state is COMPLETE:
         return []
     head, sub, rest = state
     copies = part_copies(head, out)
-    if copies:
+    kept = [c for c in copies if c.startswith(written)]
+    if kept:
         lockable = not isinstance(head, Choice)
-        kept = [c for c in copies if c.startswith(written)]
         return [((Lit(c), len(written), _after(head, c) + rest), lockable) for c in kept]
     if isinstance(head, Lit) and rest:
         lockable = not isinstance(rest[0], Choice)
         copies = part_copies(rest[0], out)
         return [((head, sub, (Lit(c), *_after(rest[0], c), *rest[1:])), lockable) for c in copies]
-    return []
+    return _quote_copies(state, out)
+
+
+def _quote_copies(state, out: bytes) -> list[tuple[Any, bool]]:
+    """Inside free text (the thought, a plan item) after an opening ` '`: the request's quoted phrases, each
+    with its closing `'`, as copies that continue the same free text after it (`Resumed`). Phrases not yet
+    in the action come first (a plan names each phrase once), then in the request's order."""
+    head, sub, rest = state
+    quotes = getattr(head, "quotes", ())
+    at = out.rfind(b" '")
+    if not quotes or at < 0 or not head.in_free_text(sub):
+        return []
+    typed = out[at + 2 :]
+    if b"'" in typed or b'"' in typed:
+        return []
+    before = out[:at]
+    ordered = [q for q in quotes if q not in before] + [q for q in quotes if q in before]
+    found = []
+    for q in ordered:
+        chunk = q + b"'"
+        if len(typed) >= len(q) or not chunk.startswith(typed):
+            continue
+        st = state
+        for b in chunk[len(typed) :]:
+            st = advance(st, b)
+            if st is None or st is COMPLETE or st[0] is not head:
+                break
+        else:
+            found.append(((Lit(chunk), len(typed), (Resumed(head, st[1]), *rest)), True))
+    return found
 
 
 def part_copies(part, out: bytes) -> tuple[bytes, ...]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamops.agents.constraints import Constraints
-from lamops.agents.copies import copy_options, named_control, text_copies
+from lamops.agents.copies import copy_options, named_control, quoted, text_copies
 from lamops.env.actions import CONTROL_FUNCTIONS, FUNCTIONS
 from lamops.env.actions import SPECIAL_KEYS as ENV_KEYS  # the key names `parse_keys` accepts
 
@@ -337,12 +337,13 @@ def _chord_can_close(c) -> bool:
 class Str:
     """A JSON string's body and its closing quote (the opening quote belongs to the literal before).
     `copies`: whole bodies (closing quote included) the decoder may write at its start, uncapped (see
-    `lamops.agents.decoding`, "Copies"); the language is still the content's."""
+    `lamops.agents.decoding`, "Copies"); `quotes`: phrases (JSON-escaped) it may copy inside free text
+    after an opening ` '` (`in_free_text`); the language is still the content's."""
 
-    __slots__ = ("content", "cap", "copies")
+    __slots__ = ("content", "cap", "copies", "quotes")
 
-    def __init__(self, content, cap: int, copies: tuple[bytes, ...] = ()):
-        self.content, self.cap, self.copies = content, cap, copies
+    def __init__(self, content, cap: int, copies: tuple[bytes, ...] = (), quotes: tuple[bytes, ...] = ()):
+        self.content, self.cap, self.copies, self.quotes = content, cap, copies, quotes
 
     def init(self):
         return (self.content.init(), 0)
@@ -358,6 +359,9 @@ class Str:
 
     def end_token(self, sub):
         return (sub[0], sub[1] + 1)
+
+    def in_free_text(self, sub) -> bool:
+        return self.content.free
 
     def free_sub(self, sub):
         c, n = sub
@@ -429,12 +433,15 @@ class Int:
 class Plan:
     """The plan list's body after `[`: up to `max_items` free-text items, then `]`. Sub-state: (phase,
     items, item content, item tokens); phases: 0 after `[`, 1 in an item, 2 after an item, 3 after `,`,
-    4 after `, `. `copies`: whole lists after `[` (`]` included) the decoder may copy at the start."""
+    4 after `, `. `copies`: whole lists after `[` (`]` included) the decoder may copy at the start; `quotes`:
+    phrases an item may copy after an opening ` '`, as `Str`'s."""
 
-    __slots__ = ("max_items", "cap", "copies")
+    __slots__ = ("max_items", "cap", "copies", "quotes")
 
-    def __init__(self, max_items: int, cap: int, copies: tuple[bytes, ...] = ()):
-        self.max_items, self.cap, self.copies = max_items, cap, copies
+    def __init__(
+        self, max_items: int, cap: int, copies: tuple[bytes, ...] = (), quotes: tuple[bytes, ...] = ()
+    ):
+        self.max_items, self.cap, self.copies, self.quotes = max_items, cap, copies, quotes
 
     def init(self):
         return (0, 0, None, 0)
@@ -464,6 +471,9 @@ class Plan:
         phase, items, c, n = sub
         return (phase, items, c, n + 1) if phase == 1 else sub
 
+    def in_free_text(self, sub) -> bool:
+        return sub[0] == 1
+
     def free_sub(self, sub):
         phase, _, c, n = sub
         return c if phase == 1 and n < self.cap else None
@@ -481,6 +491,23 @@ class Plan:
         if phase == 1:
             return FreeText.finish(c) + b'"]'
         return {0: b"]", 2: b"]", 3: b' ""]', 4: b'""]'}[phase]
+
+
+class Resumed:
+    """`part` entered at the sub-state `sub`: the rest of a free text after a phrase copied into it (see
+    `lamops.agents.decoding.copy_states`)."""
+
+    __slots__ = ("part", "sub")
+    copies: tuple[bytes, ...] = ()  # its part's start is behind it (its quotes stay on offer)
+
+    def __init__(self, part, sub):
+        self.part, self.sub = part, sub
+
+    def init(self):
+        return self.sub
+
+    def __getattr__(self, name: str):
+        return getattr(self.part, name)
 
 
 def _enter(parts: tuple):
@@ -544,11 +571,14 @@ def action_grammar(constraints: Constraints, limits: Limits):
     request = Spans([constraints.request])
     text = Spans([constraints.request, constraints.canvas])
     thought_copies, status_copies, plan_copies = copy_options(constraints.previous_plan)
+    quotes = tuple(
+        json.dumps(q, ensure_ascii=False)[1:-1].encode("utf-8") for q in quoted(constraints.request)
+    )
     tail = (
         Lit(b', "status": '),
         Choice([(b'"CONTINUE"', ()), (b'"FINISH"', ())], status_copies),
         Lit(b', "plan": ['),
-        Plan(limits.plan_items, limits.plan_item_tokens, plan_copies),
+        Plan(limits.plan_items, limits.plan_item_tokens, plan_copies, quotes),
         Lit(b"}"),
     )
 
@@ -573,7 +603,7 @@ def action_grammar(constraints: Constraints, limits: Limits):
     ]
     parts = (
         Lit(b'{"thought": "'),
-        Str(FreeText(), limits.thought_tokens, thought_copies),
+        Str(FreeText(), limits.thought_tokens, thought_copies, quotes),
         Lit(b', "control_name": '),
         NameChoice(names, {name: _json_bytes(name) for name in labels}),
     )
