@@ -74,6 +74,14 @@ def test_a_stage_error_under_the_pipeline_is_one_line_as_under_its_own_command(m
         assert result.output == f"error: {error}\n"
 
 
+def test_an_mlflow_tracking_uri_of_an_unknown_scheme_exits_2(monkeypatch, tmp_path) -> None:
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://x")
+    for command in ("collect", "pipeline"):
+        result = runner.invoke(app, [command, "--params", str(tmp_path / "params.yaml")])
+        _one_line_error(result, "$MLFLOW_TRACKING_URI: no MLflow tracking store for scheme 'nosuchscheme'")
+
+
 def test_unknown_profile_exits_2() -> None:
     result = runner.invoke(app, ["pipeline", "--params", str(ROOT / "params.yaml"), "--profile", "nope"])
     assert result.exit_code == 2
