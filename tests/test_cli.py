@@ -50,6 +50,38 @@ def test_config_error_exits_2_naming_the_field(tmp_path: Path) -> None:
         assert "Traceback" not in result.output
 
 
+def test_a_stage_error_under_the_pipeline_is_one_line_as_under_its_own_command(monkeypatch, tmp_path) -> None:
+    """Settings a stage finds wrong at run time (collect.sources missing, an output folder that is a file)
+    exit 2, and an input with nothing usable exits 1, in one line: the flow raises the stage's exception."""
+    import types
+
+    from lamops.config import ConfigError
+    from lamops.stages.base import StageInputError
+
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    args = ["pipeline", "--params", str(tmp_path / "params.yaml"), "--stages", "collect"]
+    for error, code in (
+        (ConfigError("collect.sources: no such folder: /x"), 2),
+        (StageInputError("none"), 1),
+    ):
+
+        def failing_flow(*_, error=error, **__):
+            raise error
+
+        monkeypatch.setitem(sys.modules, "flows.pipeline", types.SimpleNamespace(pipeline=failing_flow))
+        result = runner.invoke(app, args)
+        assert result.exit_code == code, result.output
+        assert result.output == f"error: {error}\n"
+
+
+def test_an_mlflow_tracking_uri_of_an_unknown_scheme_exits_2(monkeypatch, tmp_path) -> None:
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://x")
+    for command in ("collect", "pipeline"):
+        result = runner.invoke(app, [command, "--params", str(tmp_path / "params.yaml")])
+        _one_line_error(result, "$MLFLOW_TRACKING_URI: no MLflow tracking store for scheme 'nosuchscheme'")
+
+
 def test_unknown_profile_exits_2() -> None:
     result = runner.invoke(app, ["pipeline", "--params", str(ROOT / "params.yaml"), "--profile", "nope"])
     assert result.exit_code == 2
@@ -105,9 +137,10 @@ def test_an_output_folder_that_is_the_project_or_its_file_exits_2_touching_nothi
     (tmp_path / "mlflow.db").write_bytes(b"SQLite format 3\0")
     before = _tree(tmp_path)
     for out_dir in ("params.yaml", ".", "..", "mlflow.db", "params"):
-        args = ["collect", "--params", str(tmp_path / "params.yaml"), "--set", f"collect.out_dir={out_dir}"]
-        _one_line_error(runner.invoke(app, args), "collect.out_dir")
-        assert _tree(tmp_path) == before, out_dir
+        for command in ("collect", "pipeline"):
+            args = [command, "--params", str(tmp_path / "params.yaml"), "--set", f"collect.out_dir={out_dir}"]
+            _one_line_error(runner.invoke(app, args), "collect.out_dir")
+            assert _tree(tmp_path) == before, out_dir
 
 
 def test_params_that_cannot_be_decoded_exit_2_naming_the_file_or_field(tmp_path: Path) -> None:
@@ -126,4 +159,5 @@ def test_params_that_cannot_be_decoded_exit_2_naming_the_file_or_field(tmp_path:
         ([*params, "--profile", "../params"], "profile '../params'"),
     ]
     for args, part in cases:
-        _one_line_error(runner.invoke(app, ["collect", *args]), part)
+        for command in ("collect", "pipeline"):
+            _one_line_error(runner.invoke(app, [command, *args]), part)

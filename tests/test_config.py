@@ -202,6 +202,21 @@ def test_a_tracking_uri_of_an_unknown_scheme_names_the_field(project: Path) -> N
         load_config(project, overrides=["tracking.uri=nosuchscheme://x"])
 
 
+def test_an_mlflow_tracking_uri_from_the_environment_of_an_unknown_scheme_fails_at_load(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://user:secret@x")
+    with pytest.raises(
+        ConfigError, match=r"^\$MLFLOW_TRACKING_URI: no MLflow tracking store for scheme 'nosuch"
+    ) as err:
+        load_config(project)
+    assert "secret" not in str(err.value)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql+psycopg2://u@db/mlflow")
+    assert (
+        load_config(project).tracking.uri == "sqlite:///mlflow.db"
+    )  # params' own, valid; the variable wins later
+
+
 @pytest.mark.parametrize("cpus", [-1, 0])
 def test_ray_needs_a_cpu(project: Path, cpus: int) -> None:
     with pytest.raises(ConfigError, match=r"ray\.num_cpus: .*greater than or equal to 1"):

@@ -10,6 +10,8 @@ import ast
 import importlib.util
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -74,6 +76,24 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Errors a stage finds at run time, as one line: wrong settings (exit 2, as at load time) and an input
+    with nothing usable (exit 1); anything else is a bug and keeps its traceback."""
+    from lamops.config import ConfigError
+    from lamops.io import UnsafeOutput
+    from lamops.stages.base import StageInputError
+    from lamops.tracking import TrackingUnavailable
+
+    try:
+        yield
+    except (TrackingUnavailable, ConfigError, UnsafeOutput) as err:  # wrong settings found at run time
+        _fail(str(err))
+    except StageInputError as err:  # the input, not the settings: exit 1, still one line
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+
+
 def _check_tracking(cfg: Config) -> None:
     """Fail in seconds, as one line, when the MLflow server or the S3 artifact store is down."""
     from lamops.tracking import TrackingUnavailable, check_reachable
@@ -107,19 +127,9 @@ def _add_stage_command(name: str) -> None:
         profile: ProfileOption = None,
         overrides: SetOption = None,
     ) -> None:
-        from lamops.config import ConfigError
-        from lamops.io import UnsafeOutput
-        from lamops.stages.base import StageInputError
-        from lamops.tracking import TrackingUnavailable
-
         cfg = _load(params, profile, overrides)
-        try:
+        with _one_line_errors():
             result = get_stage(name)(cfg)
-        except (TrackingUnavailable, ConfigError, UnsafeOutput) as err:  # wrong settings found at run time
-            _fail(str(err))
-        except StageInputError as err:  # the input, not the settings: exit 1, still one line
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(1) from None
         typer.echo(result.model_dump_json(indent=2))
 
     app.command(name=name, help=_stage_help(name))(command)
@@ -161,9 +171,10 @@ def pipeline(
     _import_flows(params)
     from flows.pipeline import pipeline as pipeline_flow
 
-    results = pipeline_flow(
-        params=str(params.resolve()), profile=profile, stages=selected, overrides=overrides, force=force
-    )
+    with _one_line_errors():  # a stage's exception is what the flow raises
+        results = pipeline_flow(
+            params=str(params.resolve()), profile=profile, stages=selected, overrides=overrides, force=force
+        )
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return

@@ -25,6 +25,7 @@ from lamops.settings import ModelSpec, PPOConfig, RewardConfig, SFTConfig
 
 DEFAULT_PROFILE = "tiny"
 PROFILE_ENV_VAR = "LAMOPS_PROFILE"
+TRACKING_URI_ENV_VAR = "MLFLOW_TRACKING_URI"  # when set, it wins over tracking.uri (lamops.tracking)
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a file name in params/, never a path
 # Schemes MLflow has a tracking store for (mlflow.tracking._tracking_service.utils), "" being a plain path; a
 # database scheme may name its driver (postgresql+psycopg2).
@@ -34,6 +35,18 @@ TRACKING_SCHEMES += ("databricks-uc", "uc")
 
 class ConfigError(ValueError):
     """A params file, profile or override is invalid; the message names the file and the field."""
+
+
+def tracking_scheme_problem(uri: str) -> str | None:
+    """Why MLflow has no tracking store for `uri`, or None. MLflow itself fails on an unknown scheme only
+    when the first stage opens its run, with a traceback."""
+    scheme = urlparse(uri).scheme.lower().partition("+")[0]
+    if scheme in TRACKING_SCHEMES:
+        return None
+    return (
+        f"no MLflow tracking store for scheme {scheme!r}; expected a folder or a URI of "
+        f"{', '.join(s for s in TRACKING_SCHEMES if s)}"
+    )
 
 
 class _Section(BaseModel):
@@ -91,13 +104,9 @@ class TrackingConfig(_Section):
     @field_validator("uri")
     @classmethod
     def _known_scheme(cls, uri: str) -> str:
-        # MLflow fails on an unknown scheme only when the first stage opens its run, with a traceback.
-        scheme = urlparse(uri).scheme.lower().partition("+")[0]
-        if scheme not in TRACKING_SCHEMES:
-            raise ValueError(
-                f"no MLflow tracking store for scheme {scheme!r}; expected a folder or a URI of "
-                f"{', '.join(s for s in TRACKING_SCHEMES if s)}"
-            )
+        problem = tracking_scheme_problem(uri)
+        if problem:
+            raise ValueError(problem)
         return uri
 
 
@@ -470,6 +479,9 @@ def load_config(
         cfg = Config.model_validate({**data, "root": params.resolve().parent, "profile": profile})
     except ValidationError as err:
         raise ConfigError("; ".join(_describe(error, origins) for error in err.errors())) from None
+    env_uri = os.environ.get(TRACKING_URI_ENV_VAR)
+    if env_uri and (problem := tracking_scheme_problem(env_uri)):  # it wins over tracking.uri: same check
+        raise ConfigError(f"${TRACKING_URI_ENV_VAR}: {problem}")  # not the value: it may hold a password
     problems = [
         (_origin(tuple(key.split(".")), origins), key, problem)
         for key, problem in _output_problems(cfg, params)

@@ -135,6 +135,28 @@ def test_links_and_fifos_under_the_sources_are_quarantined_not_skipped(tmp_path)
     ]
 
 
+def test_a_folder_of_sources_that_cannot_be_listed_is_quarantined_not_skipped(tmp_path, monkeypatch):
+    for folder in ("queries/locked", "queries/open", "other/locked"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "queries/open/q.txt").write_bytes(b"word how to bold\n")
+    (tmp_path / "queries/locked/q.txt").write_bytes(b"word how to italic\n")
+    locked = {str(tmp_path / "queries/locked"), str(tmp_path / "other/locked")}
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # chmod 000 denies nothing to root, who may run the tests
+        if os.fspath(path) in locked:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    entries, rejects = read_folder(tmp_path)
+    assert [e.origin for e in entries] == ["queries/open/q.txt:1"]
+    assert [(r.origin, r.reason) for r in rejects] == [
+        ("queries/locked/", "unreadable")
+    ]  # other/: no sources
+    assert "PermissionError: Permission denied" in rejects[0].detail
+
+
 def test_a_heading_of_thousands_of_spaces_parses_in_linear_time():
     page = ("## " + " " * 30_000 + "x" + " " * 30_000 + "#" + " " * 30_000 + "y\n1. a\n2. b\n").encode()
     start = time.perf_counter()

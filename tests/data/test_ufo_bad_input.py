@@ -54,6 +54,21 @@ def _bad_folder(root: Path) -> Path:
     return folder
 
 
+def test_a_plan_step_is_checked_against_ufos_own_command_names(tmp_path: Path):
+    """UFO's names (controller.py and the COM clients of microsoft/UFO): its no-action command is named "",
+    the Operator commands and the Excel and PowerPoint ones are UFO's too; "no_action" is none of them."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    names = ["", "double_click", "keypress", "wait", "get_range_values", "set_background_color", "no_action"]
+    for k, function in enumerate(names):
+        record = _record(f"r{k}")
+        _steps(record)[0]["Function"] = function
+        _write(folder, f"r{k}.json", record)
+    result = import_dir(folder, builtin_templates=())
+    assert sorted(p.task_id for p in result.pairs) == [f"r{k}" for k in range(len(names) - 1)]
+    assert [(Path(r.origin).name, r.reason) for r in result.rejected] == [("r6.json", "unknown_function")]
+
+
 def test_each_bad_file_is_rejected_with_its_reason_and_the_good_one_imports(tmp_path: Path):
     result = import_dir(_bad_folder(tmp_path), builtin_templates=())
 

@@ -57,6 +57,44 @@ def test_every_stage_wrote_its_outputs(project: Path):
     assert set(metrics) >= {"sources", "collect", "evolve", "instantiate", "execute", "judge", "datasets"}
 
 
+def test_every_data_stage_counts_kept_plus_quarantined_as_read(project: Path):
+    cfg = config(project)
+    folders = {
+        "collect": cfg.collect.out_dir,
+        "evolve": cfg.evolve.out_dir,
+        "instantiate": cfg.instantiate.out_dir,
+        "execute": cfg.execute.out_dir,
+        "judge": cfg.judge.out_dir,
+        "datasets": cfg.datasets.out_dir,
+    }
+    for stage, folder in folders.items():
+        stats = json.loads((project / folder / "stats.json").read_text())
+        assert stats["by_file"], stage
+        for name, c in stats["by_file"].items():
+            assert c["kept"] + c["quarantined"] == c["read"] > 0, (stage, name, c)
+        for key in ("read", "kept", "quarantined"):
+            assert stats[key] == sum(c[key] for c in stats["by_file"].values()), (stage, key)
+    collect = json.loads((project / cfg.collect.out_dir / "stats.json").read_text())
+    assert collect["quarantined"] > 0 and len(collect["by_file"]) == collect["files"]
+    instantiate = json.loads((project / cfg.instantiate.out_dir / "stats.json").read_text())
+    assert len(instantiate["by_file"]) == 2
+    assert instantiate["passed"] + instantiate["rejected"] == instantiate["sampled"] == TASKS
+
+
+def test_a_count_that_does_not_add_up_fails_the_stage():
+    from lamops.stages.base import RecordsLost, checked_counts, file_counts
+
+    ok = checked_counts("s", {"b": file_counts(3, 2, 1), "a": file_counts(1, 1, 0)})
+    assert ok == {
+        "read": 4,
+        "kept": 3,
+        "quarantined": 1,
+        "by_file": {"a": ok["by_file"]["a"], "b": ok["by_file"]["b"]},
+    }
+    with pytest.raises(RecordsLost, match=r"s: b: 3 records read, but 1 kept \+ 1 quarantined"):
+        checked_counts("s", {"a": file_counts(1, 1, 0), "b": file_counts(3, 1, 1)})
+
+
 def test_stage_runs_are_in_mlflow(project: Path):
     found = runs(project)
     assert {"sources", "collect", "evolve", "instantiate", "execute", "judge", "datasets"} <= set(found)
@@ -85,6 +123,9 @@ def test_a_damaged_input_line_is_quarantined_and_the_rest_kept(project: Path, tm
     assert all(len(q["record"]) < 3000 for q in malformed)
     stats = json.loads((root / "data/task_plans/evolved/stats.json").read_text())
     assert stats["input"] == len(good)
+    counts = {"read": len(good) + 3, "kept": len(good), "quarantined": 3}
+    assert {k: stats[k] for k in counts} == counts
+    assert stats["by_file"] == {"data/task_plans/collected/pairs.jsonl": counts}
 
 
 def test_a_failing_gate_fails_the_stage_and_logs_its_report(project: Path, tmp_path: Path):

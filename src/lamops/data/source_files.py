@@ -2,7 +2,8 @@
 
 Every record a file holds comes out either as a `RawEntry` or as a `Rejected` naming its file and line: a
 line that does not decode (whatever the exception), a Markdown section collect cannot read as a task, a file
-that is not UTF-8 text or cannot be read at all (one record for the whole file). Nothing here raises on the
+that is not UTF-8 text or cannot be read at all (one record for the whole file), a folder of sources that
+cannot be listed (one record for the folder: its files are never seen). Nothing here raises on the
 contents of a file, and every pattern runs in time linear in its input: a page of hostile Markdown costs what
 its length costs."""
 
@@ -24,6 +25,7 @@ from lamops.records import RawEntry, Rejected
 STAGE = "collect"
 KIND_FOLDERS = {"docs": ("doc", ".md"), "howto": ("howto", ".jsonl"), "queries": ("query", ".txt")}
 MAX_FILE_BYTES = 200_000_000
+FOLDER = "folder"  # the kind list_source_files gives a folder it cannot list: one quarantine record
 _WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
@@ -53,11 +55,50 @@ def list_source_files(root: str, s3_endpoint_url: str | None = None) -> list[tup
         what = "is a file, not a folder" if base.exists() else "no such folder"
         raise ConfigError(f"collect.sources: {what}: {base} (expected a folder of docs/, howto/, queries/)")
     out = []
-    for path in base.rglob("*"):
-        kind = None if path.is_dir() else _kind_of(path.relative_to(base).as_posix())
+    for path, unlisted in _walk(base):
+        relative = path.relative_to(base).as_posix()
+        if unlisted:  # a folder that may hold source files but cannot be listed: quarantined, not skipped
+            if path == base or relative.partition("/")[0] in KIND_FOLDERS:
+                out.append((FOLDER, str(path)))
+            continue
+        kind = _kind_of(relative)
         if kind:
             out.append((kind, str(path)))
     return sorted(out, key=lambda x: x[1])
+
+
+def _walk(base: Path) -> Iterator[tuple[Path, bool]]:
+    """(path, False) for every entry under `base` that is not a folder, (folder, True) for every folder that
+    cannot be listed (permission denied, an I/O error), where Path.rglob would skip it silently. Folders are
+    entered, links to folders neither entered nor listed (as rglob)."""
+    stack = [base]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as found:
+                entries = list(found)
+        except OSError:
+            yield folder, True
+            continue
+        for entry in entries:
+            path = folder / entry.name
+            try:
+                real_folder = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                real_folder = False
+            if real_folder:
+                stack.append(path)
+            elif not path.is_dir():
+                yield path, False
+
+
+def _listing_error(folder: str) -> str:
+    """Why `folder` cannot be listed, as one line."""
+    try:
+        with os.scandir(folder):
+            return "it could not be listed a moment ago"
+    except OSError as err:
+        return f"{type(err).__name__}: {err.strerror or err}"
 
 
 def _kind_of(relative: str) -> str | None:
@@ -106,6 +147,13 @@ def iter_entries(
     prefix = root.rstrip("/") + "/"
     for kind, location in files:
         name = printable_name(location[len(prefix) :] if location.startswith(prefix) else location)
+        if kind == FOLDER:
+            name = "./" if location.rstrip("/") == root.rstrip("/") else f"{name}/"
+            detail = (
+                f"folder cannot be listed ({_listing_error(location)}): the source files in it are not read"
+            )
+            yield name, [], [reject("unreadable", detail, name)]
+            continue
         try:
             data = read_source(location, s3_endpoint_url)
         except Exception as err:  # a file that cannot be read is quarantined, the others are still read

@@ -51,12 +51,18 @@ UFO_APPS = ("word", "excel", "powerpoint")  # dataflow's AppEnum, matched case-i
 MAX_FILE_BYTES = 16 * 2**20  # a real result record is a few KB; anything this big is not one
 MAX_TEXT_CHARS = 100_000  # per string value or key; a task, step or traceback is far shorter
 MAX_DEPTH = 32  # nesting of objects and arrays; a real record is under 10 deep, and the writer recurses
-# The functions UFO's dataflow puppeteer knows (its control receiver and the Word, Excel and PowerPoint
-# COM receivers), plus lamops's own action space: a plan step calling anything else is no UFO record.
+# The command names UFO's puppeteer knows (each registered command class's `name()`), plus lamops's own
+# action space: a plan step calling anything else is no UFO record. Read from microsoft/UFO:
+#   ufo/automator/ui_control/controller.py (commit 9551f904), ControlReceiver: the control commands, the
+#     no-action command, whose name is "" (there is no "no_action"), and the OpenAI Operator commands
+#     (click, double_click, drag, keypress, move, scroll, type, wait);
+#   ufo/automator/app_apis/word/wordclient.py (ca5d5a8c), excel/excelclient.py (894f2f92) and
+#     powerpoint/powerpointclient.py (6855327c): the Word, Excel and PowerPoint COM commands.
 UFO_FUNCTIONS = frozenset(
     {
-        "click_input", "click_on_coordinates", "drag_on_coordinates", "set_edit_text", "keyboard_input",
-        "wheel_mouse_input", "scroll", "texts", "summary", "annotation", "no_action",
+        "click_input", "click_on_coordinates", "drag_on_coordinates", "summary", "set_edit_text", "texts",
+        "wheel_mouse_input", "annotation", "keyboard_input", "",
+        "click", "double_click", "drag", "keypress", "move", "scroll", "type", "wait",
         "insert_table", "select_text", "select_table", "select_paragraph", "save_as", "set_font",
         "table2markdown", "insert_excel_table", "select_table_range", "get_range_values",
         "reorder_columns", "set_background_color",

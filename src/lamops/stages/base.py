@@ -18,6 +18,40 @@ class StageInputError(RuntimeError):
     (the stage wrote them before raising)."""
 
 
+class RecordsLost(RuntimeError):
+    """A stage's counts do not add up: for an input file, records kept + quarantined != records read. Bad
+    input never causes this (it is quarantined); a record lost or invented on the way is a bug in lamops."""
+
+
+def file_counts(read: int, kept: int, quarantined: int) -> dict[str, int]:
+    """What a stage did with the records of one input file."""
+    return {"read": read, "kept": kept, "quarantined": quarantined}
+
+
+def checked_counts(stage: str, by_file: dict[str, dict[str, int]]) -> dict:
+    """{read, kept, quarantined} summed over `by_file` ({input file: file_counts(...)}), and `by_file` itself,
+    for a stage's stats.json, after checking kept + quarantined == read for every file: RecordsLost names the
+    first file where it does not hold."""
+    for name, c in by_file.items():
+        if c["kept"] + c["quarantined"] != c["read"]:
+            raise RecordsLost(
+                f"{stage}: {name}: {c['read']} records read, but {c['kept']} kept + {c['quarantined']} "
+                f"quarantined = {c['kept'] + c['quarantined']}; a record was lost or counted twice (a bug in "
+                "lamops, not in the input: please report it)"
+            )
+    totals = {k: sum(c[k] for c in by_file.values()) for k in ("read", "kept", "quarantined")}
+    return {**totals, "by_file": dict(sorted(by_file.items()))}
+
+
+def check_total(stage: str, what: str, expected: int, got: int) -> None:
+    """Raise RecordsLost when a count the stage derives two ways differs (pairs kept by file vs written)."""
+    if expected != got:
+        raise RecordsLost(
+            f"{stage}: {what}: expected {expected}, got {got}; a record was lost or counted twice (a bug in "
+            "lamops, not in the input: please report it)"
+        )
+
+
 class StageResult(BaseModel):
     """The summary of one stage run, printed by the CLI and returned by the Prefect task."""
 

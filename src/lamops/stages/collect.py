@@ -1,4 +1,8 @@
-"""Collect task-plan pairs from raw sources: parse, clean, structure, filter, deduplicate, quarantine."""
+"""Collect task-plan pairs from raw sources: parse, clean, structure, filter, deduplicate, quarantine.
+
+Counts (stats.json): per source file (`by_file`) and in all, the records `read` (entries: a section, a line,
+a query; readable or not), `kept` (a pair in the output) and `quarantined` (no pair, a reason in
+quarantine.jsonl); kept + quarantined == read is checked, or the stage fails (RecordsLost)."""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from lamops.stages.base import (
     STATS_FILE,
     StageInputError,
     StageResult,
+    check_total,
+    checked_counts,
     gate,
     write_drops_and_counts,
 )
@@ -94,16 +100,23 @@ def run(cfg: Config) -> StageResult:
             seen.add(pair.task_id)
             pairs.append(pair)
         dropped_by = Counter(r.reason for r in rejected)
+        counts = checked_counts(
+            "collect", by_file(unread, entry_file, {p.origin for p in pairs}, quarantined)
+        )
+        check_total("collect", "records read, summed by file vs in all", raw_entries, counts["read"])
+        check_total("collect", "pairs kept, summed by file vs written", len(pairs), counts["kept"])
         stats = {
             "files": len(files),
             "raw_entries": raw_entries,
+            "read": counts["read"],
             "kept": len(pairs),
+            "quarantined": counts["quarantined"],
             "dropped": dict(sorted(dropped_by.items())),
             "dropped_total": len(rejected),
             "by_source": dict(sorted(Counter(p.source for p in pairs).items())),
         }
         tracked.log_metrics(stats)
-        stats["by_file"] = by_file(unread, entry_file, {p.origin for p in pairs}, quarantined)
+        stats["by_file"] = counts["by_file"]
         if not pairs:  # the reasons first, where the user can read them; the gate would only say "0 rows"
             with replace_dir(out_dir) as staging:
                 write_drops_and_counts(staging, rejected, stats)

@@ -1,4 +1,11 @@
-"""Build the datasets: plan SFT (LAM1), step SFT (LAM2/3), reward samples, tasks; a frozen test split."""
+"""Build the datasets: plan SFT (LAM1), step SFT (LAM2/3), reward samples, tasks; a frozen test split.
+
+Counts (stats.json): of each input file (collect's and evolve's pairs.jsonl, instantiate's tasks.jsonl,
+judge's judged.jsonl; `by_file`, and in all), the lines `read`, `kept` (valid records) and `quarantined`
+(always 0: the upstream stage validated the file, so a malformed line fails the stage, naming it).
+kept + quarantined == read is checked, and so is that every pair is one plan_sft row (train + test) and
+every judged trajectory is counted once by verdict (trajectories_yes/no/unsure); a mismatch fails the stage
+(RecordsLost)."""
 
 from __future__ import annotations
 
@@ -8,7 +15,16 @@ from pathlib import Path
 
 from lamops.config import Config
 from lamops.io import replace_dir
-from lamops.stages.base import PAIRS_FILE, STATS_FILE, TASKS_FILE, StageResult, gate
+from lamops.stages.base import (
+    PAIRS_FILE,
+    STATS_FILE,
+    TASKS_FILE,
+    StageResult,
+    check_total,
+    checked_counts,
+    file_counts,
+    gate,
+)
 from lamops.tracking import stage_run
 
 # Each data stage's stats.json, gathered into the DVC metrics file by stage name.
@@ -32,13 +48,25 @@ def run(cfg: Config) -> StageResult:
     c = cfg.datasets
     out_dir = cfg.path(c.out_dir)
     with stage_run(cfg, "datasets") as tracked:
-        collected = _read(cfg.path(cfg.collect.out_dir) / PAIRS_FILE, TaskPlanPair)
-        evolved = _read(cfg.path(cfg.evolve.out_dir) / PAIRS_FILE, TaskPlanPair)
-        tasks = _read(cfg.path(cfg.instantiate.out_dir) / TASKS_FILE, InstantiatedTask)
-        judged = _read(cfg.path(cfg.judge.out_dir) / JUDGED_FILE, Trajectory)
+        by_file: dict[str, dict[str, int]] = {}
+
+        def read(folder: Path, name: str, model) -> list:
+            records = _read(cfg.path(folder) / name, model)
+            by_file[(folder / name).as_posix()] = file_counts(len(records), len(records), 0)
+            return records
+
+        collected = read(cfg.collect.out_dir, PAIRS_FILE, TaskPlanPair)
+        evolved = read(cfg.evolve.out_dir, PAIRS_FILE, TaskPlanPair)
+        tasks = read(cfg.instantiate.out_dir, TASKS_FILE, InstantiatedTask)
+        judged = read(cfg.judge.out_dir, JUDGED_FILE, Trajectory)
+        counts_in = checked_counts("datasets", by_file)
         sets, counts, test_ids = build(
             collected + evolved, tasks, judged, salt=c.split_salt, test_fraction=c.test_fraction
         )
+        pairs_rows = counts["plan_sft_train"] + counts["plan_sft_test"]
+        check_total("datasets", "pairs read vs plan_sft rows", len(collected) + len(evolved), pairs_rows)
+        by_verdict = sum(v for k, v in counts.items() if k.startswith("trajectories_"))
+        check_total("datasets", "trajectories read vs counted by verdict", len(judged), by_verdict)
         leaked = leaks(sets, test_ids)
         if leaked:  # a check, not a convention: a leak is a bug and the stage fails
             raise RuntimeError(
@@ -57,7 +85,7 @@ def run(cfg: Config) -> StageResult:
                 for split, rows in by_split.items():
                     write_jsonl(staging / name / f"{split}.jsonl", [row_dict(r) for r in rows])
             write_atomic(staging / "test_ids.txt", "".join(f"{i}\n" for i in sorted(test_ids)).encode())
-            write_json(staging / STATS_FILE, counts)
+            write_json(staging / STATS_FILE, {**counts_in, **counts})
         for name, by_split in sets.items():
             for split, rows in by_split.items():
                 if rows and name != "tasks":
@@ -67,7 +95,7 @@ def run(cfg: Config) -> StageResult:
                         f"{name}_{split}",
                         "training" if split == "train" else "evaluation",
                     )
-        metrics = data_metrics(cfg, counts)
+        metrics = data_metrics(cfg, {**counts_in, **counts})
         write_json(cfg.path(c.metrics_file), metrics)
         tracked.log_metrics(counts)
         tracked.log_json(metrics, "data.json")

@@ -1,4 +1,9 @@
-"""Evolve harder task-plan variants from collected ones (combinations, added requirements)."""
+"""Evolve harder task-plan variants from collected ones (combinations, added requirements).
+
+Counts (stats.json): of collect's pairs.jsonl (`by_file`, and in all), the lines `read`, `kept` (valid pairs,
+every one an input of evolving) and `quarantined` (malformed lines, in quarantine.jsonl); kept + quarantined
+== read is checked, or the stage fails (RecordsLost). The evolved pairs are new records, counted apart
+(`evolved`, and the declined candidates under `dropped`)."""
 
 from __future__ import annotations
 
@@ -8,7 +13,14 @@ from functools import partial
 
 from lamops.config import Config
 from lamops.io import read_jsonl, replace_dir, write_jsonl
-from lamops.stages.base import PAIRS_FILE, StageResult, gate, write_drops_and_counts
+from lamops.stages.base import (
+    PAIRS_FILE,
+    StageResult,
+    checked_counts,
+    file_counts,
+    gate,
+    write_drops_and_counts,
+)
 from lamops.tracking import stage_run
 
 
@@ -36,15 +48,18 @@ def run(cfg: Config) -> StageResult:
             # evolved pair mixes a test pair into training data or inflates the test split.
             group=partial(in_test, salt=cfg.datasets.split_salt, test_fraction=cfg.datasets.test_fraction),
         )
+        name = (cfg.collect.out_dir / PAIRS_FILE).as_posix()
+        counts_in = checked_counts("evolve", {name: file_counts(len(pairs) + len(bad), len(pairs), len(bad))})
         rejected = bad + rejected
         stats = {
+            **counts_in,
             "input": len(pairs),
             "evolved": len(evolved),
             "target": counts.pop("target"),
             "total_for_lam1": len(pairs) + len(evolved),
             "dropped": dict(sorted(Counter(r.reason for r in rejected).items())),
         }
-        tracked.log_metrics(stats)
+        tracked.log_metrics({k: v for k, v in stats.items() if k != "by_file"})
         gate(tracked, "task_plans", evolved)
         with replace_dir(out_dir) as staging:
             write_jsonl(staging / PAIRS_FILE, evolved)

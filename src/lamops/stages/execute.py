@@ -1,4 +1,10 @@
-"""Execute every instantiated task with the expert, in Ray actors holding one environment each (resumable)."""
+"""Execute every instantiated task with the expert, in Ray actors holding one environment each (resumable).
+
+Counts (stats.json): of instantiate's tasks.jsonl, the lines `read`, `kept` (tasks with a trajectory in the
+output folder after the run: every task is kept, a task the environment could not run as a trajectory with
+its error, counted in `failed_to_run`) and `quarantined` (always 0: a malformed line means the file was
+damaged after instantiate validated it, and fails the stage before anything runs). kept + quarantined ==
+read is checked, or the stage fails (RecordsLost)."""
 
 from __future__ import annotations
 
@@ -7,13 +13,13 @@ import time
 from lamops.config import Config
 from lamops.io import read_jsonl, write_json
 from lamops.progress import show_progress
-from lamops.stages.base import STATS_FILE, TASKS_FILE, StageResult
+from lamops.stages.base import STATS_FILE, TASKS_FILE, StageResult, checked_counts, file_counts
 from lamops.tracking import stage_run
 
 
 def run(cfg: Config) -> StageResult:
     from lamops.compute import ensure_ray
-    from lamops.data.execute import execute_tasks
+    from lamops.data.execute import TRAJECTORIES, execute_tasks
     from lamops.records import InstantiatedTask
 
     start = time.perf_counter()
@@ -40,8 +46,12 @@ def run(cfg: Config) -> StageResult:
             progress=show_progress(),
         )
         stats = summary.model_dump()
+        written = sum((out_dir / TRAJECTORIES / f"{t.task_id}.json").is_file() for t in tasks)
+        name = (cfg.instantiate.out_dir / TASKS_FILE).as_posix()
+        counts_in = checked_counts("execute", {name: file_counts(len(tasks) + len(bad), written, len(bad))})
         # Not a DVC output file of its own: the folder is persistent (resumable), so stats live inside it.
-        write_json(out_dir / STATS_FILE, {k: v for k, v in stats.items() if k in ("tasks", "failed_to_run")})
+        kept = {k: v for k, v in stats.items() if k in ("tasks", "failed_to_run")}
+        write_json(out_dir / STATS_FILE, {**counts_in, **kept})
         tracked.log_metrics(stats)
         tracked.log_dataset(source, tasks, "instantiated_tasks", "input")
     return StageResult(

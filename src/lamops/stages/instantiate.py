@@ -1,4 +1,10 @@
-"""Instantiate task-plan pairs on template documents: choose a template, prefill, filter (UFO types)."""
+"""Instantiate task-plan pairs on template documents: choose a template, prefill, filter (UFO types).
+
+Counts (stats.json): of each input file (collect's and evolve's pairs.jsonl, `by_file`, and in all), the lines
+`read`, `kept` (valid pairs, the population `max_tasks` are sampled from) and `quarantined` (malformed lines);
+kept + quarantined == read is checked. Each sampled pair then becomes one task (`passed`) or one quarantine
+record (`rejected`: turned away by the filter, or not instantiable); passed + rejected == sampled is checked
+too. Either check failing fails the stage (RecordsLost)."""
 
 from __future__ import annotations
 
@@ -13,6 +19,9 @@ from lamops.stages.base import (
     QUARANTINE_FILE,
     TASKS_FILE,
     StageResult,
+    check_total,
+    checked_counts,
+    file_counts,
     gate,
     write_drops_and_counts,
 )
@@ -46,18 +55,38 @@ def run(cfg: Config) -> StageResult:
             map_batches=partial(map_batches, workers=c.workers, ray_cfg=cfg.ray, batch_size=64),
         )
         tasks = [r["task"] for r in results if "task" in r]
-        rejected = bad1 + bad2 + [r["rejected"] for r in results if "rejected" in r]
+        turned_away = [r["rejected"] for r in results if "rejected" in r]
+        rejected = bad1 + bad2 + turned_away
         filtered = Counter(r["filtered"] for r in results if "filtered" in r)
+        counts_in = checked_counts(
+            "instantiate",
+            {
+                (folder / PAIRS_FILE).as_posix(): file_counts(len(good) + len(bad), len(good), len(bad))
+                for folder, good, bad in (
+                    (cfg.collect.out_dir, collected, bad1),
+                    (cfg.evolve.out_dir, evolved, bad2),
+                )
+            },
+        )
+        check_total("instantiate", "sampled pairs vs tasks passed + rejected", len(sample), len(results))
+        check_total(
+            "instantiate",
+            "sampled pairs vs tasks passed + rejected",
+            len(sample),
+            len(tasks) + len(turned_away),
+        )
         stats = {
+            **counts_in,
             "sampled": len(sample),
             "passed": len(tasks),
+            "rejected": len(turned_away),
             "filtered": dict(sorted(filtered.items())),
             "dropped": dict(sorted(Counter(r.reason for r in rejected if r.reason != "filtered").items())),
             "by_template": dict(sorted(Counter(t.template for t in tasks).items())),
             "with_goal": sum(1 for t in tasks if t.family),
             "composite": sum(1 for t in tasks if t.family == "composite"),
         }
-        tracked.log_metrics({k: v for k, v in stats.items() if k != "by_template"})
+        tracked.log_metrics({k: v for k, v in stats.items() if k not in ("by_template", "by_file")})
         gate(tracked, "instantiated", tasks)
         with replace_dir(out_dir) as staging:
             write_jsonl(staging / TASKS_FILE, tasks)

@@ -1,4 +1,10 @@
-"""Judge every trajectory: the verifier where the task has a goal predicate, else the LLM judge."""
+"""Judge every trajectory: the verifier where the task has a goal predicate, else the LLM judge.
+
+Counts (stats.json): of execute's trajectories/ folder (one record per file, so counted as one input under
+`by_file`), the trajectory files `read`, `kept` (judged: a line of judged.jsonl, routed to pass, fail or
+unsure) and `quarantined` (always 0: a file that is not a trajectory fails the stage, execute wrote it).
+kept + quarantined == read and pass + fail + unsure == judged are checked, or the stage fails
+(RecordsLost)."""
 
 from __future__ import annotations
 
@@ -6,12 +12,13 @@ import time
 
 from lamops.config import Config
 from lamops.progress import show_progress
-from lamops.stages.base import STATS_FILE, StageResult, gate
+from lamops.stages.base import STATS_FILE, StageResult, check_total, checked_counts, file_counts, gate
 from lamops.tracking import stage_run
 
 
 def run(cfg: Config) -> StageResult:
     from lamops.compute import ensure_ray
+    from lamops.data.execute import TRAJECTORIES
     from lamops.data.judge import JUDGED_FILE, judge_trajectories
     from lamops.io import read_jsonl, replace_dir, write_json
     from lamops.records import Trajectory
@@ -35,12 +42,20 @@ def run(cfg: Config) -> StageResult:
             judged, bad = read_jsonl(staging / JUDGED_FILE, Trajectory, "judge")
             if bad:
                 raise ValueError(f"judge wrote {len(bad)} unreadable line(s): {bad[0].detail}")
+            name = (cfg.execute.out_dir / TRAJECTORIES).as_posix()
+            counts_in = checked_counts("judge", {name: file_counts(summary.judged, len(judged), 0)})
+            routed = summary.pass_ + summary.fail + summary.unsure
+            check_total(
+                "judge", "trajectories judged vs routed to pass, fail, unsure", summary.judged, routed
+            )
             gate(tracked, "trajectories", judged)
             # stats.json is a DVC output: counts only, timings go to MLflow, so re-runs write the same bytes.
-            stats = summary.model_dump(exclude={"seconds"})
+            stats = {**counts_in, **summary.model_dump(exclude={"seconds"})}
             stats["success_rate"] = round(100 * summary.pass_ / max(1, summary.judged), 2)
             write_json(staging / STATS_FILE, stats)
-        tracked.log_metrics({**stats, "seconds": summary.seconds})
+        tracked.log_metrics(
+            {**{k: v for k, v in stats.items() if k != "by_file"}, "seconds": summary.seconds}
+        )
         tracked.log_dataset(
             out_dir / JUDGED_FILE,
             [
