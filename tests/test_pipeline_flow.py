@@ -30,6 +30,8 @@ def not_recorded(caplog) -> list[str]:
 
 @pytest.mark.usefixtures("prefect_server")
 def test_pipeline_flow_runs_the_templates_stage(tmp_path: Path, caplog) -> None:
+    from mlflow.tracking import MlflowClient
+
     shutil.copy(ROOT / "params.yaml", tmp_path)
     out = tmp_path / "library"
 
@@ -45,6 +47,9 @@ def test_pipeline_flow_runs_the_templates_stage(tmp_path: Path, caplog) -> None:
     runs = mlflow_runs(tmp_path)
     assert {r.info.run_name for r in runs} == {"pipeline"}
     assert runs[0].info.status == "FINISHED"
+    # A model-training experiment (MLflow 3's experiment kind): the UI opens it on its runs.
+    experiment = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_experiment_by_name("lamops")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     # dvc.lock describes params.yaml alone: said once, by the parent flow, not again by its sub-flow.
     assert [line.split(": ", 1)[1] for line in not_recorded(caplog)] == [
         f"--set templates.out_dir={out} (dvc.lock describes params.yaml alone); the flow keeps its own "
