@@ -282,8 +282,9 @@ def description(table: str, names: list[str], experiment_id: str, run_id: str, f
             "",
             f"Each of {', '.join(names)} has a run nested under this one, named after it and tagged "
             "`lamops.phase`, with the same metric keys (`offline.ssr`, `offline.tsr`, `online.tsr`, ...; "
-            "`planning.*` for LAM1, no `offline.*` for the expert): in the experiment's runs, search "
-            "`tags.lamops.phase != ''`, select them and **Compare**, or chart `online.tsr` across them. "
+            "`planning.*` for LAM1 only; the expert, replayed from its logs, has the `online.*` ones): "
+            "in the experiment's runs, search `tags.lamops.phase != ''`, select them and **Compare**, "
+            "or chart `online.tsr` across them. "
             "This run also holds every phase's figures as `<phase>.<metric>`.",
             "",
             "",
