@@ -4,13 +4,17 @@
 with the same parameters.
 
 Every stage whose params, deps and outs are unchanged since its last successful run under the profile is
-skipped (`force` runs it anyway; lamops.stages.fingerprint); its task run still reports it. Ray work is
-submitted by the stages themselves, to `ray.address` / $RAY_ADDRESS (local Ray when unset).
+skipped (`force` runs it anyway; lamops.stages.fingerprint); its task run still reports it. On params.yaml
+alone (no profile, no overrides) in a DVC project, each stage that succeeded or was skipped is then recorded
+in dvc.lock and the DVC cache (`dvc commit -f <stage>`, lamops.stages.dvc_lock), so `dvc status` stays clean;
+otherwise the flow says once why it does not. Ray work is submitted by the stages themselves, to
+`ray.address` / $RAY_ADDRESS (local Ray when unset).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +23,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from lamops.config import Config, load_config
 from lamops.phases import select_stages
-from lamops.stages import STAGES
+from lamops.stages import STAGES, dvc_lock
 from lamops.stages.base import StageResult
 from lamops.tracking import PARENT_RUN_ENV, pipeline_run, tracking_uri
 from tasks.stages import stage_task
@@ -48,6 +52,7 @@ def pipeline(
     selected = cfg.pipeline.stages if stages is None else select_stages(stages)
     logger = get_run_logger()
     logger.info("profile %s, root %s, stages: %s", cfg.profile, cfg.root, ", ".join(selected))
+    _dvc_recording(cfg, params, overrides, announce=True)
     results = []
     with pipeline_run(cfg, list(selected)) as run_id:
         logger.info("MLflow run %s (%s): the stages' runs nest under it", run_id, tracking_uri(cfg))
@@ -84,14 +89,25 @@ def _run_group(
     if not selected:
         get_run_logger().info("%s: no stage of this flow selected", group_name)
         return []
-    if os.environ.get(PARENT_RUN_ENV):
-        return _run_stages(cfg, selected, force)
+    # Under lamops-pipeline (its MLflow run open in this process) the parent said why DVC records nothing.
+    nested = bool(os.environ.get(PARENT_RUN_ENV))
+    record = _dvc_recording(cfg, params, overrides, announce=not nested)
+    if nested:
+        return _run_stages(cfg, selected, force, record)
     with pipeline_run(cfg, list(selected)) as run_id:
         get_run_logger().info("MLflow run %s (%s): the stages' runs nest under it", run_id, tracking_uri(cfg))
-        return _run_stages(cfg, selected, force)
+        return _run_stages(cfg, selected, force, record)
 
 
-def _run_stages(cfg: Config, selected: tuple[str, ...], force: bool) -> list[dict[str, Any]]:
+def _dvc_recording(cfg: Config, params: str, overrides: list[str] | None, *, announce: bool) -> bool:
+    """Whether the stages' outputs go into dvc.lock and the DVC cache; if not and `announce`, log why."""
+    reason = dvc_lock.not_recorded_because(cfg, params, overrides or ())
+    if reason is not None and announce:
+        get_run_logger().info("%s", reason)
+    return reason is None
+
+
+def _run_stages(cfg: Config, selected: tuple[str, ...], force: bool, record: bool) -> list[dict[str, Any]]:
     logger = get_run_logger()
     logger.info("profile %s, root %s, stages: %s", cfg.profile, cfg.root, ", ".join(selected))
     results = []
@@ -99,9 +115,32 @@ def _run_stages(cfg: Config, selected: tuple[str, ...], force: bool) -> list[dic
         logger.info("stage %d/%d %s: running", number, len(selected), name)
         result = stage_task(name, cfg.pipeline)(cfg, force)
         logger.info("stage %s: %s (%.1f s)", name, result.message, result.seconds)
+        if record:
+            record_in_dvc(cfg, name)
         publish_artifacts(cfg, name, result)
         results.append(result.model_dump(mode="json"))
     return results
+
+
+def record_in_dvc(cfg: Config, name: str) -> bool:
+    """`dvc commit -f <name>` after the stage succeeded: its outs into the DVC cache and dvc.lock, as `dvc
+    repro` records them. A failure is a warning, never a failed pipeline: the stage's outputs stand, only
+    `dvc status` will call the stage changed. Stages without a DVC stage (promote) are not recorded."""
+    if not dvc_lock.has_dvc_stage(cfg, name):
+        return False
+    logger = get_run_logger()
+    started = time.monotonic()
+    try:
+        dvc_lock.commit_stage(cfg, name)
+    except Exception as err:  # noqa: BLE001 - any DVC failure: the stage itself succeeded
+        logger.warning(
+            "stage %s: succeeded, but recording its outputs in DVC failed (%s: %s); `dvc status` shows it "
+            "changed until `dvc commit -f %s` or `dvc repro`",
+            name, type(err).__name__, err, name,
+        )  # fmt: skip
+        return False
+    logger.info("stage %s: recorded in dvc.lock and the DVC cache (%.1f s)", name, time.monotonic() - started)
+    return True
 
 
 @flow(name="lamops-data")

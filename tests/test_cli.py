@@ -161,3 +161,25 @@ def test_params_that_cannot_be_decoded_exit_2_naming_the_file_or_field(tmp_path:
     for args, part in cases:
         for command in ("collect", "pipeline"):
             _one_line_error(runner.invoke(app, [command, *args]), part)
+
+
+def test_env_play_without_a_template_plays_the_family_on_its_first_applicable_template() -> None:
+    from lamops.env.families import applicable_templates
+
+    params = ["--params", str(ROOT / "params.yaml")]
+    first = applicable_templates("table_style")[0]
+    result = runner.invoke(app, ["env", "play", "--family", "table_style", *params])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"template: {first} (the first table_style applies to;")
+    assert "verdict: yes" in result.output
+
+    played = json.loads(
+        runner.invoke(app, ["env", "play", "--family", "table_style", "--json", *params]).output
+    )
+    assert played["task"]["template"] == first and played["verdict"]["complete"] == "yes"
+
+    unknown = runner.invoke(app, ["env", "play", "--family", "nope", *params])
+    assert unknown.exit_code == 2 and "unknown task family 'nope'" in unknown.output
+    # composite tasks are built by composing families, never played on their own
+    composite = runner.invoke(app, ["env", "play", "--family", "composite", *params])
+    assert composite.exit_code == 2 and "applies to no template" in composite.output

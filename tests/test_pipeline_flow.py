@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import ROOT
+from test_dvc_repro import make_project, run, set_params
 
 from flows.pipeline import DATA_STAGES, EVALUATE_PROMOTE_STAGES, SUBFLOWS, TRAIN_STAGES, data, pipeline
 from lamops.config import load_config
@@ -22,14 +23,22 @@ def mlflow_runs(root: Path) -> list:
     return client.search_runs(client.get_experiment_by_name("lamops").experiment_id)
 
 
+def not_recorded(caplog) -> list[str]:
+    """What the flows said about not recording their outputs in DVC."""
+    return [r.getMessage() for r in caplog.records if "not recorded in DVC" in r.getMessage()]
+
+
 @pytest.mark.usefixtures("prefect_server")
-def test_pipeline_flow_runs_the_templates_stage(tmp_path: Path) -> None:
+def test_pipeline_flow_runs_the_templates_stage(tmp_path: Path, caplog) -> None:
+    from mlflow.tracking import MlflowClient
+
     shutil.copy(ROOT / "params.yaml", tmp_path)
     out = tmp_path / "library"
 
-    results = pipeline(
-        params=str(tmp_path / "params.yaml"), stages=["templates"], overrides=[f"templates.out_dir={out}"]
-    )
+    with caplog.at_level("INFO"):
+        results = pipeline(
+            params=str(tmp_path / "params.yaml"), stages=["templates"], overrides=[f"templates.out_dir={out}"]
+        )
 
     assert [result["stage"] for result in results] == ["templates"]
     assert (out / "index.json").is_file()
@@ -38,18 +47,28 @@ def test_pipeline_flow_runs_the_templates_stage(tmp_path: Path) -> None:
     runs = mlflow_runs(tmp_path)
     assert {r.info.run_name for r in runs} == {"pipeline"}
     assert runs[0].info.status == "FINISHED"
+    # A model-training experiment (MLflow 3's experiment kind): the UI opens it on its runs.
+    experiment = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_experiment_by_name("lamops")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    # dvc.lock describes params.yaml alone: said once, by the parent flow, not again by its sub-flow.
+    assert [line.split(": ", 1)[1] for line in not_recorded(caplog)] == [
+        f"--set templates.out_dir={out} (dvc.lock describes params.yaml alone); the flow keeps its own "
+        "stamps in .lamops/stages/tiny/"
+    ]
 
 
 @pytest.mark.usefixtures("prefect_server")
 def test_a_rerun_skips_an_unchanged_stage_unless_forced_and_a_sub_flow_opens_its_own_pipeline_run(
-    tmp_path: Path,
+    tmp_path: Path, caplog
 ) -> None:
     shutil.copy(ROOT / "params.yaml", tmp_path)
+    shutil.copy(ROOT / "dvc.yaml", tmp_path)  # a project with a dvc.yaml but no DVC repository
     args = {"params": str(tmp_path / "params.yaml"), "stages": ["templates"]}
 
-    first = pipeline(**args)
-    again = data(**args)
-    forced = pipeline(**args, force=True)
+    with caplog.at_level("INFO"):
+        first = pipeline(**args)
+        again = data(**args)
+        forced = pipeline(**args, force=True)
 
     assert first[0]["message"].startswith("built ")
     assert again[0]["stage"] == "templates"
@@ -57,6 +76,50 @@ def test_a_rerun_skips_an_unchanged_stage_unless_forced_and_a_sub_flow_opens_its
     assert forced[0]["message"].startswith("built ")
     # Three flow runs, three pipeline runs: the sub-flow run on its own opened one too.
     assert [r.info.run_name for r in mlflow_runs(tmp_path)] == ["pipeline"] * 3
+    # Once per flow run (the sub-flow run on its own says it too), and nothing recorded.
+    said = not_recorded(caplog)
+    assert len(said) == 3, said
+    assert all("is not in a DVC repository (no .dvc folder)" in line for line in said), said
+    assert not (tmp_path / "dvc.lock").exists()
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_the_flow_records_its_stages_in_dvc_so_dvc_status_stays_clean(tmp_path: Path, caplog) -> None:
+    """On params.yaml alone (small sources in it: no profile, no overrides needed) each stage the flow runs
+    or skips is committed to dvc.lock and the DVC cache as `dvc repro` would: `dvc status` is clean and
+    `dvc repro` does nothing; after a param change and a rerun of the flow, clean again. Two flow runs of
+    the cheapest stages (~20-40 s on a loaded 2-core runner, most of it `sources` and the dvc commands)."""
+    project = make_project(tmp_path, ["templates", "sources"])
+    args = {"params": str(project / "params.yaml"), "stages": ["templates", "sources"]}
+    stages = ["templates", "sources"]
+
+    pipeline(**args)
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    assert set(lock) == set(stages)
+    assert "Data and pipelines are up to date" in run(["dvc", "status", *stages], project)
+    assert "Data and pipelines are up to date" in run(["dvc", "repro", *stages], project)
+
+    # The outs are in the DVC cache (a folder out: its `.dir` listing and every file it names).
+    cache = project / ".dvc" / "cache" / "files" / "md5"
+    for stage in stages:
+        (out,) = lock[stage]["outs"]
+        listing = cache / out["md5"][:2] / out["md5"][2:]
+        assert all((cache / f["md5"][:2] / f["md5"][2:]).is_file() for f in json.loads(listing.read_text()))
+
+    # One param changed (templates' only one: a cheap rerun): the flow reruns templates, skips sources, and
+    # records both again.
+    set_params(project, {"templates.out_dir": "data/library"})
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        results = pipeline(**args)
+    recorded = [r.getMessage() for r in caplog.records if "recorded in dvc.lock" in r.getMessage()]
+    assert [line.split(":")[0] for line in recorded] == ["stage templates", "stage sources"], recorded
+    assert results[0]["message"].startswith("built ")
+    assert results[1]["message"].startswith("unchanged since ")  # skipped, recorded all the same
+    after = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    assert after["templates"]["outs"][0]["path"] == "data/library"
+    assert after["sources"] == lock["sources"]
+    assert "Data and pipelines are up to date" in run(["dvc", "status", *stages], project)
 
 
 @pytest.mark.usefixtures("prefect_server")

@@ -295,7 +295,10 @@ def env_families(as_json: JsonOption = False) -> None:
 @env_app.command("play")
 def env_play(
     family: Annotated[str, typer.Option(help="Task family (see `lamops env families`).")],
-    template: Annotated[str, typer.Option(help="Template document, e.g. plain_text.")],
+    template: Annotated[
+        str | None,
+        typer.Option(help="Template document, e.g. plain_text (default: the family's first applicable one)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sampled task.")] = 0,
     out: Annotated[
         Path | None, typer.Option(help="Folder to save the final .docx in.", metavar="DIR")
@@ -307,11 +310,21 @@ def env_play(
 ) -> None:
     """Run the built-in expert on one sampled task, showing each step and the verifier's verdict."""
     from lamops.agents.expert import ExpertAgent
-    from lamops.env.families import sample_task
+    from lamops.env.families import applicable_templates, sample_task
     from lamops.env.templates import TEMPLATES
     from lamops.env.word import WordEnv
 
     cfg = _load(params, profile, overrides)
+    if template is None:  # the first template the family applies to (`lamops env families` lists them)
+        try:
+            applicable = applicable_templates(family)
+        except ValueError as err:
+            _fail(str(err))
+        if not applicable:
+            _fail(f"family {family!r} applies to no template; known: {', '.join(TEMPLATES)}")
+        template = applicable[0]
+        if not as_json:
+            typer.echo(f"template: {template} (the first {family} applies to; choose with --template)")
     if template not in TEMPLATES:
         _fail(f"unknown template {template!r}; known: {', '.join(TEMPLATES)}")
     try:

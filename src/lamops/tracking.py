@@ -41,6 +41,14 @@ class TrackingUnavailable(RuntimeError):
     and what to do."""
 
 
+# MLflow 3's experiment kind (the UI reads the tag to choose an experiment's views): lamops trains models, so
+# its experiment is "custom_model_development" (the UI's machine-learning kind: runs, metrics, models and
+# their comparison) rather than "genai_development" (traces). Without the tag MLflow 3's UI asks, or guesses.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+NOTE_TAG = "mlflow.note.content"  # a run's description, rendered as Markdown on its page
+
+
 def tracking_uri(cfg: Config) -> str:
     """$MLFLOW_TRACKING_URI, else params' uri with a relative sqlite path resolved against the root."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri
@@ -168,7 +176,15 @@ def setup(cfg: Config) -> str:
         os.environ["MLFLOW_TRACKING_URI"] = user_value
     experiment = mlflow.get_experiment_by_name(cfg.tracking.experiment)
     if experiment is None:
-        return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=artifact_location(cfg))
+        return mlflow.create_experiment(
+            cfg.tracking.experiment,
+            artifact_location=artifact_location(cfg),
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+        )
+    if EXPERIMENT_KIND_TAG not in experiment.tags:  # made before lamops set it; a kind chosen in the UI stays
+        mlflow.MlflowClient().set_experiment_tag(
+            experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+        )
     return experiment.experiment_id
 
 
@@ -188,6 +204,12 @@ class StageRun:
 
     def __init__(self, run_id: str):
         self.run_id = run_id
+
+    def describe(self, markdown: str) -> None:
+        """The run's description (its Overview page's Markdown), cut to what a tag holds (8,000 chars)."""
+        import mlflow
+
+        mlflow.set_tag(NOTE_TAG, markdown[:8000])
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         import mlflow

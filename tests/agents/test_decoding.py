@@ -455,7 +455,7 @@ def test_a_text_argument_copies_the_phrase_the_thought_quotes_else_one_the_reque
 def test_free_text_copies_a_phrase_the_request_quotes_after_an_opening_quote():
     constraints = Constraints(controls=(("1", "Home"),), request="Bold 'a b' and 'c\"d'.", canvas="")
     state = action_grammar(constraints, LIMITS)
-    out = b'{"thought": "Select \'a b\' then \''
+    out = b"{\"thought\": \"Select 'a b' then '"
     for b in out:
         state = advance(state, b)
     # Inside the thought after ` '`: the phrase not yet written first, each with its closing quote; the copy
@@ -463,9 +463,9 @@ def test_free_text_copies_a_phrase_the_request_quotes_after_an_opening_quote():
     offered = copy_states(state, b"", out)
     assert [(s[0].text, lockable) for s, lockable in offered] == [(b"c\\\"d'", True), (b"a b'", True)]
     after = offered[0][0]
-    for b in b"c\\\"d'. More.\"":
+    for b in b'c\\"d\'. More."':
         after = advance(after, b)
-    assert after is not None and after[0].__class__.__name__ == "Lit"  # the thought closed: `, "control_name"`
+    assert after is not None and after[0].__class__.__name__ == "Lit"  # the thought closed
     # Partly typed: only the phrases it starts; elsewhere (no ` '`, or a closed quote) nothing.
     typed = out + b"a"
     st = advance(state, ord("a"))

@@ -168,6 +168,26 @@ def test_a_degraded_model_is_evaluated_and_never_promoted_a_better_one_is(projec
     assert alias(project, "previous-champion") == champion
     # The table and the per-phase run exist for every evaluation.
     assert (project / "reports" / "evaluate" / "phase_table.md").read_text().count("LAM4") >= 1
+    # In MLflow: the evaluate run's description shows the table and links it; the phase runs under it carry
+    # `lamops.phase` and the same metric keys (the expert, replayed from its logs, has only the online ones).
+    client = registry(project)
+    experiment = client.get_experiment_by_name("lamops")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    (evaluate,) = client.search_runs(
+        [experiment.experiment_id],
+        "tags.lamops.stage = 'evaluate'",
+        order_by=["start_time DESC"],
+        max_results=1,
+    )
+    note = evaluate.data.tags["mlflow.note.content"]
+    assert f"/runs/{evaluate.info.run_id}/artifacts/phase_table.md)" in note and "| Object Acc |" in note
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{evaluate.info.run_id}'"
+    )
+    by_phase = {run.data.tags["lamops.phase"]: set(run.data.metrics) for run in children}
+    assert set(by_phase) == {"lam4", "expert"}
+    assert by_phase["expert"] and all(k.startswith("online.") for k in by_phase["expert"])
+    assert {k for k in by_phase["lam4"] if k.startswith("online.")} == by_phase["expert"]
 
 
 def test_the_flow_publishes_the_phase_table_and_the_promotion_as_prefect_artifacts(

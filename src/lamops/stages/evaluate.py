@@ -270,6 +270,31 @@ def _log_run(cfg: Config, name: str, metrics: dict[str, Any]) -> None:
         mlflow.log_dict(metrics, f"{name}.json")
 
 
+def description(table: str, names: list[str], experiment_id: str, run_id: str, figures: list[str]) -> str:
+    """The evaluate run's description (Markdown on its MLflow page): where the phase table is, how to compare
+    the phases' runs, then the table itself when it fits in the description."""
+    artifacts = f"#/experiments/{experiment_id}/runs/{run_id}/artifacts"
+    head = "\n".join(
+        [
+            "**The phases side by side.** The phase table below is the artifact "
+            f"[`{TABLE_FILE}`]({artifacts}/{TABLE_FILE}) (paper Tables 2-4: our numbers beside the paper's); "
+            "the figures: " + ", ".join(f"[`{f}`]({artifacts}/{f})" for f in figures) + ".",
+            "",
+            f"Each of {', '.join(names)} has a run nested under this one, named after it and tagged "
+            "`lamops.phase`, with the same metric keys (`offline.ssr`, `offline.tsr`, `online.tsr`, ...; "
+            "`planning.*` for LAM1 only; the expert, replayed from its logs, has the `online.*` ones): "
+            "in the experiment's runs, search `tags.lamops.phase != ''`, select them and **Compare**, "
+            "or chart `online.tsr` across them. "
+            "This run also holds every phase's figures as `<phase>.<metric>`.",
+            "",
+            "",
+        ]
+    )
+    if len(head) + len(table) > 8000:  # what a tag holds
+        return head + f"(The table is too long for a description: open `{TABLE_FILE}`.)\n"
+    return head + table
+
+
 def _registered(phase: str, folder: Path) -> str:
     """`lam4/3`: the registered version of the evaluated folder, or `lam4/unregistered`."""
     from lamops.registry.models import MODEL_SHA_TAG, find_version, model_sha
@@ -282,6 +307,7 @@ def _publish(cfg: Config, results, records, latencies, tracked) -> None:
     """Metrics files, the report folder (records, table, figures, plot data) and the stage run's artifacts."""
     import matplotlib.pyplot as plt
 
+    import mlflow
     from lamops.evaluation.report import family_figure, latency_figure, phase_table, plot_rows, tsr_figure
     from lamops.io import replace_dir, write_atomic, write_json, write_jsonl
 
@@ -309,6 +335,8 @@ def _publish(cfg: Config, results, records, latencies, tracked) -> None:
     for name, metrics in results.items():
         write_json(metrics_file(cfg, name), metrics)
     tracked.log_text(table, TABLE_FILE)
+    run = mlflow.active_run().info
+    tracked.describe(description(table, [*phases, EXPERT], run.experiment_id, run.run_id, list(figures)))
     for name, figure in figures.items():
         tracked.log_figure(figure, name)
     plt.close("all")
