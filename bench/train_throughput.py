@@ -1,5 +1,6 @@
-"""Benchmark the SFT trainer: tokens/s of `train_sft` (Ray Train + DeepSpeed ZeRO-2, 1 and 2 workers) against
-a bare PyTorch loop (same tiny model, same batches, same collator, torch AdamW, no Ray, no DeepSpeed).
+"""Benchmark the SFT trainer: tokens/s of `train_sft` (Ray Train + DeepSpeed ZeRO-2, 1 and 2 workers, and
+`train.backend: local`, the loop in this process) against a bare PyTorch loop (same tiny model, same batches,
+same collator, torch AdamW, no Ray, no DeepSpeed).
 
 Rows: the pipeline's `data/datasets/sft/train.jsonl` when it exists (run the data stages first), else
 synthetic observation -> action rows of the same shape. The tokenizer is trained on those rows. Both sides
@@ -11,7 +12,9 @@ Target: trainer_1w_vs_bare >= 0.90 (the trainer costs at most 10% over a bare lo
 
 Output, one figure per line (`name: value unit`): params, batch_tokens (mean non-pad tokens of a batch),
 bare_tokens_per_s, trainer_1w_tokens_per_s, trainer_1w_vs_bare, trainer_2w_tokens_per_s, trainer_2w_vs_bare,
-speedup_2w_vs_1w, launch_overhead_1w_s, launch_overhead_2w_s.
+speedup_2w_vs_1w, launch_overhead_1w_s, launch_overhead_2w_s, trainer_local_tokens_per_s,
+trainer_local_vs_bare, launch_overhead_local_s (a phase's fixed cost without Ray Train: what
+`backend: local` saves is launch_overhead_1w_s - launch_overhead_local_s).
 
 Usage: python bench/train_throughput.py [--steps N] [--micro-batch B] [--max-len L] [--warmup W]
 """
@@ -113,8 +116,10 @@ def trainer(
     max_len: int,
     lr: float,
     storage: Path,
+    backend: str = "ray",
 ) -> tuple[float, float]:
-    """(steady tokens/s after warm-up, fixed cost s) of train_sft with `workers` Ray Train workers."""
+    """(steady tokens/s after warm-up, fixed cost s) of train_sft with `workers` Ray Train workers, or in this
+    process (`backend` "local", one worker)."""
     from lamops.settings import SFTConfig
     from lamops.train.distributed import TrainSpec
     from lamops.train.sft import train_sft
@@ -130,9 +135,10 @@ def trainer(
         log_every=LOG_EVERY,
     )
     train = TrainSpec(
-        name=f"bench-{workers}w-{time.time_ns()}",
+        name=f"bench-{backend}-{workers}w-{time.time_ns()}",
         deepspeed_config=ROOT / "infra/deepspeed/zero2_cpu.json",
         storage_path=str(storage),
+        backend=backend,
         num_workers=workers,
         checkpoint_every=10**6,
     )
@@ -214,6 +220,22 @@ def main() -> None:
         print(f"speedup_2w_vs_1w: {two / one:.3f} x")
         print(f"launch_overhead_1w_s: {fixed_one:.1f} s")
         print(f"launch_overhead_2w_s: {fixed_two:.1f} s")
+        local, fixed_local = trainer(
+            rows,
+            storage / "tokenizer",
+            spec,
+            1,
+            args.micro_batch,
+            args.steps,
+            args.warmup,
+            args.max_len,
+            lr,
+            storage,
+            backend="local",
+        )
+        print(f"trainer_local_tokens_per_s: {local:.0f} tokens/s")
+        print(f"trainer_local_vs_bare: {local / bare:.3f} x")
+        print(f"launch_overhead_local_s: {fixed_local:.1f} s")
 
 
 if __name__ == "__main__":

@@ -24,10 +24,10 @@ from lamops.stages import get_stage
 # One xdist worker runs the whole module (the fixture trains all five phases once, ~4 min on 2 free cores);
 # the fixture counts towards the first test's timeout.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("train_stages"), pytest.mark.timeout(1800)]
+# The phases train in-process (the ci profile's train.backend local): the trainers on 2 Ray Train workers are
+# tests/train/'s subject; here the Ray path is the kill test's (RAY).
+RAY = ["train.backend=ray", "train.num_workers=2"]
 TRAIN = [
-    # The Ray Train path (the ci profile trains in-process: train.backend local).
-    "train.backend=ray",
-    "train.num_workers=2",
     "model.hidden_size=64",
     "model.intermediate_size=128",
     "model.num_hidden_layers=2",
@@ -109,7 +109,7 @@ def test_a_phase_is_an_mlflow_run_with_curves_datasets_and_a_registered_model(
     for metric in ("train/lr", "train/grad_norm", "train/tokens_per_s"):
         assert len(c.get_metric_history(run.info.run_id, metric)) == 6, metric
     assert any(key.startswith("system/") for key in run.data.metrics), "no system metrics"
-    assert run.data.params["train.num_workers"] == "2"
+    assert run.data.params["train.backend"] == "local" and run.data.params["train.num_workers"] == "1"
     assert "curves.png" in {a.path for a in c.list_artifacts(run.info.run_id)}
     assert run.inputs.dataset_inputs, "the training data is not an MLflow input of the run"
     version = c.get_model_version(registered, "1")
@@ -203,11 +203,12 @@ def test_the_checkpoints_are_gone_once_the_model_is_published(project, trained):
 
 
 def test_a_phase_killed_after_its_first_checkpoint_resumes_from_it(project, trained):
-    """`lamops imitate` is killed (the whole process group, Ray included) once its first checkpoint is in
-    storage; the same command again continues from that checkpoint and says so."""
+    """`lamops imitate` on 2 Ray Train workers is killed (the whole process group, Ray included) once its first
+    checkpoint is in storage; the same command again continues from that checkpoint and says so."""
     args = [
         *DATA,
         *TRAIN,
+        *RAY,
         "imitate.sft.max_steps=40",
         "imitate.sft.max_len=1024",
         "imitate.out_dir=models/k",
