@@ -100,6 +100,9 @@ class TrackingConfig(_Section):
         "with a tracking server a local folder is ignored and the server's artifact destination is used."
     )
     experiment: str = Field(description="MLflow experiment of the pipeline's runs.")
+    system_metrics_interval_s: float = Field(
+        default=10, gt=0, description="Seconds between the system-metric samples of a training phase's run."
+    )
 
     @field_validator("uri")
     @classmethod

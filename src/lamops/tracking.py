@@ -279,6 +279,8 @@ def stage_run(cfg: Config, stage: str, *, system_metrics: bool = False) -> Itera
     tags = {"lamops.stage": stage, "lamops.profile": cfg.profile}
     if parent:
         tags["mlflow.parentRunId"] = parent
+    if system_metrics:
+        mlflow.set_system_metrics_sampling_interval(cfg.tracking.system_metrics_interval_s)
     with mlflow.start_run(
         run_name=stage, experiment_id=experiment_id, tags=tags, log_system_metrics=system_metrics
     ) as run:
