@@ -203,8 +203,8 @@ def test_the_checkpoints_are_gone_once_the_model_is_published(project, trained):
 
 
 def test_a_phase_killed_after_its_first_checkpoint_resumes_from_it(project, trained):
-    """`lamops imitate` on 2 Ray Train workers is killed (the whole process group, Ray included) once its first
-    checkpoint is in storage; the same command again continues from that checkpoint and says so."""
+    """`lamops imitate` on 2 Ray Train workers is killed (the whole process group, Ray included) once its
+    first checkpoint is in storage; the same command again continues from that checkpoint and says so."""
     args = [
         *DATA,
         *TRAIN,

@@ -275,6 +275,8 @@ def test_the_local_backend_trains_checkpoints_and_resumes_in_this_process(tmp_pa
     """`backend: local`: the same loop in the test's own process (no Ray Train), checkpoints every 3 steps
     with the oldest pruned to num_to_keep, and a second run of the same name resumes from the first one's last
     checkpoint and ends where an uninterrupted run ends."""
+    import os
+
     import ray
 
     ray_before = ray.is_initialized()
@@ -283,6 +285,7 @@ def test_the_local_backend_trains_checkpoints_and_resumes_in_this_process(tmp_pa
     first = launch(regression_loop, TINY, spec.model_copy(update={"name": "split", "max_steps": 6}))
     resumed = launch(regression_loop, TINY, spec.model_copy(update={"name": "split"}))
     assert ray.is_initialized() == ray_before, "the local backend started Ray"
+    assert "LOCAL_RANK" not in os.environ, "the local backend leaked its launcher variables"
 
     losses = full.return_value["losses"]
     assert len(losses) == 12 and full.resumed_from_step is None and full.checkpoint_step == 12

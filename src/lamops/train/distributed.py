@@ -619,6 +619,9 @@ class _LocalProgress:
         self._bar.close()
 
 
+_LOCAL_RANK_ENV = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1"}
+
+
 def _init_local_group(spec: TrainSpec) -> None:
     """A one-process torch.distributed group (kept for the process's lifetime: DeepSpeed's communication
     backend holds on to it, and every later local run reuses it)."""
@@ -631,8 +634,6 @@ def _init_local_group(spec: TrainSpec) -> None:
                 f"one of {dist.get_world_size()}"
             )
         return
-    for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_WORLD_SIZE", "1")):
-        os.environ.setdefault(key, value)
     dist.init_process_group("nccl" if spec.use_gpu else "gloo", store=dist.HashStore(), rank=0, world_size=1)
 
 
@@ -658,6 +659,10 @@ def _launch_local(train_loop: Callable[[dict], Any], loop_config: dict, spec: Tr
     failures = 0
     run = _LocalRun(store)
     _local, _progress_queue = run, progress
+    # DeepSpeed's engine reads the launcher's variables (LOCAL_RANK at least); set for this run only, so that
+    # nothing started later from this process (Ray, a subprocess) inherits them.
+    saved = {key: os.environ.get(key) for key in _LOCAL_RANK_ENV}
+    os.environ.update(_LOCAL_RANK_ENV)
     try:
         while True:
             try:
@@ -675,6 +680,11 @@ def _launch_local(train_loop: Callable[[dict], Any], loop_config: dict, spec: Tr
                 )
     finally:
         _local, _progress_queue = None, None
+        for key, before in saved.items():
+            if before is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = before
         if progress is not None:
             progress.close()
     latest = store.latest()
