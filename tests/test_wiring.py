@@ -63,3 +63,18 @@ def test_flow_runs_every_stage_by_default() -> None:
 def test_prefect_tasks_are_named_after_stages() -> None:
     pipeline = load_config(ROOT / "params.yaml").pipeline
     assert [stage_task(name, pipeline).name for name in STAGES] == list(STAGES)
+
+
+def test_a_stage_is_not_retried_for_an_error_a_retry_cannot_fix() -> None:
+    from prefect.states import Failed
+
+    from lamops.config import ConfigError
+    from lamops.io import UnsafeOutput
+    from tasks.stages import worth_retrying
+
+    cfg = load_config(ROOT / "params.yaml")
+    task = stage_task("collect", cfg.pipeline)
+    assert task.retry_condition_fn is worth_retrying and task.retries == cfg.pipeline.retries_of("collect")
+    for error in (ConfigError("collect.sources: missing"), UnsafeOutput("collect.out_dir: the project")):
+        assert not worth_retrying(task, None, Failed(data=error))
+    assert worth_retrying(task, None, Failed(data=RuntimeError("worker died")))
