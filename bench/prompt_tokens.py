@@ -137,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed for choosing templates and task seeds")
     parser.add_argument("--canvas", choices=("window", "full"), default=env["canvas"])
     parser.add_argument("--control-types", choices=("ambiguous", "all"), default=env["control_types"])
-    parser.add_argument("--control-format", choices=("compact", "json"), default=env["control_format"])
+    parser.add_argument(
+        "--control-format", choices=("names", "compact", "json"), default=env["control_format"]
+    )
     parser.add_argument("--vocab-size", type=int, default=params["model"]["vocab_size"])
     parser.add_argument(
         "--tokenizer", help="a saved tokenizer to measure with instead of training one per view"

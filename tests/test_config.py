@@ -29,7 +29,7 @@ def test_defaults_load_from_params_yaml(project: Path) -> None:
     assert cfg.profile == DEFAULT_PROFILE
     assert cfg.root == project.parent.resolve()
     assert cfg.project.name == "lamops"
-    assert cfg.env.control_format == "compact"
+    assert cfg.env.control_format == "names"
     assert cfg.pipeline.stages == STAGES
     assert cfg.path(cfg.templates.out_dir) == project.parent.resolve() / "data/templates"
 
@@ -44,7 +44,7 @@ def test_profile_is_deep_merged(project: Path) -> None:
     cfg = load_config(project, profile="small")
     assert cfg.profile == "small"
     assert cfg.env.max_steps == 5
-    assert cfg.env.control_format == "compact"  # the rest of the section comes from params.yaml
+    assert cfg.env.control_format == "names"  # the rest of the section comes from params.yaml
 
 
 def test_profile_from_environment(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,8 +21,12 @@ from lamops.env.window import MAX_LINES, canvas_window
 from lamops.env.word import WordEnv
 
 FULL = PromptView(control_types="all", canvas="full")
+NAMES = PromptView(control_format="names")
+JSON = PromptView(control_format="json")
 VIEWS = [
     PromptView(),
+    NAMES,
+    PromptView(control_format="names", control_types="all", canvas="full"),
     PromptView(control_format="json"),
     FULL,
     PromptView(control_format="json", control_types="all", canvas="full"),
@@ -106,6 +110,24 @@ def test_a_type_shows_only_where_two_visible_controls_share_a_name():
     items = json.loads(obs.render_controls(PromptView(control_format="json")))
     assert ["control_type" in c for c in items] == [False, True, False, True, False]
     assert obs.render_controls(FULL).split("\n")[0] == "1:Save:Button"
+
+
+def test_the_names_view_lists_names_by_position_unless_the_labels_are_not_positions():
+    obs = tricky_observation()
+    assert obs.render_controls(NAMES).split("\n") == [
+        "Save",
+        "Bold:Button",
+        "Words: 12",
+        "Bold:CheckBox",
+        "Zoom:In",
+    ]
+    for label, same_as in ((lambda k: str(int(k) + 10), PromptView()), (lambda k: f"x{k}", JSON)):
+        moved = obs.model_copy(
+            update={"controls": [c.model_copy(update={"label": label(c.label)}) for c in obs.controls]}
+        )
+        assert not moved.positional_labels()
+        assert moved.render_controls(NAMES) == moved.render_controls(same_as)  # the labels are kept
+        assert constraints_from_prompt(moved.prompt(NAMES)).controls[0] == (label("1"), "Save")
 
 
 def test_a_built_in_prompt_names_no_type_unless_needed(observations):

@@ -83,11 +83,20 @@ def _previous_plan(prompt: str) -> tuple[str, ...]:
 _TYPE = re.compile(r"[A-Z][A-Za-z]*")  # a UI Automation control type: Button, ComboBox, ...
 
 
+_LABELLED = re.compile(r"\d+:")
+
+
 def _compact_controls(text: str) -> list[tuple[str, str]]:
-    """(label, name) of `label:name` / `label:name:Type` lines. A name may hold ':' itself, so a line ends in
-    a type only when the view shows one there: every line typed (`control_types: all`), or the name before
-    the type is shared with another line (`ambiguous`: the only controls that show their type)."""
-    rows = [line.partition(":")[::2] for line in text.split("\n") if ":" in line]
+    """(label, name) of `label:name` / `label:name:Type` lines, or of `names` lines (`name` / `name:Type`,
+    the label being the line's 1-based position), told apart by every line starting with `<digits>:` or not.
+    A name may hold ':' itself, so a line ends in a type only when the view shows one there: every line
+    typed (`control_types: all`), or the name before the type is shared with another line (`ambiguous`: the
+    only controls that show their type)."""
+    lines = [line for line in text.split("\n") if line]
+    if all(_LABELLED.match(line) for line in lines):
+        rows = [line.partition(":")[::2] for line in lines]
+    else:  # the `names` format
+        rows = [(str(i), line) for i, line in enumerate(lines, 1)]
     split = [rest.rpartition(":")[::2] for _, rest in rows]
     typed = [bool(name) and _TYPE.fullmatch(kind) is not None for name, kind in split]
     if not all(typed):

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from lamops.env.window import canvas_window
 
-ControlFormat = Literal["compact", "json"]
+ControlFormat = Literal["names", "compact", "json"]
 ControlTypes = Literal["ambiguous", "all"]
 CanvasView = Literal["window", "full"]
 
@@ -59,10 +59,26 @@ class Observation(BaseModel):
         counts = Counter(c.control_text for c in self.controls)
         return [counts[c.control_text] > 1 for c in self.controls]
 
+    def positional_labels(self) -> bool:
+        """Whether the labels are the controls' 1-based positions (WordEnv's always are; an imported UFO
+        observation's need not be)."""
+        return [c.label for c in self.controls] == [str(i) for i in range(1, len(self.controls) + 1)]
+
     def render_controls(self, view: PromptView = DEFAULT_VIEW) -> str:
-        """The control list: `label:name` lines (`label:name:type` where typed), or the paper's json list."""
+        """The control list: `label:name` lines (`label:name:type` where typed), the paper's json list, or
+        `names`: one name a line (`name:type` where typed), the label being the line's position. Where the
+        labels are not positions, `names` falls back to `label:name` lines (labels of digits, as UFO's) or to
+        the json list (any other labels), which say their labels."""
         typed = self.typed(view.control_types)
-        if view.control_format == "json":
+        fmt = view.control_format
+        if fmt == "names" and not self.positional_labels():
+            fmt = "compact" if all(c.label.isdigit() for c in self.controls) else "json"
+        if fmt == "names":
+            return "\n".join(
+                f"{c.control_text}:{c.control_type}" if t else c.control_text
+                for c, t in zip(self.controls, typed, strict=True)
+            )
+        if fmt == "json":
             items = [
                 c.model_dump(exclude=None if t else {"control_type"})
                 for c, t in zip(self.controls, typed, strict=True)
