@@ -27,7 +27,19 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("train_stages"), pytest.
 # The phases train in-process (the ci profile's train.backend local): the trainers on 2 Ray Train workers are
 # tests/train/'s subject; here the Ray path is the kill test's (RAY).
 RAY = ["train.backend=ray", "train.num_workers=2"]
+# One local worker accumulates 2 micro-batches: the global batch of the 2 workers these checks were set on
+# (a 12-step reward model on half that batch measured a loss that did not fall in one CI run).
+ACCUMULATE = [
+    f"{phase}.{section}.gradient_accumulation_steps=2"
+    for phase, section in (
+        ("plan_pretrain", "sft"),
+        ("imitate", "sft"),
+        ("self_boost", "sft"),
+        ("reward_model", "rm"),
+    )
+]
 TRAIN = [
+    *ACCUMULATE,
     "model.hidden_size=64",
     "model.intermediate_size=128",
     "model.num_hidden_layers=2",
