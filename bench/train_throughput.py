@@ -189,53 +189,26 @@ def main() -> None:
         print(f"batch_tokens: {batch_tokens:.0f} tokens")
         print(f"bare_tokens_per_s: {bare:.0f} tokens/s")
         ensure_ray()
-        one, fixed_one = trainer(
-            rows,
-            storage / "tokenizer",
-            spec,
-            1,
-            args.micro_batch,
-            args.steps,
-            args.warmup,
-            args.max_len,
-            lr,
-            storage,
-        )
-        print(f"trainer_1w_tokens_per_s: {one:.0f} tokens/s")
-        print(f"trainer_1w_vs_bare: {one / bare:.3f} x")
-        two, fixed_two = trainer(
-            rows,
-            storage / "tokenizer",
-            spec,
-            2,
-            args.micro_batch,
-            args.steps,
-            args.warmup,
-            args.max_len,
-            lr,
-            storage,
-        )
-        print(f"trainer_2w_tokens_per_s: {two:.0f} tokens/s")
-        print(f"trainer_2w_vs_bare: {two / bare:.3f} x")
-        print(f"speedup_2w_vs_1w: {two / one:.3f} x")
-        print(f"launch_overhead_1w_s: {fixed_one:.1f} s")
-        print(f"launch_overhead_2w_s: {fixed_two:.1f} s")
-        local, fixed_local = trainer(
-            rows,
-            storage / "tokenizer",
-            spec,
-            1,
-            args.micro_batch,
-            args.steps,
-            args.warmup,
-            args.max_len,
-            lr,
-            storage,
-            backend="local",
-        )
-        print(f"trainer_local_tokens_per_s: {local:.0f} tokens/s")
-        print(f"trainer_local_vs_bare: {local / bare:.3f} x")
-        print(f"launch_overhead_local_s: {fixed_local:.1f} s")
+        rates, fixed = {}, {}
+        for name, workers, backend in (("1w", 1, "ray"), ("2w", 2, "ray"), ("local", 1, "local")):
+            rates[name], fixed[name] = trainer(
+                rows,
+                storage / "tokenizer",
+                spec,
+                workers,
+                args.micro_batch,
+                args.steps,
+                args.warmup,
+                args.max_len,
+                lr,
+                storage,
+                backend=backend,
+            )
+            print(f"trainer_{name}_tokens_per_s: {rates[name]:.0f} tokens/s")
+            print(f"trainer_{name}_vs_bare: {rates[name] / bare:.3f} x")
+        print(f"speedup_2w_vs_1w: {rates['2w'] / rates['1w']:.3f} x")
+        for name in rates:
+            print(f"launch_overhead_{name}_s: {fixed[name]:.1f} s")
 
 
 if __name__ == "__main__":

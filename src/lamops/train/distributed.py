@@ -330,12 +330,7 @@ class _ProgressBar:
                 continue
             except Exception:  # the queue actor is gone: no more progress to show
                 return
-            self._bar.n = int(record.get("step", self._bar.n))
-            self._bar.set_postfix(
-                {k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "tokens_per_s", "reward")},
-                refresh=False,
-            )
-            self._bar.refresh()
+            _show_record(self._bar, record)
 
     def close(self) -> None:
         import ray
@@ -598,6 +593,15 @@ class _LocalRun:
         self.metrics = metrics
 
 
+def _show_record(bar, record: dict[str, float]) -> None:
+    """Move a phase's progress bar to the record's step and show its loss, tokens/s and reward."""
+    bar.n = int(record.get("step", bar.n))
+    bar.set_postfix(
+        {k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "tokens_per_s", "reward")}, refresh=False
+    )
+    bar.refresh()
+
+
 class _LocalProgress:
     """The driver's progress bar fed directly (the loop runs in this process): `publish_progress` calls
     `put_nowait` as it would on the Ray queue."""
@@ -608,12 +612,7 @@ class _LocalProgress:
         self._bar = tqdm(total=spec.max_steps, initial=resumed_from or 0, desc=spec.name, unit="step")
 
     def put_nowait(self, record: dict[str, float]) -> None:
-        self._bar.n = int(record.get("step", self._bar.n))
-        self._bar.set_postfix(
-            {k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "tokens_per_s", "reward")},
-            refresh=False,
-        )
-        self._bar.refresh()
+        _show_record(self._bar, record)
 
     def close(self) -> None:
         self._bar.close()
