@@ -385,3 +385,36 @@ def test_evaluate_logs_a_run_per_phase_with_the_same_metric_keys(project, evalua
         assert logged["online.tsr"] == evaluated["metrics"][phase]["online"]["tsr"]
         assert by_name[phase].data.tags["lamops.model_version"] == f"{phase}/1"
     assert "planning.step_recall" in by_name["lam1"].data.metrics
+
+
+def test_a_candidate_the_guard_rejects_is_replaced_by_lam3_and_the_registry_says_why(
+    project, trained, monkeypatch
+):
+    """The stage's other branch, which the ci run above need not take (its tiny LAM3 may score 0 on the
+    slice): the guard's judge is shown LAM3 50 points better, so the stage publishes LAM3's files as LAM4,
+    says so and tags the registered version. Last in the module: it registers another lam4 version."""
+    import dataclasses
+
+    import lamops.evaluation.guard as guard
+
+    real = guard.judge
+    monkeypatch.setattr(
+        guard,
+        "judge",
+        lambda lam3, candidate, tolerance: real(
+            dataclasses.replace(lam3, ssr=lam3.ssr + 50), candidate, tolerance
+        ),
+    )
+    cfg = config(project, "offline_rl.ppo.max_steps=1", "offline_rl.out_dir=models/lam4-guarded")
+    result = get_stage("offline_rl")(cfg)
+    assert result.metrics["guard.kept"] == 0
+    assert "LAM3's weights published as LAM4" in result.message
+    lam3, lam4 = cfg.path(cfg.self_boost.out_dir), cfg.path(cfg.offline_rl.out_dir)
+    assert {p.name: p.read_bytes() for p in lam4.iterdir()} == {
+        p.name: p.read_bytes() for p in lam3.iterdir()
+    }
+    version = result.message.split("registered as models:/lam4/")[1].split(" ")[0]
+    tags = client(project).get_model_version("lam4", version).tags
+    assert tags["lamops.lam4_source"] == "lam3"
+    assert f"LAM3's {result.metrics['guard.lam3_ssr']:.1f}" in tags["lamops.lam4_guard"]  # the 50 up
+    assert tags["lamops.parent"] == "lam3/1"
