@@ -269,9 +269,28 @@ class RewardModelConfig(_Section):
     rm: RewardConfig = Field(description="Reward-model hyperparameters: LoRA, MSE to the +-1 step labels.")
 
 
+class GuardConfig(_Section):
+    """The check after offline PPO that LAM4 is no worse than LAM3 (lamops.evaluation.guard)."""
+
+    enabled: bool = Field(
+        description="Decode a slice of training steps with LAM3 and PPO's candidate; publish LAM3's weights "
+        "as LAM4 when the candidate agrees with the reference actions less (false: publish the candidate)."
+    )
+    max_rows: int = Field(
+        ge=1,
+        description="Steps of the slice, from datasets/sft/train.jsonl (never the test split): whole tasks "
+        "in a fixed hash order of their ids until this many; each of the two models decodes them all.",
+    )
+    tolerance: float = Field(
+        ge=0, description="SSR points the candidate may fall below LAM3 on the slice and still be LAM4."
+    )
+    batch_size: int = Field(ge=1, description="Steps decoded in lockstep.")
+
+
 class OfflineRLConfig(_Section):
     out_dir: Path = Field(description="LAM4 (model + tokenizer, save_pretrained layout).")
     ppo: PPOConfig = Field(description="Offline PPO hyperparameters (lamops.train.offline_rl).")
+    guard: GuardConfig = Field(description="LAM3 instead of a candidate that does worse on training steps.")
 
 
 Phase = Literal[LAM_PHASES]  # lam1 .. lam4, from the phase table

@@ -1,8 +1,9 @@
 """Offline RL (LAM4): reward normalisation, the adaptive KL controller, advantages and the clipped objective
-against hand-computed values, response log-probabilities against a per-sample computation, then PPO through
-`train_offline_rl` on two Ray Train workers with DeepSpeed ZeRO-2 on CPU: a tiny policy (taught the action
-format by a few in-process SFT steps), itself as the reference, and a hand-built reward model that prefers
-clicking Bold. The run is split in two launches of one name, so it also shows the resume (beta included)."""
+against hand-computed values, which actions the reward model scores, response log-probabilities against a
+per-sample computation, then PPO through `train_offline_rl` on two Ray Train workers with DeepSpeed ZeRO-2 on
+CPU: a tiny policy (taught the action format by a few in-process SFT steps), itself as the reference, and a
+hand-built reward model that prefers clicking Bold. The run is split in two launches of one name, so it also
+shows the resume (beta included)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from lamops.records import RewardRow
 from lamops.settings import PPOConfig
 from lamops.train.distributed import TrainSpec
 from lamops.train.offline_rl import (
+    action_rewards,
     adaptive_kl_coef,
     clipped_policy_loss,
     encode_prompt,
@@ -218,6 +220,25 @@ def test_the_hand_built_reward_model_prefers_bold(models):
     scores = score(model, tokenizer, [r.prompt for r in rows], [r.completion for r in rows], max_len=64)
     is_bold = np.array(['"Bold"' in r.completion for r in rows])
     assert (scores[is_bold] > 0.9).all() and (scores[~is_bold] < -0.9).all(), scores
+
+
+def test_only_valid_actions_are_scored_and_invalid_ones_get_the_floor(models):
+    from lamops.train.reward import load_reward_model
+
+    model, tokenizer = load_reward_model(models["rm"])
+    bold, italic = models["rows"][:2]
+    assert '"Bold"' in bold.completion and '"Italic"' in italic.completion
+    texts = [bold.completion, italic.completion, bold.completion[:-1]]  # the last one cut short: invalid
+    rewards, raw, valid = action_rewards(
+        model,
+        tokenizer,
+        [bold.prompt, italic.prompt, bold.prompt],
+        texts,
+        PPOConfig(max_len=64, max_new_tokens=24),
+    )
+    assert valid.tolist() == [True, True, False]
+    assert raw[0] > 0.9 and raw[1] < -0.9 and np.isnan(raw[2])
+    np.testing.assert_allclose(rewards, [min(raw[0], 1.0) / 2, max(raw[1], -1.0) / 2, -0.5])
 
 
 def test_response_logprobs_line_up_with_each_rows_own_prompt(models):

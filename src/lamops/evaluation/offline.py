@@ -14,12 +14,15 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from lamops.evaluation.metrics import StepScore, score_step
 from lamops.records import StepSFTRow
+
+if TYPE_CHECKING:
+    from lamops.agents.decoding import Decoded
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,8 @@ def load(model_dir: Path) -> tuple[Any, Any]:
 
 
 def whole_tasks(rows: Sequence[StepSFTRow], limit: int | None) -> list[StepSFTRow]:
-    """The first rows, in file order, that cover whole tasks and at most `limit` rows (at least one task)."""
+    """The first rows, in file order, that cover whole tasks: tasks until they hold `limit` rows, the last one
+    whole (so a few more rows may come back; at least one task)."""
     if limit is None or len(rows) <= limit:
         return list(rows)
     out: list[StepSFTRow] = []
@@ -52,7 +56,13 @@ def whole_tasks(rows: Sequence[StepSFTRow], limit: int | None) -> list[StepSFTRo
 
 def decide(agent, rows: Sequence[StepSFTRow], progress=None) -> list[StepScore]:
     """Teacher-forced decisions: one constrained decode per test step, scored against its reference."""
+    return decide_actions(agent, rows, progress)[0]
+
+
+def decide_actions(agent, rows: Sequence[StepSFTRow], progress=None) -> tuple[list[StepScore], list[Decoded]]:
+    """`decide`, and the decoded actions beside their scores (the LAM4 guard also asks the reward model)."""
     scores: list[StepScore] = []
+    actions: list[Decoded] = []
     size = agent.config.batch_size
     for start in range(0, len(rows), size):
         batch = rows[start : start + size]
@@ -60,9 +70,10 @@ def decide(agent, rows: Sequence[StepSFTRow], progress=None) -> list[StepScore]:
         for row, d in zip(batch, decoded, strict=True):
             reference = json.loads(row.completion)
             scores.append(score_step(row.task_id, row.family, row.step, d.action, reference))
+        actions += decoded
         if progress is not None:
             progress.update(len(batch))
-    return scores
+    return scores, actions
 
 
 @torch.no_grad()

@@ -1,20 +1,44 @@
-"""LAM4: offline PPO from LAM3 against the reward model, KL-anchored to LAM3; no environment interaction.
+"""LAM4: offline PPO from LAM3 against the reward model, KL-anchored to LAM3; LAM3 again if PPO made it worse.
 
 Data in: LAM3 (`self_boost.out_dir`: the policy's start and the frozen reference), the reward model
-(`reward_model.out_dir`) and the states of `datasets/reward/train.jsonl` (logged steps of failed and
-successful trajectories). The algorithm is in `lamops.train.offline_rl`'s docstring. Data out:
-`offline_rl.out_dir`, LAM4, registered in MLflow as `lam4` with `lam3`'s version as its parent and the reward
-model's version as a tag.
+(`reward_model.out_dir`), the states of `datasets/reward/train.jsonl` (logged steps of failed and successful
+trajectories) and, for the guard, the expert's steps of `datasets/sft/train.jsonl`. The algorithm is in
+`lamops.train.offline_rl`'s docstring. Data out: `offline_rl.out_dir`, LAM4, registered in MLflow as `lam4`
+with `lam3`'s version as its parent and the reward model's version as a tag.
+
+The guard (`offline_rl.guard`, `lamops.evaluation.guard`): after training, LAM3 and PPO's candidate each
+decode a validation slice of *training* steps (whole tasks of `datasets/sft/train.jsonl` in a fixed hash
+order, at least `guard.max_rows` steps; the test split is never read), greedily through the agent's
+constrained decoder as `evaluate` runs it, and each decoded action is compared with the step's reference
+action (SSR on the slice). The decision rule:
+
+- the candidate is LAM4 when its slice SSR is at most `guard.tolerance` points below LAM3's; the registered
+  version is tagged `lamops.lam4_source=ppo`;
+- otherwise no PPO update helped: LAM3's folder replaces the candidate's, byte for byte and atomically, the
+  stage logs one line saying so with both SSRs, and the registered version is tagged
+  `lamops.lam4_source=lam3` and `lamops.lam4_guard=<why, with both numbers>`.
+
+The mean PPO reward of each model's decoded actions is measured too but does not decide: it is what PPO
+maximised, so the candidate's is biased upwards. Metrics `guard.lam3_ssr`, `guard.candidate_ssr`,
+`guard.kept` (1/0), `guard.steps` (the slice's size), `guard.tasks` and `guard.lam3_reward` /
+`guard.candidate_reward` go to the stage's MLflow run and its result. With `guard.enabled: false` the
+candidate is published unchecked (tagged `lamops.lam4_source=ppo`, no `guard.*` metrics).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lamops.config import Config
+from lamops.evaluation.guard import SOURCE_TAG
 from lamops.phases import parent, phase
 from lamops.stages.base import StageResult
 from lamops.tracking import stage_run
+
+if TYPE_CHECKING:
+    from lamops.evaluation.guard import Verdict
 
 PHASE = "offline_rl"
 REGISTERED = phase(PHASE).registered
@@ -60,6 +84,9 @@ def run(cfg: Config) -> StageResult:
         }
         last = result.history[-1] if result.history else {}
         metrics.update({f"final.{k}": v for k, v in last.items() if k != "step"})
+        verdict = _guard(cfg, tracked, lam3, out_dir, reward_dir) if c.guard.enabled else None
+        if verdict is not None:
+            metrics.update(verdict.metrics())
         # None: not measured; NaN: nothing to average (e.g. no valid action in the last window).
         tracked.log_metrics({k: v for k, v in metrics.items() if v is not None and v == v})
         version = register(
@@ -74,13 +101,35 @@ def run(cfg: Config) -> StageResult:
         reward_version = find_version(REWARD, MODEL_SHA_TAG, model_sha(reward_dir))
         reward_ref = f"{REWARD}/{reward_version}" if reward_version is not None else f"{REWARD}/unregistered"
         tag_version(REGISTERED, version.version, REWARD_MODEL_TAG, reward_ref)
+        for key, value in (verdict.tags() if verdict is not None else {SOURCE_TAG: "ppo"}).items():
+            tag_version(REGISTERED, version.version, key, value)
         drop_checkpoints(cfg, spec)
+    kl = result.kl_coef if result.kl_coef is not None else float("nan")
+    source = "" if verdict is None else f"; {verdict.message()}"
     return StageResult(
         stage=PHASE,
         outputs=[str(out_dir)],
         metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
         seconds=time.perf_counter() - started,
         message=f"lam4: {result.steps} PPO batches over {result.prompts} logged states, final KL coefficient "
-        f"{result.kl_coef if result.kl_coef is not None else float('nan'):.3f}; registered as "
-        f"{version.model_uri} (reward model {reward_ref})",
+        f"{kl:.3f}; registered as {version.model_uri} (reward model {reward_ref}){source}",
     )
+
+
+def _guard(cfg: Config, tracked, lam3: Path, out_dir: Path, reward_dir: Path) -> Verdict:
+    """LAM3 and the candidate in `out_dir` on the validation slice; LAM3 replaces a worse candidate."""
+    from lamops.agents.lam import AgentConfig
+    from lamops.agents.user_doc import agent_max_len
+    from lamops.evaluation.guard import ppo_reward, run_guard, validation_slice
+    from lamops.records import StepSFTRow
+    from lamops.stages.training import read_rows
+
+    c = cfg.offline_rl
+    data = cfg.path(cfg.datasets.out_dir) / "sft" / "train.jsonl"
+    rows = validation_slice(read_rows(data, StepSFTRow), c.guard.max_rows)
+    tracked.log_dataset(data, rows, "offline_rl_guard_slice", "validation")
+    # The agent as `evaluate` builds it (its max_len, the env's prompt view); the decode is greedy.
+    agent = AgentConfig(
+        max_len=agent_max_len(cfg), **cfg.env.view().model_dump(), batch_size=c.guard.batch_size
+    )
+    return run_guard(lam3, out_dir, rows, agent, c.guard.tolerance, ppo_reward(reward_dir, c.ppo))

@@ -177,6 +177,29 @@ def is_valid_action(text: str) -> bool:
     return True
 
 
+def action_rewards(
+    reward_model: Any, reward_tokenizer: Any, prompts: Sequence[str], texts: Sequence[str], ppo: PPOConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 3 of the algorithm for actions `texts` taken in states `prompts`: (rewards, the reward model's
+    raw scores (NaN where not asked), valid). Only valid actions go to the reward model, `ppo.max_len`
+    tokens each (the RM's training encoding), `ppo.reward_batch_size` at a time."""
+    from lamops.train.reward import score
+
+    valid = np.array([is_valid_action(t) for t in texts], dtype=bool)
+    raw = np.full(len(texts), np.nan)
+    if valid.any():
+        chosen = np.flatnonzero(valid)
+        raw[chosen] = score(
+            reward_model,
+            reward_tokenizer,
+            [prompts[i] for i in chosen],
+            [texts[i] for i in chosen],
+            max_len=ppo.max_len,
+            batch_size=ppo.reward_batch_size,
+        )
+    return normalise_rewards(raw, valid), raw, valid
+
+
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, room: int) -> tuple[list[int], int]:
     """`BOS + prompt` fitted into `room` tokens (BOS included) by `fit_prompt`, and the tokens cut."""
     if tokenizer.bos_token_id is None:
@@ -383,7 +406,7 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
 
     from lamops.models.factory import make_model
     from lamops.settings import ModelSpec
-    from lamops.train.reward import load_reward_model, score
+    from lamops.train.reward import load_reward_model
 
     spec, rank, world = worker_context(config)
     ppo = PPOConfig.model_validate(config["settings"])
@@ -429,19 +452,9 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
             eos_token_id=eos_id,
         )
         texts = [tokenizer.decode(r, skip_special_tokens=True) for r in responses]
-        valid = np.array([is_valid_action(t) for t in texts], dtype=bool)
-        raw = np.full(share, np.nan)
-        if valid.any():
-            chosen = np.flatnonzero(valid)
-            raw[chosen] = score(
-                reward_model,
-                reward_tokenizer,
-                [prompts[indices[i]]["text"] for i in chosen],
-                [texts[i] for i in chosen],
-                max_len=ppo.max_len,
-                batch_size=ppo.reward_batch_size,
-            )
-        rewards = normalise_rewards(raw, valid)
+        rewards, raw, valid = action_rewards(
+            reward_model, reward_tokenizer, [prompts[i]["text"] for i in indices], texts, ppo
+        )
         batch = rollout_batch(prompt_ids, responses, pad_id)
         with torch.no_grad():
             old_logp, mask = _logprobs_of(engine.module, batch, ppo.temperature)
