@@ -200,6 +200,9 @@ class DatasetsConfig(_Section):
     test_fraction: float = Field(gt=0, lt=1, description="Share of task lineages in the frozen test split.")
     split_salt: str = Field(description="Salt of the split hash; changing it re-draws (unfreezes) the split.")
     metrics_file: Path = Field(description="DVC metrics file with every data stage's counts.")
+    negatives_seed: int = Field(
+        description="Seed of the reward set's hard negatives (which states, which mistakes)."
+    )
 
 
 class TrainConfig(_Section):
