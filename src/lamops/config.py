@@ -200,6 +200,9 @@ class DatasetsConfig(_Section):
     test_fraction: float = Field(gt=0, lt=1, description="Share of task lineages in the frozen test split.")
     split_salt: str = Field(description="Salt of the split hash; changing it re-draws (unfreezes) the split.")
     metrics_file: Path = Field(description="DVC metrics file with every data stage's counts.")
+    negatives_seed: int = Field(
+        description="Seed of the reward set's hard negatives (which states, which mistakes)."
+    )
 
 
 class TrainConfig(_Section):
@@ -248,7 +251,8 @@ class ImitateConfig(_Section):
 class SelfBoostConfig(_Section):
     out_dir: Path = Field(description="LAM3 (model + tokenizer, save_pretrained layout).")
     rollouts_dir: Path = Field(
-        description="LAM2's successful retries: trajectories, the SFT rows they add, per-family counts."
+        description="LAM2's retries: every rollout, the successful trajectories, the SFT rows they add, "
+        "per-family counts."
     )
     attempts: int = Field(ge=1, description="Sampled attempts of LAM2 per expert-failed training task.")
     temperature: float = Field(gt=0, description="Sampling temperature of the attempts.")
@@ -267,6 +271,12 @@ class SelfBoostConfig(_Section):
 class RewardModelConfig(_Section):
     out_dir: Path = Field(description="The reward model (LoRA merged), save_pretrained layout.")
     rm: RewardConfig = Field(description="Reward-model hyperparameters: LoRA, MSE to the +-1 step labels.")
+    held_out_fraction: float = Field(
+        ge=0,
+        lt=1,
+        description="Share of self-boost's retried tasks (by a hash of the id) whose rollouts are held out: "
+        "never trained on, with the expert's steps on them, and scored as the held-out policy mistakes.",
+    )
 
 
 class GuardConfig(_Section):

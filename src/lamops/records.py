@@ -170,9 +170,12 @@ class StepSFTRow(_Record):
 
 
 class RewardRow(StepSFTRow):
-    """The reward model's sample (`datasets/reward/<split>.jsonl`): a step and the label of its trajectory."""
+    """The reward model's sample (`datasets/reward/<split>.jsonl`): a state, an action in it and the action's
+    label (`lamops.data.datasets` states the rule). `kind` "step" is an action an agent took (a logged step);
+    "perturbed" a hard negative: another action on the same state, a mistake the policy could make."""
 
     label: Literal[-1, 1]
+    kind: Literal["step", "perturbed"] = "step"
 
 
 class TaskRow(InstantiatedTask):
@@ -181,10 +184,13 @@ class TaskRow(InstantiatedTask):
 
     kind: Literal["test", "expert_failed"]
     expert: YesNoUnsure
+    # The task's reference plan (`lamops.data.datasets.restore_reference`): what labels an agent's steps on
+    # this task; empty when unknown (a foreign task).
+    reference: list[PlanStep] = Field(default_factory=list)
 
     def task(self) -> InstantiatedTask:
         """The task without the row's own columns."""
-        return InstantiatedTask.model_validate(self.model_dump(exclude={"kind", "expert"}))
+        return InstantiatedTask.model_validate(self.model_dump(exclude={"kind", "expert", "reference"}))
 
 
 def row_dict(row: BaseModel) -> dict[str, Any]:

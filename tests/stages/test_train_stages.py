@@ -148,19 +148,32 @@ def test_self_boost_reports_its_retries_per_family(project, trained):
     assert sum(f["succeeded"] for f in stats["by_family"].values()) == stats["tasks_succeeded"]
     added = (project / "data/self_boost/sft_added.jsonl").read_text().splitlines()
     assert len(added) == stats["rows_added"]
+    # Every rollout is kept, successes and mistakes: the reward model labels their steps.
+    assert len((project / "data/self_boost/rollouts.jsonl").read_text().splitlines()) == stats["episodes"]
     metrics = trained["self_boost"].metrics
     assert metrics["tasks_retried"] == 6 and metrics["samples"] >= metrics["rows_added"]
 
 
-def test_the_reward_model_reports_held_out_sign_accuracy_and_gap(project, trained):
+def test_the_reward_model_reports_held_out_accuracy_auc_and_gap(project, trained):
     metrics = run_of(project, "reward_model").data.metrics
     test = [
         json.loads(line) for line in (project / "data/datasets/reward/test.jsonl").read_text().splitlines()
     ]
-    assert metrics["eval_after.samples"] == metrics["eval_before.samples"] == len(test)
+    # Held out: the test split's rows and the steps of the held-out tasks' rollouts.
+    assert metrics["held_out_test"] == len(test)
+    held_out = len(test) + metrics["held_out_policy"]
+    assert metrics["eval_after.samples"] == metrics["eval_before.samples"] == held_out
     assert 0 <= metrics["eval_after.accuracy"] <= 1
-    # The gap needs both kinds of held-out steps; a tiny project may lack failed ones.
-    assert ("eval_after.gap" in metrics) == ({r["label"] for r in test} == {1, -1})
+    # The gap and the AUC need both kinds of held-out steps; the test split's hard negatives give the -1s.
+    assert ("eval_after.gap" in metrics) == ("eval_after.auc" in metrics)
+    if {r["label"] for r in test} == {1, -1}:
+        assert 0 <= metrics["eval_after.auc"] <= 1 and "eval_after.test.balanced_accuracy" in metrics
+    # Hard negatives are dropped until the classes balance, never more.
+    assert metrics["good"] == metrics["train_good"] and metrics["bad"] == metrics["train_bad"]
+    if metrics["perturbed_dropped"]:
+        assert metrics["train_bad"] == metrics["train_good"] or metrics["train_perturbed"] == 0
+    else:  # nothing to drop: negatives were no more than positives, or there were no hard negatives
+        assert metrics["train_bad"] <= metrics["train_good"] or metrics["train_perturbed"] == 0
 
 
 def test_the_reward_model_reloads_from_the_registry_as_a_classifier(project, trained, monkeypatch):

@@ -93,6 +93,18 @@ def test_metrics_against_hand_computed_values():
     assert result.gap == pytest.approx(1.0 / 3 + 0.25)
     only_good = evaluate_scores([0.5], [1])
     assert only_good.mean_bad is None and only_good.gap is None and only_good.balanced_accuracy is None
+    assert only_good.auc is None
+
+
+def test_auc_against_hand_counted_pairs():
+    # Good scores 0.9, 0.2, -0.1 against bad -0.8, 0.3: 0.9 beats both, 0.2 and -0.1 beat -0.8 only: 4 of 6.
+    assert evaluate_scores([0.9, 0.2, -0.1, -0.8, 0.3], [1, 1, 1, -1, -1]).auc == pytest.approx(4 / 6)
+    # A tie counts half; a constant scorer is at chance; a perfect ranking is 1 whatever the threshold.
+    assert evaluate_scores([0.5, 0.5, 0.1], [1, -1, -1]).auc == pytest.approx((0.5 + 1) / 2)
+    assert evaluate_scores([0.3] * 4, [1, -1, 1, -1]).auc == pytest.approx(0.5)
+    perfect = evaluate_scores([-0.1, -0.2, -0.5, -0.9], [1, 1, -1, -1])
+    assert perfect.auc == 1.0 and perfect.balanced_accuracy == 0.5
+    assert evaluate_scores([-1.0, 1.0], [1, -1]).auc == 0.0
 
 
 def test_config_defaults_are_the_papers_and_it_is_frozen():

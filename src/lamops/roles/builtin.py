@@ -172,22 +172,11 @@ class BuiltinPrefiller:
     def prefill(
         self, pair: TaskPlanPair, template: str, description: str, canvas: str, controls: list[str]
     ) -> Prefilled | None:
-        from lamops.env.families.composite import combinable, compose
-
         if not pair.parents:
             return self._single(pair, template)
-        parts = []
-        for k, parent_id in enumerate(pair.parents):
-            parent = self.pairs.get(parent_id)
-            if parent is None:
-                return None
-            task = self._task(parent, template, salt=f"{pair.task_id}/{k}")
-            if task is None:
-                return None
-            parts.append(task)
-        if not combinable(parts):
+        task = self._composite(pair, template, aligned=True)
+        if task is None:
             return None
-        task = compose(parts, pair.task_id)
         return Prefilled(
             request=task.request,
             action_plan=task.action_plan,
@@ -196,7 +185,31 @@ class BuiltinPrefiller:
             category=task.category,
         )
 
-    def _task(self, pair: TaskPlanPair, template: str, salt: str = ""):
+    def family_plan(self, pair: TaskPlanPair, template: str) -> list[PlanStep] | None:
+        """The family plan `prefill` sampled for `pair` on `template`, before `align` named its controls as
+        the pair's plan does: the controls as the interface names them (`lamops.data.datasets` labels agents'
+        steps with it). None where `prefill` made no task."""
+        if pair.parents:
+            task = self._composite(pair, template, aligned=False)
+        else:
+            task = self._task(pair, template, aligned=False)
+        return list(task.action_plan) if task is not None else None
+
+    def _composite(self, pair: TaskPlanPair, template: str, aligned: bool):
+        from lamops.env.families.composite import combinable, compose
+
+        parts = []
+        for k, parent_id in enumerate(pair.parents):
+            parent = self.pairs.get(parent_id)
+            if parent is None:
+                return None
+            task = self._task(parent, template, salt=f"{pair.task_id}/{k}", aligned=aligned)
+            if task is None:
+                return None
+            parts.append(task)
+        return compose(parts, pair.task_id) if combinable(parts) else None
+
+    def _task(self, pair: TaskPlanPair, template: str, *, aligned: bool, salt: str = ""):
         from lamops.env.families import sample_task
         from lamops.roles.knowledge import best_feature
 
@@ -208,11 +221,13 @@ class BuiltinPrefiller:
         if task is None:
             return None
         n = len(task.action_plan)
-        steps = [align(s, k, n, pair.plan, task.request) for k, s in enumerate(task.action_plan)]
+        steps = [
+            align(s, k, n, pair.plan, task.request) if aligned else s for k, s in enumerate(task.action_plan)
+        ]
         return task.model_copy(update={"action_plan": steps, "task_id": pair.task_id})
 
     def _single(self, pair: TaskPlanPair, template: str) -> Prefilled | None:
-        task = self._task(pair, template)
+        task = self._task(pair, template, aligned=True)
         if task is None:
             return None
         request = task.request

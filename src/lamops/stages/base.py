@@ -11,6 +11,7 @@ PAIRS_FILE = "pairs.jsonl"  # collect, evolve: TaskPlanPair records
 TASKS_FILE = "tasks.jsonl"  # instantiate: InstantiatedTask records that passed the filter
 QUARANTINE_FILE = "quarantine.jsonl"  # every record a stage dropped, with its reason
 STATS_FILE = "stats.json"  # a stage's counts; `datasets` gathers them into the DVC metrics file
+ROLLOUTS_FILE = "rollouts.jsonl"  # self_boost: every rollout (Trajectory), which reward_model labels
 
 
 class StageInputError(RuntimeError):

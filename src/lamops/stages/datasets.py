@@ -61,7 +61,13 @@ def run(cfg: Config) -> StageResult:
         judged = read(cfg.judge.out_dir, JUDGED_FILE, Trajectory)
         counts_in = checked_counts("datasets", by_file)
         sets, counts, test_ids = build(
-            collected + evolved, tasks, judged, salt=c.split_salt, test_fraction=c.test_fraction
+            collected + evolved,
+            tasks,
+            judged,
+            salt=c.split_salt,
+            test_fraction=c.test_fraction,
+            family_plans=family_plans(collected + evolved, judged),
+            seed=c.negatives_seed,
         )
         pairs_rows = counts["plan_sft_train"] + counts["plan_sft_test"]
         check_total("datasets", "pairs read vs plan_sft rows", len(collected) + len(evolved), pairs_rows)
@@ -107,8 +113,28 @@ def run(cfg: Config) -> StageResult:
         message=f"plan SFT {counts['plan_sft_train']}/{counts['plan_sft_test']}, step SFT "
         f"{counts['sft_train']}/{counts['sft_test']}, reward "
         f"{counts['reward_train']}/{counts['reward_test']} "
-        f"(train/test); {counts['tasks_train']} expert-failed training tasks kept for self_boost",
+        f"(train/test; train: {counts['reward_train_good']} good, {counts['reward_train_bad']} bad and "
+        f"{counts['reward_train_perturbed']} perturbed steps); {counts['tasks_train']} expert-failed "
+        "training tasks kept for self_boost",
     )
+
+
+def family_plans(pairs, judged) -> dict:
+    """By task id, the family plan each built-in task was sampled with (`BuiltinPrefiller.family_plan`):
+    what its reference plan is made from. Foreign tasks (no family) have none."""
+    from lamops.roles.builtin import BuiltinPrefiller
+
+    by_id = {p.task_id: p for p in pairs}
+    prefiller = BuiltinPrefiller(by_id)
+    out = {}
+    for traj in judged:
+        task = traj.task
+        pair = by_id.get(task.source_id or task.task_id)
+        if task.family is not None and pair is not None:
+            plan = prefiller.family_plan(pair, task.template)
+            if plan is not None:
+                out[task.task_id] = plan
+    return out
 
 
 def _read(path: Path, model):

@@ -1,9 +1,14 @@
-"""The reward model: LAM3 + a scalar head, LoRA-tuned to score a step +1 (its trajectory succeeded) or -1.
+"""The reward model: LAM3 + a scalar head, LoRA-tuned to score one step +1 (a good action in its state) or -1.
 
-Data in: LAM3 (`self_boost.out_dir`) and `datasets/reward/{train,test}.jsonl` (every judged step of the
-expert's trajectories, labelled by the verdict; unsure ones left out). Objective: MSE to the label
-(`lamops.train.reward`). Data out: `reward_model.out_dir`, the merged classifier, registered in MLflow as
-`reward_model` with `lam3`'s version as its parent; held-out sign accuracy and the good/bad score gap.
+Data in: LAM3 (`self_boost.out_dir`); `datasets/reward/{train,test}.jsonl`, the expert's steps labelled one
+by one and hard negatives (`lamops.data.datasets` states the rule); self-boost's rollouts
+(`self_boost.rollouts_dir`), the policy's own steps, labelled by the same rule with the reference plans of
+`datasets/tasks/train.jsonl`. The rollouts of a `held_out_fraction` of the retried tasks are held out with the
+test split; hard negatives are dropped until the training classes balance (`with_rollouts`). Objective: MSE to
+the label (`lamops.train.reward`). Data out: `reward_model.out_dir`, the merged classifier, registered in
+MLflow as `reward_model` with `lam3`'s version as its parent; metrics: the training classes, the epochs the
+step budget covers, and on the held-out rows (all, and by group: `test`, `policy`) sign and balanced accuracy,
+ROC AUC and the good/bad score gap, before and after training.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import time
 
 from lamops.config import Config
 from lamops.phases import parent, phase
-from lamops.stages.base import StageResult
+from lamops.stages.base import ROLLOUTS_FILE, StageResult
 from lamops.tracking import stage_run
 
 PHASE = "reward_model"
@@ -20,9 +25,13 @@ REGISTERED = phase(PHASE).registered
 
 
 def run(cfg: Config) -> StageResult:
+    import hashlib
+
     import pandas as pd
 
-    from lamops.records import RewardRow
+    from lamops.data.datasets import with_rollouts
+    from lamops.io import read_jsonl
+    from lamops.records import RewardRow, TaskRow, Trajectory
     from lamops.stages.training import (
         digest,
         drop_checkpoints,
@@ -31,52 +40,89 @@ def run(cfg: Config) -> StageResult:
         register,
         train_spec,
     )
-    from lamops.train.reward import train_reward
+    from lamops.train.reward import evaluate_scores, train_reward
 
     started = time.perf_counter()
     c = cfg.reward_model
     data = cfg.path(cfg.datasets.out_dir) / "reward"
-    train_rows = read_rows(data / "train.jsonl", RewardRow)
-    test_rows = read_rows(data / "test.jsonl", RewardRow, allow_empty=True)
+    rollouts_file = cfg.path(cfg.self_boost.rollouts_dir) / ROLLOUTS_FILE
+    if not rollouts_file.is_file():
+        raise FileNotFoundError(
+            f"{rollouts_file}: missing; run the self_boost stage first (`dvc repro` does)"
+        )
+    rollouts, bad = read_jsonl(rollouts_file, Trajectory, PHASE)
+    if bad:
+        raise ValueError(f"{bad[0].origin}: {bad[0].detail}; re-run the self_boost stage")
+    tasks = read_rows(cfg.path(cfg.datasets.out_dir) / "tasks" / "train.jsonl", TaskRow, allow_empty=True)
+    sets = with_rollouts(
+        read_rows(data / "train.jsonl", RewardRow),
+        read_rows(data / "test.jsonl", RewardRow, allow_empty=True),
+        rollouts,
+        {t.task_id: t.reference for t in tasks},
+        salt=f"{cfg.datasets.split_salt}|{PHASE}",
+        held_out_fraction=c.held_out_fraction,
+        seed=c.rm.seed,
+    )
+    train_rows = sets.train
+    groups = {name: rows for name, rows in sets.held_out.items() if rows}
+    test_rows = [row for rows in groups.values() for row in rows]
     lam3 = cfg.path(cfg.self_boost.out_dir)
     out_dir = cfg.path(c.out_dir)
-    spec = train_spec(cfg, PHASE, c.rm.model_dump(mode="json"), digest(lam3), data / "train.jsonl")
+    # The run's fingerprint is the rows it trains on, however they were assembled.
+    rows_sha = hashlib.sha256("\n".join(r.model_dump_json() for r in train_rows).encode()).hexdigest()
+    spec = train_spec(cfg, PHASE, c.model_dump(mode="json"), digest(lam3), rows_sha)
     with stage_run(cfg, PHASE, system_metrics=True) as tracked:
         tracked.log_params({"train": cfg.train.model_dump(mode="json"), "run_name": spec.name})
         tracked.log_dataset(data / "train.jsonl", train_rows, "reward_train", "training")
-        if test_rows:
-            tracked.log_dataset(data / "test.jsonl", test_rows, "reward_test", "evaluation")
+        for name, source in (("test", data / "test.jsonl"), ("policy", rollouts_file)):
+            if name in groups:
+                tracked.log_dataset(source, groups[name], f"reward_held_out_{name}", "evaluation")
         result = train_reward(train_rows, test_rows, lam3, out_dir, c.rm, spec)
         log_history(tracked, result.history, "reward_model")
+        global_batch = c.rm.micro_batch_size * c.rm.gradient_accumulation_steps * spec.num_workers
         metrics = {
             "steps": result.steps,
             "final_loss": result.final_loss,
             "tokens_per_s": result.tokens_per_s,
             "wall_s": result.wall_s,
             "samples": result.encode.samples,
+            "good": result.encode.good,
+            "bad": result.encode.bad,
+            "epochs": round(result.steps * global_batch / max(1, result.encode.samples), 3),
             "prompts_truncated": result.encode.prompts_truncated,
             "resumed_from_step": result.resumed_from_step if result.resumed_from_step is not None else -1,
+            **sets.counts,
         }
         for when, evaluation in (("before", result.eval_before), ("after", result.eval_after)):
             if evaluation is not None:
                 metrics.update({f"eval_{when}.{k}": v for k, v in evaluation.model_dump().items()})
+        at = 0
+        for name, rows in groups.items():  # the held-out groups, in the order test_rows joined them
+            scores = result.test_scores[at : at + len(rows)]
+            at += len(rows)
+            if scores:
+                group = evaluate_scores(scores, [r.label for r in rows])
+                metrics.update({f"eval_after.{name}.{k}": v for k, v in group.model_dump().items()})
         tracked.log_metrics({k: v for k, v in metrics.items() if v is not None})
         example = train_rows[0].prompt + train_rows[0].completion
         version = register(
             cfg,
             out_dir,
             REGISTERED,
-            data=[str(cfg.datasets.out_dir)],
+            data=[str(cfg.datasets.out_dir), str(cfg.self_boost.rollouts_dir)],
             parent=(parent(PHASE).registered, lam3),
             example=(example, pd.DataFrame({"label": ["LABEL_0"], "score": [0.5]})),
-            trained_on=[data / "train.jsonl"],
+            trained_on=[data / "train.jsonl", rollouts_file],
             task="text-classification",
         )
         drop_checkpoints(cfg, spec)
     after = result.eval_after
     quality = (
-        f"held-out sign accuracy {after.accuracy:.1%}, good-bad gap {after.gap:.3f}"
+        f"held-out balanced accuracy {after.balanced_accuracy:.1%}, AUC {after.auc:.3f}, "
+        f"good-bad gap {after.gap:.3f}"
         if after is not None and after.gap is not None
+        else f"held-out sign accuracy {after.accuracy:.1%}"
+        if after is not None
         else "no held-out rows"
     )
     return StageResult(
@@ -84,6 +130,7 @@ def run(cfg: Config) -> StageResult:
         outputs=[str(out_dir)],
         metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
         seconds=time.perf_counter() - started,
-        message=f"reward model: {result.steps} steps on {len(train_rows)} steps' labels, {quality}; "
-        f"registered as {version.model_uri}",
+        message=f"reward model: {result.steps} steps ({metrics['epochs']} epochs) on {len(train_rows)} "
+        f"labelled actions ({result.encode.good} good, {result.encode.bad} bad), {quality}; registered as "
+        f"{version.model_uri}",
     )

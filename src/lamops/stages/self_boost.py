@@ -6,7 +6,8 @@ test lineage), `datasets/sft/train.jsonl` (the expert's successful steps) and th
 Rollouts: every task `attempts` times with sampled, grammar-constrained decoding (`lamops.agents.lam`) on Ray
 actors, each episode judged by the verifier. A task counts as turned into a success when one of its attempts
 succeeds; the steps of its first successful attempt that the environment accepted become SFT rows in the
-expert's format. Data out: `self_boost.rollouts_dir` (the successful trajectories, the added rows, per-family
+expert's format. Data out: `self_boost.rollouts_dir` (every rollout, the policy's own successes and mistakes,
+which the `reward_model` stage labels step by step; the successful trajectories; the added rows; per-family
 counts) and `self_boost.out_dir`, LAM3, registered in MLflow as `lam3` with `lam2`'s version as its parent.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from lamops.config import Config
 from lamops.phases import parent, phase
-from lamops.stages.base import STATS_FILE, StageResult
+from lamops.stages.base import ROLLOUTS_FILE, STATS_FILE, StageResult
 
 PHASE = "self_boost"
 REGISTERED = phase(PHASE).registered
@@ -40,7 +41,7 @@ def run(cfg: Config) -> StageResult:
     trajectories, seconds = _retry(cfg, lam2, tasks)
     added, successes, stats = boost(trajectories, attempts=c.attempts)
     stats["rollout_seconds"] = round(seconds, 3)
-    _publish(cfg, out, successes, added, stats)
+    _publish(cfg, out, trajectories, successes, added, stats)
     counts = {k: v for k, v in stats.items() if isinstance(v, int | float)}
 
     def log_rollouts(tracked) -> None:
@@ -148,13 +149,14 @@ def _retry(cfg: Config, model_dir, tasks) -> tuple[list, float]:
     return trajectories, time.perf_counter() - started
 
 
-def _publish(cfg: Config, out, successes, added, stats) -> None:
+def _publish(cfg: Config, out, trajectories, successes, added, stats) -> None:
     from lamops.io import replace_dir, write_json, write_jsonl
     from lamops.records import row_dict
 
     with replace_dir(out) as staging:
         # Timings vary from run to run; zeroed here (the stage's MLflow run has them) so that the same
         # rollouts give the same bytes and DVC can tell nothing changed.
+        write_jsonl(staging / ROLLOUTS_FILE, [_untimed(t).model_dump(mode="json") for t in trajectories])
         write_jsonl(staging / SUCCESSES_FILE, [_untimed(t).model_dump(mode="json") for t in successes])
         write_jsonl(staging / ADDED_FILE, [row_dict(r) for r in added])
         write_json(staging / STATS_FILE, stats)

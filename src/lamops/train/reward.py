@@ -1,8 +1,9 @@
 """The reward model (phase `reward_model`): LAM3 with a scalar head, LoRA-tuned to score one agent step.
 
-Data in: `{prompt, completion, label}` rows of the reward dataset (`data/datasets/reward/{train,test}.jsonl`):
-a logged state, the action taken in it, and +1 if its trajectory succeeded, -1 if it failed (paper: every step
-of a successful trajectory +1, of a failed one -1).
+Data in: `{prompt, completion, label}` rows (`lamops.records.RewardRow`): a state, an action in it and the
+action's label, +1 (good) or -1 (bad). The paper labels every step of a successful trajectory +1 and of a
+failed one -1; here each step has its own label (`lamops.data.datasets`: the step rule, hard negatives, the
+policy's rollouts; the `reward_model` stage assembles them).
 
 Objective (paper: LAM3 + scalar head, LoRA r=8 alpha=32 dropout 0.1, MSE, 2 epochs, lr 2e-5 linear, AdamW):
 the LAM3 folder is loaded as `AutoModelForSequenceClassification(num_labels=1)` (a new, seeded score head),
@@ -15,8 +16,8 @@ The loss is the mean squared error to the +-1 label.
 Data out: the LoRA merged into the backbone (`merge_and_unload`) and saved atomically in the save_pretrained
 layout as a `MistralForSequenceClassification` + tokenizer, which loads with the Auto class and no peft;
 `load_reward_model` and `score` (the same encoding as training) are what offline RL and evaluation use. The
-result carries held-out sign accuracy and the mean scores of good and bad steps before (untrained head) and
-after training.
+result carries held-out sign and balanced accuracy, ROC AUC and the mean scores of good and bad steps before
+(untrained head) and after training.
 
 What this module supplies to the shared loop (`lamops.train.loop`, which owns accumulation, metrics,
 history, checkpoints, resume, the optimiser and schedule, and publishing): the encoding of a `RewardRow`
@@ -74,8 +75,12 @@ class RewardEval(BaseModel):
     samples: int
     accuracy: float = Field(description="Share of samples whose score has the label's sign (0 counts as -1).")
     balanced_accuracy: float | None = Field(
-        description="Mean of the accuracy on good and on bad samples (the data is ~3:1 good); None when a "
-        "class is absent."
+        description="Mean of the accuracy on good and on bad samples; None when a class is absent."
+    )
+    auc: float | None = Field(
+        default=None,
+        description="ROC AUC: the chance that a random +1 sample scores above a random -1 one (ties count "
+        "half); independent of the threshold 0. None when a class is absent.",
     )
     mean_good: float | None = Field(description="Mean score of +1 samples.")
     mean_bad: float | None = Field(description="Mean score of -1 samples.")
@@ -169,8 +174,24 @@ def last_token_index(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor
     return (positions * (input_ids != pad_token_id)).argmax(-1)
 
 
+def roc_auc(scores: np.ndarray, good: np.ndarray) -> float:
+    """ROC AUC of `scores` for the boolean labels `good` (both classes present), by the rank-sum
+    (Mann-Whitney U) formula with tied scores given their mean rank."""
+    order = np.argsort(scores, kind="stable")
+    sorted_scores = scores[order]
+    ranks = np.empty(len(scores), dtype=np.float64)
+    # Runs of equal scores share the mean of the 1-based ranks they span.
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    ends = np.r_[starts[1:], len(scores)]
+    for start, end in zip(starts, ends, strict=True):
+        ranks[order[start:end]] = (start + 1 + end) / 2
+    n_good, n_bad = int(good.sum()), int((~good).sum())
+    return float((ranks[good].sum() - n_good * (n_good + 1) / 2) / (n_good * n_bad))
+
+
 def evaluate_scores(scores: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray) -> RewardEval:
-    """Sign accuracy (a score > 0 predicts +1), balanced accuracy and mean scores of good and bad samples."""
+    """Sign accuracy (a score > 0 predicts +1), balanced accuracy, ROC AUC and mean scores of good and bad
+    samples."""
     scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.float64)
     if scores.shape != labels.shape or scores.ndim != 1 or len(scores) == 0:
         raise ValueError(f"need two equal, non-empty 1-d arrays, got {scores.shape} and {labels.shape}")
@@ -187,6 +208,7 @@ def evaluate_scores(scores: Sequence[float] | np.ndarray, labels: Sequence[float
         samples=len(scores),
         accuracy=float((predicted == labels).mean()),
         balanced_accuracy=balanced,
+        auc=roc_auc(scores[good | bad], good[good | bad]) if good.any() and bad.any() else None,
         mean_good=mean_good,
         mean_bad=mean_bad,
         gap=mean_good - mean_bad if mean_good is not None and mean_bad is not None else None,

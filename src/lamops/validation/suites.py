@@ -404,7 +404,7 @@ REWARD = Boundary(
                 *_non_empty("completion", "completion"),
                 *_ids(unique=False),
                 _not_null("label", "every sample has a label"),
-                _in_set("label", LABELS, "a label is -1 (failed trajectory) or +1 (successful)"),
+                _in_set("label", LABELS, "a label is -1 (a bad action) or +1 (a good one)"),
                 expect(
                     "ExpectColumnDistinctValuesToContainSet",
                     "both labels occur: a reward model needs successes and failures",
