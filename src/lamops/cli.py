@@ -447,7 +447,7 @@ def agent_command(
         read_document,
         save_document,
     )
-    from lamops.registry.loading import ModelUnavailable, load_model
+    from lamops.registry.loading import ModelUnavailable, load_model, load_plans
 
     cfg = _load(params, profile, overrides)
     try:
@@ -459,6 +459,7 @@ def agent_command(
         _fail(str(err))
     try:
         lm, tokenizer = load_model(model, cfg)
+        plans = load_plans(model, cfg)
     except ModelUnavailable as err:
         _fail(str(err))
 
@@ -486,7 +487,7 @@ def agent_command(
         )
 
     try:
-        run = run_on_document(LAMAgent(lm, tokenizer, config), data, request, on_step=on_step)
+        run = run_on_document(LAMAgent(lm, tokenizer, config, plans), data, request, on_step=on_step)
         save_document(run.document, out, overwrite=overwrite)
     except UserDocumentError as err:
         _fail(str(err))

@@ -165,3 +165,35 @@ def test_rollouts_are_the_same_in_process_and_on_ray(model_dir, templates_dir, t
     assert without_timing(serial) == without_timing(on_ray)
     other_seed = rollouts(model_dir, tasks, workers=0, seed=4, **kwargs)
     assert without_timing(other_seed) != without_timing(serial)
+
+
+def test_first_steps_copy_the_plan_library(model, tokenizer, tasks):
+    """With a library of the expert's first steps, the first step writes the nearest entry's thought and plan
+    (adapted to the request) where the model agrees (always, at copy_bonus inf); later steps are untouched."""
+    from lamops.agents.constraints import constraints_from_observation
+    from lamops.agents.plans import PlanLibrary
+    from lamops.records import StepSFTRow
+
+    env = WordEnv()
+    rows = [
+        StepSFTRow(task_id=t.task_id, step=s.step, prompt=s.prompt, completion=s.completion())
+        for t in tasks
+        for s in ExpertAgent().run(env, t, verify=False).steps
+    ]
+    library = PlanLibrary.from_rows(rows)
+    firsts = [json.loads(r.completion) for r in rows if r.step == 1]
+    assert len(library) == len(tasks) and library.items[0] == (
+        "1. " + firsts[0]["thought"],
+        *firsts[0]["plan"],
+    )
+    always = CONFIG.model_copy(update={"copy_bonus": float("inf"), "max_plan_items": 10})
+    observations = [env.reset(t) for t in tasks]
+    decoded = LAMAgent(model, tokenizer, always, library).act(observations)
+    assert [(d.action["thought"], d.action["plan"]) for d in decoded] == [
+        (f["thought"], f["plan"]) for f in firsts
+    ]
+    off = LAMAgent(model, tokenizer, always.model_copy(update={"plan_library": False}), library)
+    assert off.plans is None
+    later = constraints_from_observation(observations[0])
+    later = type(later)(**{**later.__dict__, "previous_plan": ("2. Click Center.",)})
+    assert LAMAgent(model, tokenizer, always, library).with_plans([later]) == [later]

@@ -21,7 +21,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lamops.agents.constraints import Constraints, constraints_from_observation, constraints_from_prompt
 from lamops.agents.decoding import ConstrainedDecoder, Decoded
 from lamops.agents.grammar import Limits
+from lamops.agents.plans import PlanLibrary
 from lamops.env.observation import CanvasView, ControlFormat, ControlTypes, Observation, PromptView
 from lamops.records import InstantiatedTask, Trajectory, TrajectoryStep
 
@@ -75,6 +76,12 @@ class AgentConfig(BaseModel):
         "Measured on the default run's LAM2, 160 test steps (bench/decode_copy.py): SSR 80.6 at 8, 81.2 "
         "always, 29.4 without copies.",
     )
+    plan_library: bool = Field(
+        default=True,
+        description="At a first step, offer the nearest training task's first step (the model folder's "
+        "plan_library.jsonl, adapted to the request) as copies (lamops.agents.plans); False: the model "
+        "alone. Measured on the default recipe's LAM2, 64 test tasks: online TSR 37.5 with it, 3.1 without.",
+    )
     control_format: ControlFormat = Field(
         default="compact", description="How the observation lists controls; must be the training format."
     )
@@ -108,8 +115,16 @@ Generators = torch.Generator | Sequence[torch.Generator | None] | None
 class LAMAgent:
     """A causal LM acting through the constrained decoder."""
 
-    def __init__(self, model: Any, tokenizer: Any, config: AgentConfig | None = None):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        config: AgentConfig | None = None,
+        plans: PlanLibrary | None = None,
+    ):
+        """`plans`: the model folder's plan library (`PlanLibrary.load`), used when `config.plan_library`."""
         self.config = config or AgentConfig()
+        self.plans = plans if self.config.plan_library and plans else None
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.decoder = ConstrainedDecoder(
@@ -139,6 +154,7 @@ class LAMAgent:
         Decodes `batch_size` prompts at a time."""
         if constraints is None:
             constraints = [constraints_from_prompt(p) for p in prompts]
+        constraints = self.with_plans(constraints)
         if generator is None or isinstance(generator, torch.Generator):
             gens = [generator] * len(prompts)
         else:
@@ -156,6 +172,18 @@ class LAMAgent:
                 temperature=self.config.temperature,
                 generators=gens[start : start + size],
             )
+        return out
+
+    def with_plans(self, constraints: Sequence[Constraints]) -> list[Constraints]:
+        """`constraints`, each first step's (no previous plan) given the plan library's proposal for its
+        request as the previous plan the decoder may copy; unchanged without a library."""
+        first = [i for i, c in enumerate(constraints) if not c.previous_plan]
+        out = list(constraints)
+        if self.plans is None or not first:
+            return out
+        proposals = self.plans.propose([constraints[i].request for i in first])
+        for i, items in zip(first, proposals, strict=True):
+            out[i] = replace(constraints[i], previous_plan=items)
         return out
 
 
@@ -339,7 +367,7 @@ class RolloutWorker:
             torch.set_num_threads(threads)
         model, tokenizer = make_model(ModelSpec(source="pretrained", path=str(model_dir)))
         self.config = AgentConfig.model_validate(config)
-        self.agent = LAMAgent(model, tokenizer, self.config)
+        self.agent = LAMAgent(model, tokenizer, self.config, PlanLibrary.load(Path(model_dir)))
         self.agent_name = agent_name
         self.env_factory = lambda: WordEnv(
             templates, max_steps=self.config.max_steps, view=self.config.view()

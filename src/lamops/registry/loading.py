@@ -46,6 +46,21 @@ def load_model(model: str, cfg: Config) -> tuple[Any, Any]:
         raise ModelUnavailable(f"cannot load the model in {folder}: {type(e).__name__}: {e}") from None
 
 
+def load_plans(model: str, cfg: Config):
+    """The plan library (`lamops.agents.plans`) that goes with `model` as `load_model` resolves it: the
+    folder's `plan_library.jsonl`, or the one logged with the registered version; None when there is none."""
+    from lamops.agents.plans import PlanLibrary
+
+    if model.startswith("models:/"):
+        from lamops.registry.models import load_registered_plans
+
+        return load_registered_plans(model)
+    for folder in (Path(model).expanduser(), cfg.root / model):
+        if (folder / "config.json").is_file():
+            return PlanLibrary.load(folder)
+    return None
+
+
 def _load_registered(uri: str, cfg: Config) -> tuple[Any, Any]:
     from lamops import tracking
 

@@ -180,6 +180,10 @@ def log_and_register(
         pip_requirements=pip_requirements(),
         tags=version_tags,
     )
+    from lamops.agents.plans import FILE as PLAN_LIBRARY
+
+    if (model_dir / PLAN_LIBRARY).is_file():  # the agent's first-step copies travel with the version's run
+        mlflow.log_artifact(str(model_dir / PLAN_LIBRARY))
     registered = mlflow.register_model(info.model_uri, name, tags=version_tags)
     if version_tags:
         mlflow.set_tags(version_tags)
@@ -196,6 +200,28 @@ def load_registered(uri: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.eval(), tokenizer
+
+
+def load_registered_plans(uri: str):
+    """The plan library (`lamops.agents.plans`) logged in the run of `models:/name/version` or
+    `models:/name@alias`; None when that run logged none."""
+    import tempfile
+
+    import mlflow
+    from lamops.agents.plans import FILE, PlanLibrary
+
+    name, _, ref = uri[len("models:/") :].partition("/")
+    name, _, alias = name.partition("@")
+    client = _client()
+    version = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, ref)
+    if not version.run_id:
+        return None
+    names = {Path(a.path).name for a in client.list_artifacts(version.run_id)}
+    if FILE not in names:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=FILE, dst_path=tmp)
+        return PlanLibrary.load(Path(tmp))
 
 
 def _client():

@@ -108,6 +108,7 @@ def run(cfg: Config) -> StageResult:
 
 def _phase(cfg, phase, agent_config, step_rows, plan_rows, tasks, records, latencies) -> dict[str, Any]:
     from lamops.agents.lam import LAMAgent
+    from lamops.agents.plans import PlanLibrary
     from lamops.evaluation.metrics import by_family, offline_metrics, online_by_family, online_metrics
     from lamops.evaluation.offline import decide, load
     from lamops.evaluation.online import run_phase
@@ -121,7 +122,8 @@ def _phase(cfg, phase, agent_config, step_rows, plan_rows, tasks, records, laten
     if phase == "lam1" and plan_rows:
         out["planning"] = _planning(cfg, model, tokenizer, plan_rows, records)
     with progress(None, f"evaluate {phase} offline", total=len(step_rows)) as bar:
-        scores = decide(LAMAgent(model, tokenizer, agent_config), step_rows, bar)
+        agent = LAMAgent(model, tokenizer, agent_config, PlanLibrary.load(folder))
+        scores = decide(agent, step_rows, bar)
     del model
     out["offline"] = offline_metrics(scores)
     out["offline_by_family"] = by_family(scores)

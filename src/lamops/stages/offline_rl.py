@@ -71,6 +71,7 @@ def run(cfg: Config) -> StageResult:
         tracked.log_params({"train": cfg.train.model_dump(mode="json"), "run_name": spec.name})
         tracked.log_dataset(data, rows, "offline_rl_states", "training")
         result = train_offline_rl(rows, lam3, lam3, reward_dir, out_dir, c.ppo, spec)
+        carry_plan_library(lam3, out_dir)
         log_history(tracked, result.history, "offline_rl (lam4)")
         metrics = {
             "steps": result.steps,
@@ -133,3 +134,12 @@ def _guard(cfg: Config, tracked, lam3: Path, out_dir: Path, reward_dir: Path) ->
         max_len=agent_max_len(cfg), **cfg.env.view().model_dump(), batch_size=c.guard.batch_size
     )
     return run_guard(lam3, out_dir, rows, agent, c.guard.tolerance, ppo_reward(reward_dir, c.ppo))
+
+
+def carry_plan_library(source: Path, out_dir: Path) -> None:
+    """LAM4 acts with the plan library of the policy it started from (`lamops.agents.plans`)."""
+    from lamops.agents.plans import PlanLibrary
+
+    library = PlanLibrary.load(source)
+    if library is not None:
+        library.save(out_dir)

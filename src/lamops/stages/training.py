@@ -181,6 +181,19 @@ def register(
     )
 
 
+def write_plan_library(rows: Sequence[Any], out_dir: Path) -> int | None:
+    """The first steps of the step rows a phase trained on, as the model folder's plan library
+    (`lamops.agents.plans`); the number of entries, or None for rows that are not steps (LAM1's plans)."""
+    from lamops.agents.plans import PlanLibrary
+    from lamops.records import StepSFTRow
+
+    if not rows or not isinstance(rows[0], StepSFTRow):
+        return None
+    library = PlanLibrary.from_rows(rows)
+    library.save(out_dir)
+    return len(library)
+
+
 def train_phase(
     cfg: Config,
     phase: str,
@@ -215,6 +228,7 @@ def train_phase(
         if tracked_hook is not None:
             tracked_hook(tracked)
         result = train_sft(rows, base, tokenizer_dir, out_dir, sft, spec)
+        plans = write_plan_library(rows, out_dir)
         log_history(tracked, result.history, f"{phase} ({registered})")
         metrics = {
             "steps": result.steps,
@@ -227,6 +241,7 @@ def train_phase(
             "prompts_truncated": result.encode.prompts_truncated,
             "completions_truncated": result.encode.completions_truncated,
             "resumed_from_step": result.resumed_from_step if result.resumed_from_step is not None else -1,
+            **({"plan_library_entries": plans} if plans is not None else {}),
             **(extra_metrics or {}),
         }
         tracked.log_metrics(metrics)
