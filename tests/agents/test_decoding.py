@@ -13,7 +13,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, trainers
 from transformers import DynamicCache, PreTrainedTokenizerFast
 
 from lamops.agents.constraints import Constraints, constraints_from_observation, constraints_from_prompt
-from lamops.agents.copies import copy_options, item_text, named_control, quoted, text_copies
+from lamops.agents.copies import copy_options, item_text, named_control, paragraph_copy, quoted, text_copies
 from lamops.agents.decoding import ConstrainedDecoder, Cursor, copy_states
 from lamops.agents.expert import ExpertAgent
 from lamops.agents.grammar import COMPLETE, Limits, action_grammar, advance
@@ -525,8 +525,18 @@ def test_every_reference_is_reachable_with_the_training_tokenization(tokenizer, 
         for phrase in quoted(constraints_from_prompt(s.prompt).request)
         for free in [json.loads(s.completion())["thought"], *json.loads(s.completion())["plan"]]
     )
-    assert texts > 0 and quotes > 0
-    assert copied == (2 * later + texts + quotes if copy else 0)
+    # Typed keys are the thought's quoted phrase; a paragraph's indices those of the canvas line it quotes.
+    keys = sum(
+        json.loads(s.completion())["function"] == "keyboard_input" and bool(quoted(s.thought)) for s in steps
+    )
+    paragraphs = sum(
+        2
+        for s in steps
+        if json.loads(s.completion())["function"] == "select_paragraph"
+        and paragraph_copy(s.thought, constraints_from_prompt(s.prompt).canvas) is not None
+    )
+    assert texts > 0 and quotes > 0 and paragraphs > 0
+    assert copied == (2 * later + texts + quotes + keys + paragraphs if copy else 0)
 
 
 def test_free_text_is_still_reachable_after_a_previous_plan(tokenizer, steps):
@@ -567,4 +577,29 @@ def test_a_model_that_prefers_the_copy_writes_exactly_the_previous_plan(model, t
             text_arg = action["function"] in ("select_text", "set_edit_text")
             if text_arg:
                 assert action["args"]["text"] == text_copies(action["thought"], c.request)[0]
-            assert d.copied == 2 + text_arg and p.copied == 0
+            keys = action["function"] == "keyboard_input" and bool(quoted(action["thought"]))
+            if keys:  # typed text is the thought's quoted phrase, locked too
+                assert action["args"]["keys"] == quoted(action["thought"])[0]
+            paragraph = paragraph_copy(action["thought"], c.canvas)
+            indices = action["function"] == "select_paragraph" and paragraph is not None
+            if indices:  # as are the indices of the paragraph the thought quotes
+                assert (action["args"]["start_index"], action["args"]["end_index"]) == paragraph
+            assert d.copied == 2 + text_arg + keys + 2 * indices and p.copied == 0
+
+
+def test_paragraph_copy_reads_the_quoted_paragraph_off_the_canvas():
+    canvas = (
+        "[ui] tab Home\n[selection] caret in p6 at 3\n"
+        "p0 <Normal|center> {b:Introducing the Aurora Smart} shippi …\n"
+        "p6 <Normal> Thank you for your patience during t …\n[6 more lines]\n"
+    )
+    assert paragraph_copy("Select the paragraph starting 'Introducing the Aurora'.", canvas) == (0, 0)
+    assert paragraph_copy(
+        "Select the paragraph starting 'Thank you for your patience during the'.", canvas
+    ) == (
+        6,
+        6,
+    )
+    assert paragraph_copy("Select the 3 paragraphs from 'Thank you for'.", canvas) == (6, 8)
+    assert paragraph_copy("Select the first paragraph.", canvas) is None  # nothing quoted
+    assert paragraph_copy("Select the paragraph starting 'Not on screen'.", canvas) is None

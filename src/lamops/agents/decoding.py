@@ -35,7 +35,9 @@ to the reference in 8 of 121 steps), and forcing the thought to the next item li
 (LEARNING.md). So the thought, the status and the plan list carry their copies (`copies`), in order of
 preference (the next item first), and so does the control name, of the thought: the control the written
 thought names (`copies.named_control`: the reference control in 94% of the steps with one, and never offered
-where the step has none). With `copy_bonus` set the decoder offers each copy as one whole
+where the step has none); so do a text argument and typed keys (the thought's quoted phrase), `select_paragraph`'s
+indices (the canvas paragraph the thought quotes: `copies.paragraph_copy`), and at a first step the thought and
+plan of the agent's plan library (`lamops.agents.plans`: the nearest training task's first step). With `copy_bonus` set the decoder offers each copy as one whole
 continuation: where such a part starts (or while what it has taken is the start of a copy) each copy's first
 token is the first token of its training tokenization (the same stable-token rule as forced chunks); the
 preferred copy's first token gets `copy_bonus` nats, the token is chosen as usual (greedy or sampled), and a
@@ -90,9 +92,11 @@ from lamops.agents.constraints import Constraints
 from lamops.agents.grammar import (
     COMPLETE,
     Choice,
+    KeysStr,
     Limits,
     Lit,
     NameChoice,
+    ParagraphIndex,
     QuotedStr,
     Resumed,
     action_grammar,
@@ -259,8 +263,10 @@ def _quote_copies(state, out: bytes) -> list[tuple[Any, bool]]:
 def part_copies(part, out: bytes) -> tuple[bytes, ...]:
     """What `part` may copy: its own `copies`, or for the control name the option of the control named by
     the thought that `out` (the action so far) holds."""
-    if isinstance(part, (NameChoice, QuotedStr)):
+    if isinstance(part, (NameChoice, QuotedStr, KeysStr)):
         return part.copies_after(_thought(out))
+    if isinstance(part, ParagraphIndex):
+        return part.copies_after(_thought(out), out)
     return getattr(part, "copies", ())
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamops.agents.constraints import Constraints
-from lamops.agents.copies import copy_options, named_control, quoted, text_copies
+from lamops.agents.copies import copy_options, named_control, paragraph_copy, quoted, text_copies
 from lamops.env.actions import CONTROL_FUNCTIONS, FUNCTIONS
 from lamops.env.actions import SPECIAL_KEYS as ENV_KEYS  # the key names `parse_keys` accepts
 
@@ -395,6 +395,21 @@ class QuotedStr(Str):
         return tuple(out)
 
 
+class KeysStr(Str):
+    """`keyboard_input`'s keys (`Keys`): its copies are the phrases the thought quotes ("Type 'next quarter'
+    over it." types `next quarter`: 20 of the default data's 20 keyboard steps whose thought quotes a phrase),
+    known only once the thought is written: `copies_after`; only phrases the request spans allow whole."""
+
+    def copies_after(self, thought: str) -> tuple[bytes, ...]:
+        spans = self.content.spans
+        out = []
+        for phrase in quoted(thought):
+            body = json.dumps(phrase, ensure_ascii=False)[1:-1].encode("utf-8")
+            if body and b"\x00" not in body and body in spans.source and spans.can_close(body):
+                out.append(body + b'"')
+        return tuple(out)
+
+
 @functools.lru_cache(maxsize=16)
 def _int_strings(lo: int, hi: int) -> tuple[frozenset, frozenset]:
     values = frozenset(str(v).encode() for v in range(lo, hi + 1))
@@ -428,6 +443,28 @@ class Int:
             return b""
         best = min((v for v in self.values if v.startswith(s)), key=lambda v: (len(v), v))
         return best[len(s) :]
+
+
+class ParagraphIndex(Int):
+    """`select_paragraph`'s start or end index: a paragraph index whose copy is the paragraph the written
+    thought quotes in the canvas (`lamops.agents.copies.paragraph_copy`), known only once the thought (for
+    the end: and the start) is written: `copies_after`."""
+
+    __slots__ = ("canvas", "end")
+
+    def __init__(self, canvas: str, end: bool):
+        super().__init__(0, 999)
+        self.canvas, self.end = canvas, end
+
+    def copies_after(self, thought: str, out: bytes) -> tuple[bytes, ...]:
+        found = paragraph_copy(thought, self.canvas)
+        if found is None:
+            return ()
+        start, end = found
+        if not self.end:
+            return (str(start).encode(),)
+        written = re.search(rb'"start_index": (\d+)', out)
+        return (str(end).encode(),) if written and int(written.group(1)) == start else ()
 
 
 class Plan:
@@ -540,7 +577,9 @@ def finish(state) -> bytes:
 
 
 # The args of each function, in the schema's key order; None where the function cannot be written.
-def _args_parts(fn: str, request: Spans, text: Spans, cap: int, request_text: str = "") -> tuple | None:
+def _args_parts(
+    fn: str, request: Spans, text: Spans, cap: int, request_text: str = "", canvas: str = ""
+) -> tuple | None:
     if fn == "click_input":
         return (
             Lit(b'"button": '),
@@ -552,11 +591,16 @@ def _args_parts(fn: str, request: Spans, text: Spans, cap: int, request_text: st
         spans = request if fn == "set_edit_text" else text
         return (Lit(b'"text": "'), QuotedStr(spans, cap, request_text)) if spans else None
     if fn == "keyboard_input":
-        return (Lit(b'"keys": "'), Str(Keys(request), cap))
+        return (Lit(b'"keys": "'), KeysStr(Keys(request), cap))
     if fn == "wheel_mouse_input":
         return (Lit(b'"wheel_dist": '), Int(-99, 99))
     if fn == "select_paragraph":
-        return (Lit(b'"start_index": '), Int(0, 999), Lit(b', "end_index": '), Int(0, 999))
+        return (
+            Lit(b'"start_index": '),
+            ParagraphIndex(canvas, end=False),
+            Lit(b', "end_index": '),
+            ParagraphIndex(canvas, end=True),
+        )
     if fn == "select_table":
         return (Lit(b'"number": '), Int(1, 99))
     if fn == "insert_table":
@@ -587,7 +631,7 @@ def action_grammar(constraints: Constraints, limits: Limits):
         for fn in FUNCTIONS:
             if fn in CONTROL_FUNCTIONS and not with_control:
                 continue
-            args = _args_parts(fn, request, text, limits.arg_tokens, constraints.request)
+            args = _args_parts(fn, request, text, limits.arg_tokens, constraints.request, constraints.canvas)
             if args is not None:
                 options.append((_json_bytes(fn), (Lit(b', "args": {'), *args, Lit(b"}"), *tail)))
         return Choice(options)
