@@ -35,9 +35,10 @@ to the reference in 8 of 121 steps), and forcing the thought to the next item li
 (LEARNING.md). So the thought, the status and the plan list carry their copies (`copies`), in order of
 preference (the next item first), and so does the control name, of the thought: the control the written
 thought names (`copies.named_control`: the reference control in 94% of the steps with one, and never offered
-where the step has none); so do a text argument and typed keys (the thought's quoted phrase), `select_paragraph`'s
-indices (the canvas paragraph the thought quotes: `copies.paragraph_copy`), and at a first step the thought and
-plan of the agent's plan library (`lamops.agents.plans`: the nearest training task's first step). With `copy_bonus` set the decoder offers each copy as one whole
+where the step has none); so do a text argument and typed keys (the thought's quoted phrase),
+`select_paragraph`'s indices (the canvas paragraph the thought quotes: `copies.paragraph_copy`), and at a
+first step the thought and plan of the agent's plan library (`lamops.agents.plans`: the nearest training
+task's first step). With `copy_bonus` set the decoder offers each copy as one whole
 continuation: where such a part starts (or while what it has taken is the start of a copy) each copy's first
 token is the first token of its training tokenization (the same stable-token rule as forced chunks); the
 preferred copy's first token gets `copy_bonus` nats, the token is chosen as usual (greedy or sampled), and a
