@@ -13,7 +13,15 @@ from tokenizers import Tokenizer, decoders, models, normalizers, trainers
 from transformers import DynamicCache, PreTrainedTokenizerFast
 
 from lamops.agents.constraints import Constraints, constraints_from_observation, constraints_from_prompt
-from lamops.agents.copies import copy_options, item_text, named_control, paragraph_copy, quoted, text_copies
+from lamops.agents.copies import (
+    copy_options,
+    item_text,
+    named_control,
+    named_function,
+    paragraph_copy,
+    quoted,
+    text_copies,
+)
 from lamops.agents.decoding import ConstrainedDecoder, Cursor, copy_states
 from lamops.agents.expert import ExpertAgent
 from lamops.agents.grammar import COMPLETE, Limits, action_grammar, advance
@@ -535,8 +543,10 @@ def test_every_reference_is_reachable_with_the_training_tokenization(tokenizer, 
         if json.loads(s.completion())["function"] == "select_paragraph"
         and paragraph_copy(s.thought, constraints_from_prompt(s.prompt).canvas) is not None
     )
-    assert texts > 0 and quotes > 0 and paragraphs > 0
-    assert copied == (2 * later + texts + quotes + keys + paragraphs if copy else 0)
+    # The function the thought names ("Select the text 'x'." -> select_text) is written as a copy.
+    functions = sum(named_function(s.thought, list(FUNCTIONS)) is not None for s in steps)
+    assert texts > 0 and quotes > 0 and paragraphs > 0 and functions > 0
+    assert copied == (2 * later + texts + quotes + keys + paragraphs + functions if copy else 0)
 
 
 def test_free_text_is_still_reachable_after_a_previous_plan(tokenizer, steps):
@@ -584,7 +594,10 @@ def test_a_model_that_prefers_the_copy_writes_exactly_the_previous_plan(model, t
             indices = action["function"] == "select_paragraph" and paragraph is not None
             if indices:  # as are the indices of the paragraph the thought quotes
                 assert (action["args"]["start_index"], action["args"]["end_index"]) == paragraph
-            assert d.copied == 2 + text_arg + keys + 2 * indices and p.copied == 0
+            function = named_function(action["thought"], list(FUNCTIONS))
+            assert function in (None, action["function"])  # a named function is always written
+            named_fn = function is not None
+            assert d.copied == 2 + text_arg + keys + 2 * indices + named_fn and p.copied == 0
 
 
 def test_paragraph_copy_reads_the_quoted_paragraph_off_the_canvas():
@@ -603,3 +616,12 @@ def test_paragraph_copy_reads_the_quoted_paragraph_off_the_canvas():
     assert paragraph_copy("Select the 3 paragraphs from 'Thank you for'.", canvas) == (6, 8)
     assert paragraph_copy("Select the first paragraph.", canvas) is None  # nothing quoted
     assert paragraph_copy("Select the paragraph starting 'Not on screen'.", canvas) is None
+
+
+def test_named_function_reads_verb_and_object_off_the_thought():
+    names = list(FUNCTIONS)
+    assert named_function("Select the text 'the paragraph'.", names) == "select_text"  # quotes aside
+    assert named_function("Select the 2 paragraphs from 'x'.", names) == "select_paragraph"  # plural
+    assert named_function("Select table 1.", names) == "select_table"
+    assert named_function("Choose Insert Table....", names) is None  # a control's name, not the verb
+    assert named_function("Select the bulleted list.", names) is None

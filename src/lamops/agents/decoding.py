@@ -93,6 +93,7 @@ from lamops.agents.constraints import Constraints
 from lamops.agents.grammar import (
     COMPLETE,
     Choice,
+    FunctionChoice,
     KeysStr,
     Limits,
     Lit,
@@ -223,10 +224,10 @@ def copy_states(state, written: bytes, out: bytes = b"") -> list[tuple[Any, bool
     copies = part_copies(head, out)
     kept = [c for c in copies if c.startswith(written)]
     if kept:
-        lockable = not isinstance(head, Choice)
+        lockable = getattr(head, "lock_copies", not isinstance(head, Choice))
         return [((Lit(c), len(written), _after(head, c) + rest), lockable) for c in kept]
     if isinstance(head, Lit) and rest:
-        lockable = not isinstance(rest[0], Choice)
+        lockable = getattr(rest[0], "lock_copies", not isinstance(rest[0], Choice))
         copies = part_copies(rest[0], out)
         return [((head, sub, (Lit(c), *_after(rest[0], c), *rest[1:])), lockable) for c in copies]
     return _quote_copies(state, out)
@@ -264,7 +265,7 @@ def _quote_copies(state, out: bytes) -> list[tuple[Any, bool]]:
 def part_copies(part, out: bytes) -> tuple[bytes, ...]:
     """What `part` may copy: its own `copies`, or for the control name the option of the control named by
     the thought that `out` (the action so far) holds."""
-    if isinstance(part, (NameChoice, QuotedStr, KeysStr)):
+    if isinstance(part, (NameChoice, QuotedStr, KeysStr, FunctionChoice)):
         return part.copies_after(_thought(out))
     if isinstance(part, ParagraphIndex):
         return part.copies_after(_thought(out), out)

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamops.agents.constraints import Constraints
-from lamops.agents.copies import copy_options, named_control, paragraph_copy, quoted, text_copies
+from lamops.agents.copies import (
+    copy_options,
+    named_control,
+    named_function,
+    paragraph_copy,
+    quoted,
+    text_copies,
+)
 from lamops.env.actions import CONTROL_FUNCTIONS, FUNCTIONS
 from lamops.env.actions import SPECIAL_KEYS as ENV_KEYS  # the key names `parse_keys` accepts
 
@@ -395,6 +402,21 @@ class QuotedStr(Str):
         return tuple(out)
 
 
+class FunctionChoice(Choice):
+    """The function: its copy is the function the written thought names (`copies.named_function`), known only
+    once the thought is written: `copies_after`. Unlike other choices its copy is locked, not only
+    preferred: a first token that agrees with it writes it (`select_text` and `select_paragraph` share their
+    first token)."""
+
+    __slots__ = ()
+    lock_copies = True
+
+    def copies_after(self, thought: str) -> tuple[bytes, ...]:
+        names = {json.loads(option): option for option, _ in self.options}
+        fn = named_function(thought, list(names))
+        return (names[fn],) if fn is not None else ()
+
+
 class KeysStr(Str):
     """`keyboard_input`'s keys (`Keys`): its copies are the phrases the thought quotes ("Type 'next quarter'
     over it." types `next quarter`: 20 of the default data's 20 keyboard steps whose thought quotes a phrase),
@@ -634,7 +656,7 @@ def action_grammar(constraints: Constraints, limits: Limits):
             args = _args_parts(fn, request, text, limits.arg_tokens, constraints.request, constraints.canvas)
             if args is not None:
                 options.append((_json_bytes(fn), (Lit(b', "args": {'), *args, Lit(b"}"), *tail)))
-        return Choice(options)
+        return FunctionChoice(options)
 
     labels: dict[str, str] = {}
     for label, name in constraints.controls:
