@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lamops.agents.plans import FILE, PlanLibrary, adapt, adapt_items, mask_quotes
+from lamops.agents.plans import FILE, PlanLibrary, adapt, adapt_items, clauses, join_parts, mask_quotes
 
 
 def test_adapt_rewrites_quotes_values_and_phrases_but_not_item_numbers():
@@ -35,6 +35,47 @@ def test_adapt_rewrites_quotes_values_and_phrases_but_not_item_numbers():
         == "Choose Moderate."
     )
     assert adapt("Click Center.", "Center it.", "Center it.") == "Click Center."  # same request: unchanged
+    # Title case kept, a URL swapped whole, a swap of grammar words refused.
+    assert adapt("Choose Red.", "Mark it with red.", "Mark it with bright green.") == "Choose Bright Green."
+    assert (
+        adapt(
+            "Enter 'https://example.net/faq' in the Address box.",
+            "Link 'a' to https://example.net/faq.",
+            "Link 'b' to https://intranet.example.org/policy.",
+        )
+        == "Enter 'https://intranet.example.org/policy' in the Address box."
+    )
+    assert (
+        adapt("Open the Table Design tab.", "Give the first table the Grid look.", "Style table 1 as Grid.")
+        == "Open the Table Design tab."
+    )
+
+
+def test_compound_requests_split_into_parts_and_plans_join_with_a_return_home():
+    assert clauses("Make 'a' bold, then set the page size to A5.") == [
+        "Make 'a' bold.",
+        "Set the page size to A5.",
+    ]
+    assert clauses("Make 'a' bold.") == ["Make 'a' bold."]
+    bold = ("1. Select the text 'a'.", "2. Click Bold on the Home tab.")
+    size = ("1. Open the Layout tab.", "2. Open the Size menu.", "3. Choose A5.")
+    link = ("1. Select the text 'b'.", "2. Open the Insert tab.", "3. Click Link.")
+    font = ("1. Select the text 'c'.", "2. Open the Font dialog.")
+    assert join_parts([bold, size]) == (
+        *bold,
+        "3. Open the Layout tab.",
+        "4. Open the Size menu.",
+        "5. Choose A5.",
+    )
+    assert join_parts([size, link, font]) == (
+        *size,
+        "4. Select the text 'b'.",  # its first control step opens a tab: no way back home needed
+        "5. Open the Insert tab.",
+        "6. Click Link.",
+        "7. Open the Home tab.",
+        "8. Select the text 'c'.",
+        "9. Open the Font dialog.",
+    )
 
 
 def test_mask_quotes_keeps_the_intent():
@@ -87,6 +128,16 @@ def test_library_round_trips_and_proposes_the_nearest_intent(tmp_path):
         ("1. Open the Layout tab.", "2. Open the Orientation menu.", "3. Choose Landscape."),
     ]
     assert PlanLibrary([], []).propose(["anything"]) == [()]
+    # A compound request: each part from its nearest one-part entry, joined.
+    assert loaded.propose(["Make 'x' bold, then change the page orientation to landscape."]) == [
+        (
+            "1. Select the text 'x'.",
+            "2. Click Bold.",
+            "3. Open the Layout tab.",
+            "4. Open the Orientation menu.",
+            "5. Choose Landscape.",
+        )
+    ]
     (tmp_path / FILE).write_text('{"request": "x", "items": ["1. a"]}\nnot json\n')
     with pytest.raises(ValueError, match=rf"{FILE}:2: not a plan library line"):
         PlanLibrary.load(tmp_path)

@@ -4,23 +4,29 @@ Why: after the first step the expert data copies the previous plan (`lamops.agen
 gets its first step right completes most tasks: measured on the default data (64 test tasks, greedy), LAM2
 completes 70.3% online when its first step is the expert's and 3.1% on its own. The first step maps a request
 to one of ~50 families' plans from ~6 examples a family, which a 2M model trained from scratch does not learn
-(test first steps: 1 of 40 exact). A nearest neighbour does: the training task whose request is most like
-this one (MiniLM sentence embeddings, quoted phrases masked so that the intent, not the quoted text, decides)
-is of the same family for 78% of the test requests, and its first step, adapted to this request (below), is
-the expert's exactly for 42 of 64.
+(test first steps: 1 of 40 exact). A nearest neighbour does.
 
 So a trained model folder carries `plan_library.jsonl`: one line `{"request", "items"}` per distinct first
 step of its training data (the plan as the prompt numbers it: `1. <thought>`, then the plan's items). At a
-first step (no previous plan) the agent offers the nearest entry's items, adapted, as the previous plan's
-copies (`Constraints.previous_plan`): the decoder writes the thought and plan as a copy when the model's own
-first token agrees (`copy_bonus`, `lamops.agents.decoding`), and the model still decides the control, the
-function and its arguments. Measured with the default recipe's LAM2 (lr 3e-3, 528 steps) on 64 test tasks:
-online TSR 3.1 without the library, 37.5 with it (24/64).
+first step (no previous plan) the agent proposes a plan from it and offers the proposal as the previous
+plan's copies (`Constraints.previous_plan`): the decoder writes the thought and plan as a copy when the
+model's own first token agrees (`copy_bonus`, `lamops.agents.decoding`), and the model still decides the
+control, the function and its arguments.
 
-Adapting an entry to a request: the two requests are aligned word by word (difflib); the neighbour's quoted
-phrases become this request's, in order, and each other replaced run of words (`1` -> `1.5`, `Wide` ->
-`Moderate`, `dark red` -> `purple`) is replaced in the items' text as whole words, keeping a capital first
-letter where the item has one. Item numbers are never touched.
+The proposal: a request is split into its parts ("Do X, then do Y." -> "Do X.", "Do Y.": `clauses`); each
+part takes the one-part entry whose request is most similar (MiniLM sentence embeddings, quoted phrases
+masked so that the intent, not the quoted text, decides), its items adapted to the part; the parts' plans are
+joined and renumbered, a later part that does not open a ribbon tab first going back to the Home tab
+(`join_parts`, as the data's compound tasks do). Adapting an entry to a request: the two requests are aligned
+word by word (difflib, a URL one word); the neighbour's quoted phrases become this request's, in order, and
+each other replaced run of words (`1` -> `1.5`, `Wide` -> `Moderate`, `dark red` -> `purple`) is replaced in
+the items' text as whole words, keeping the item's capitals; runs of grammar words only ("the first table"
+-> "table 1 as") are not swapped, and item numbers are never touched.
+
+Measured on the default data (108 test tasks): the proposal is the expert's first step exactly for 86 (76
+with the whole request's nearest entry of any kind, before parts). With the default recipe's LAM2 (lr 3e-3,
+528 steps) and the decoder's copies, online TSR on the first 64 test tasks: 3.1 without the library, 57.8
+with it (the expert: 64.1); 60.2 on all 108.
 """
 
 from __future__ import annotations
@@ -40,10 +46,16 @@ from lamops.io import write_atomic
 
 FILE = "plan_library.jsonl"
 
-_WORD = re.compile(r"\d+(?:\.\d+)?|\w+|[^\w\s]")
+_WORD = re.compile(r"https?://[^\s,']*[^\s,.']|\d+(?:\.\d+)?|\w+|[^\w\s]")  # a URL is one word
 _QUOTE = re.compile(r"'(.+?)'(?!\w)")
 _NUMBERED = re.compile(r"(\d+\.\s+)(.*)", re.S)
 _HOLE = "\ue000"  # a private-use character: no request or plan holds it
+_CLAUSES = re.compile(r",? then ")  # "Do X, then do Y." (how compound requests join their parts)
+_GLUE = "Open the Home tab."
+_TAB = re.compile(r"Open the (Home|Insert|Layout|References|Review|View) tab\.")
+_NO_CONTROL = re.compile(r"(Select|Move|Press|Type) ")  # items done without a control (select_*, keys)
+# Words whose swap rewrites grammar, not a value ("the first table" -> "table 1 as" would give "Open 1 as").
+_FUNCTION_WORDS = frozenset("a an and as at by for from in into of on or the then to with 's".split())
 
 
 def mask_quotes(request: str) -> str:
@@ -51,10 +63,36 @@ def mask_quotes(request: str) -> str:
     return _QUOTE.sub("'x'", request)
 
 
+def clauses(request: str) -> list[str]:
+    """The parts of a compound request ("Do X, then do Y." -> ["Do X.", "Do Y."]); one part otherwise."""
+    parts = [p.strip().rstrip(".") for p in _CLAUSES.split(request.strip()) if p.strip().rstrip(".")]
+    return [p[:1].upper() + p[1:] + "." for p in parts] or [request.strip()]
+
+
 def _same_case(found: str, replacement: str) -> str:
+    if found.istitle() and not replacement.istitle():
+        return replacement.title()  # "Dark Red" -> "Bright Green"
     if found[:1].isupper() and replacement[:1].islower():
         return replacement[:1].upper() + replacement[1:]
     return replacement
+
+
+def _swaps(source: str, target: str) -> dict[str, str]:
+    """Each replaced run of words of `source` (quoted phrases aside) -> the run of `target` that replaces it,
+    as the requests write them."""
+    src, tgt = _QUOTE.sub("'", source), _QUOTE.sub("'", target)
+    sm, tm = list(_WORD.finditer(src)), list(_WORD.finditer(tgt))
+    matcher = difflib.SequenceMatcher(a=[m.group(0) for m in sm], b=[m.group(0) for m in tm], autojunk=False)
+    out: dict[str, str] = {}
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op != "replace":
+            continue
+        old, new = src[sm[i1].start() : sm[i2 - 1].end()], tgt[tm[j1].start() : tm[j2 - 1].end()]
+        words = {m.group(0).lower() for m in sm[i1:i2]}
+        if "'" in old + new or words <= _FUNCTION_WORDS or not re.search(r"\w", old + new):
+            continue
+        out[old] = new
+    return out
 
 
 def adapt(text: str, source: str, target: str) -> str:
@@ -63,15 +101,7 @@ def adapt(text: str, source: str, target: str) -> str:
     out = text
     for k, (a, _) in enumerate(pairs):  # a placeholder no word swap can touch, restored at the end
         out = out.replace(f"'{a}'", f"'{_HOLE * (k + 1)}'")
-    sw, tw = _WORD.findall(_QUOTE.sub("'", source)), _WORD.findall(_QUOTE.sub("'", target))
-    swaps: dict[str, str] = {}
-    matcher = difflib.SequenceMatcher(a=sw, b=tw, autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "replace":
-            old, new = " ".join(sw[i1:i2]), " ".join(tw[j1:j2])
-            if old.strip("'") and new.strip("'") and "'" not in old + new:
-                swaps[old] = new
-    for old, new in sorted(swaps.items(), key=lambda kv: -len(kv[0])):
+    for old, new in sorted(_swaps(source, target).items(), key=lambda kv: -len(kv[0])):
         pattern = re.compile(rf"(?<![\w.]){re.escape(old)}(?![\w]|\.\d)", re.IGNORECASE)
         out = pattern.sub(lambda m, new=new: _same_case(m.group(0), new), out)
     for k, (_, b) in reversed(list(enumerate(pairs))):
@@ -89,6 +119,25 @@ def adapt_items(items: Sequence[str], source: str, target: str) -> tuple[str, ..
     return tuple(out)
 
 
+def _text(item: str) -> str:
+    m = _NUMBERED.match(item)
+    return m.group(2) if m else item
+
+
+def join_parts(parts: Sequence[Sequence[str]]) -> tuple[str, ...]:
+    """The plans of a compound request's parts as one plan, renumbered: a later part that does not open a
+    tab itself first goes back to the Home tab, where every part's plan starts (as the data composes them:
+    `lamops.env.families.composite.compose`)."""
+    texts: list[str] = []
+    for k, part in enumerate(parts):
+        bodies = [_text(i) for i in part]
+        first = next((b for b in bodies if not _NO_CONTROL.match(b)), None)
+        if k and (first is None or not _TAB.fullmatch(first)):
+            texts.append(_GLUE)
+        texts += bodies
+    return tuple(f"{n}. {t}" for n, t in enumerate(texts, 1))
+
+
 @dataclass
 class PlanLibrary:
     """First steps of training tasks: `requests[i]`'s first step as numbered items `items[i]`."""
@@ -96,6 +145,7 @@ class PlanLibrary:
     requests: list[str]
     items: list[tuple[str, ...]]
     _vectors: Any = field(default=None, repr=False)
+    _singles: list[int] | None = field(default=None, repr=False)
 
     @classmethod
     def from_rows(cls, rows: Iterable[Any]) -> PlanLibrary:
@@ -147,18 +197,34 @@ class PlanLibrary:
 
         return embed([mask_quotes(t) for t in texts])
 
+    def _single(self) -> list[int]:
+        """The entries of one-part requests (a compound request's plan is built from its parts')."""
+        if self._singles is None:
+            self._singles = [i for i, r in enumerate(self.requests) if len(clauses(r)) == 1]
+        return self._singles
+
     def nearest(self, requests: Sequence[str]) -> list[int | None]:
-        """For each request, the index of the entry whose request is most similar (None: empty library)."""
-        if not self.requests:
+        """For each request, the index of the one-part entry whose request is most similar (None: no such
+        entry)."""
+        pool = self._single()
+        if not pool:
             return [None] * len(requests)
         if self._vectors is None:
-            self._vectors = self._embed(self.requests)
+            self._vectors = self._embed([self.requests[i] for i in pool])
         scores = self._embed([r.strip() for r in requests]) @ self._vectors.T
-        return [int(i) for i in scores.argmax(axis=1)]
+        return [pool[int(i)] for i in scores.argmax(axis=1)]
 
     def propose(self, requests: Sequence[str]) -> list[tuple[str, ...]]:
-        """For each request, the nearest entry's items adapted to it (empty for an empty library)."""
+        """For each request, a first step's plan: for each of its parts (`clauses`), the nearest one-part
+        entry's items adapted to that part, joined (`join_parts`); empty for an empty library."""
+        parts = [clauses(r) for r in requests]
+        flat = [p for ps in parts for p in ps]
+        found = iter(zip(flat, self.nearest(flat), strict=True))
         out = []
-        for request, i in zip(requests, self.nearest(requests), strict=True):
-            out.append(() if i is None else adapt_items(self.items[i], self.requests[i], request.strip()))
+        for ps in parts:
+            plans = []
+            for part, i in (next(found) for _ in ps):
+                if i is not None:
+                    plans.append(adapt_items(self.items[i], self.requests[i], part))
+            out.append(join_parts(plans) if len(plans) == len(ps) and plans else ())
         return out
