@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -92,6 +93,13 @@ def test_steps_come_from_epochs_or_max_steps_and_obey_the_cap():
     assert planned_steps(100, config, world_size=2) == 19  # ceil(300 / 16)
     assert planned_steps(100, config, world_size=2, cap=5) == 5
     assert planned_steps(100, config.model_copy(update={"max_steps": 7}), world_size=2) == 7
+    # A phase's spec does not cap it: a long profile trains all its epochs (it was capped at 1,000 steps).
+    from lamops.config import load_config
+    from lamops.stages.training import train_spec
+
+    spec = train_spec(load_config(Path(__file__).resolve().parents[2] / "params.yaml"), "imitate", "data")
+    assert spec.max_steps is None
+    assert planned_steps(10_000, config, world_size=1, cap=spec.max_steps) == 3_750
 
 
 def test_lr_warms_up_linearly_then_decays_towards_zero():

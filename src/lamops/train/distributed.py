@@ -89,7 +89,12 @@ class TrainSpec(BaseModel):
     use_gpu: bool = Field(default=False, description="One GPU per worker and nccl, else CPU and gloo.")
     cpus_per_worker: float = Field(default=1, gt=0, description="CPUs Ray reserves for each worker.")
     checkpoint_every: int = Field(default=100, ge=1, description="Steps between checkpoints.")
-    max_steps: int = Field(default=1000, ge=1, description="Optimizer steps the run stops at.")
+    max_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Optimizer steps the run stops at. None: the phase's own plan (its epochs or max_steps); "
+        "the trainers set it to their planned steps before they launch (`launch` needs it set).",
+    )
     max_failures: int = Field(default=0, ge=-1, description="Restarts after a failure; -1: no limit.")
     num_to_keep: int | None = Field(default=2, ge=1, description="Checkpoints kept in storage; None = all.")
 
@@ -203,6 +208,8 @@ def launch(train_loop: Callable[[dict], Any], loop_config: dict, spec: TrainSpec
     `load_checkpoint` returns its step and training continues from there."""
     if not spec.deepspeed_config.is_file():
         raise FileNotFoundError(f"DeepSpeed config {spec.deepspeed_config} not found; see infra/deepspeed/")
+    if spec.max_steps is None:
+        raise ValueError(f"launch {spec.name!r}: spec.max_steps is not set (the trainer plans it)")
     if spec.backend == "local":
         return _launch_local(train_loop, loop_config, spec)
     import ray
