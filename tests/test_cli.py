@@ -1,6 +1,7 @@
 """The `lamops` command: help, lazy imports, and config errors."""
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +51,9 @@ def test_config_error_exits_2_naming_the_field(tmp_path: Path) -> None:
         assert "Traceback" not in result.output
 
 
-def test_a_stage_error_under_the_pipeline_is_one_line_as_under_its_own_command(monkeypatch, tmp_path) -> None:
+def test_a_stage_error_under_the_pipeline_is_one_line_as_under_its_own_command(
+    monkeypatch, tmp_path, caplog
+) -> None:
     """Settings a stage finds wrong at run time (collect.sources missing, an output folder that is a file)
     exit 2, and an input with nothing usable exits 1, in one line: the flow raises the stage's exception."""
     import types
@@ -66,12 +69,25 @@ def test_a_stage_error_under_the_pipeline_is_one_line_as_under_its_own_command(m
     ):
 
         def failing_flow(*_, error=error, **__):
+            # as Prefect's engine logs a failed task run before the flow raises the task's exception
+            logging.getLogger("prefect.task_runs").error("Task run failed with exception", exc_info=error)
             raise error
 
         monkeypatch.setitem(sys.modules, "flows.pipeline", types.SimpleNamespace(pipeline=failing_flow))
         result = runner.invoke(app, args)
         assert result.exit_code == code, result.output
         assert result.output == f"error: {error}\n"
+        assert caplog.records[-1].exc_info is None  # Prefect's log of the failed run: no traceback
+    bug = RuntimeError("a bug")  # anything else keeps its traceback in Prefect's log
+
+    def buggy_flow(*_, **__):
+        logging.getLogger("prefect.task_runs").error("Task run failed with exception", exc_info=bug)
+        raise bug
+
+    monkeypatch.setitem(sys.modules, "flows.pipeline", types.SimpleNamespace(pipeline=buggy_flow))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
+    assert caplog.records[-1].exc_info[1] is bug
 
 
 def test_an_mlflow_tracking_uri_of_an_unknown_scheme_exits_2(monkeypatch, tmp_path) -> None:

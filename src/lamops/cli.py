@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,13 +86,40 @@ def _one_line_errors() -> Iterator[None]:
     from lamops.stages.base import StageInputError
     from lamops.tracking import TrackingUnavailable
 
+    settings_errors = (TrackingUnavailable, ConfigError, UnsafeOutput)
+    quiet = _NoTraceback((*settings_errors, StageInputError))
+    loggers = [logging.getLogger(name) for name in _PREFECT_RUN_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(quiet)
     try:
         yield
-    except (TrackingUnavailable, ConfigError, UnsafeOutput) as err:  # wrong settings found at run time
+    except settings_errors as err:  # wrong settings found at run time
         _fail(str(err))
     except StageInputError as err:  # the input, not the settings: exit 1, still one line
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
+
+
+# Where Prefect logs a failed task or flow run, with the exception's traceback.
+_PREFECT_RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
+
+
+class _NoTraceback(logging.Filter):
+    """Drops the traceback from a log record of one of `types` (errors lamops reports as one line itself):
+    Prefect logs a failed run's exception with its traceback before the flow raises it; a bug keeps it."""
+
+    def __init__(self, types: tuple[type[BaseException], ...]):
+        super().__init__()
+        self.types = types
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, self.types):
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 def _check_tracking(cfg: Config) -> None:
