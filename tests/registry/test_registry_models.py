@@ -132,6 +132,10 @@ def test_log_register_reload_and_alias(store, project, tiny_model_dir):
 
     with mlflow.start_run(experiment_id=store) as run:
         first = registry.log_and_register(model_dir, "x", tags=lineage, parent=None, signature_example=None)
+    from lamops.agents.plans import PlanLibrary
+
+    library = PlanLibrary(["Make 'a' bold."], [("1. Select the text 'a'.", "2. Click Bold.")])
+    library.save(model_dir)  # the second version carries a plan library; the agent gets it back
     with mlflow.start_run(experiment_id=store):
         second = registry.log_and_register(
             model_dir,
@@ -167,6 +171,9 @@ def test_log_register_reload_and_alias(store, project, tiny_model_dir):
     assert registry.get_alias("x", "champion") == 2
     assert registry.get_alias("x", "previous-champion") == 1
     champion, _ = registry.load_registered("models:/x@champion")
+    assert registry.load_registered_plans("models:/x/1") is None
+    plans = registry.load_registered_plans("models:/x@champion")
+    assert (plans.requests, plans.items) == (library.requests, library.items)
     with torch.no_grad():
         torch.testing.assert_close(champion(ids).logits, model(ids).logits)
 
