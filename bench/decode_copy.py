@@ -3,16 +3,19 @@
 Decodes the same stored test steps (the `sft` test rows, whole tasks in file order, as the offline evaluation
 takes them: `lamops.evaluation.offline.whole_tasks`) three ways with `lamops.agents.lam.LAMAgent`, greedy:
 `copy_off` (AgentConfig.copy_plan False), `copy_on` (the default copy_bonus, or --bonus) and `copy_always`
-(copy_bonus +inf: the copy whenever one is offered, as the simulation in LEARNING.md). Each action is scored
+(copy_bonus +inf: the copy whenever one is offered, as the simulation in LEARNING.md), none with the plan
+library; when the model folder has one (`lamops.agents.plans`), `copy_on_library` too: copy_on with the
+library's first-step proposals, the agent as evaluation runs it. Each action is scored
 against its reference with `lamops.evaluation.metrics.score_step` / `offline_metrics`, as evaluation does.
 
 The model is `--model DIR` (a published save_pretrained folder, e.g. `models/lam2`; default: the project's
 models/lam2 when it exists), else a randomly initialised tiny Mistral (tests/helpers.py TINY_MODEL's sizes)
 with a byte-level BPE trained here on the rows: its numbers only show that the bench runs.
 
-Output, one figure per line (`name: value unit`), for V in copy_off, copy_on, copy_always: ssr_V, tsr_V,
-object_acc_V, operation_acc_V, status_acc_V (%), thought_exact_V and plan_exact_V (% of steps whose thought /
-plan equals the reference), copies_per_step_V, forward_passes_per_step_V, decode_ms_per_step_V; then steps.
+Output, one figure per line (`name: value unit`), for V in copy_off, copy_on, copy_always[, copy_on_library]:
+ssr_V, tsr_V, object_acc_V, operation_acc_V, status_acc_V (%), thought_exact_V and plan_exact_V (% of steps
+whose thought / plan equals the reference), copies_per_step_V, forward_passes_per_step_V,
+decode_ms_per_step_V; then steps.
 
 Usage: python bench/decode_copy.py [--project DIR] [--rows FILE] [--model DIR] [--max-rows N] [--bonus B]
        [--max-len L] [--batch-size B] [--threads T]
@@ -54,12 +57,13 @@ def random_model(rows, workdir: Path):
     return build_tiny(ModelSpec(source="tiny", **TINY), tokenizer).eval(), tokenizer
 
 
-def measure(model, tokenizer, rows, config) -> dict[str, float]:
-    """Decode every row with `config`, score it as offline evaluation does; the figures of one variant."""
+def measure(model, tokenizer, rows, config, plans=None) -> dict[str, float]:
+    """Decode every row with `config` (and the plan library `plans`), score it as offline evaluation does;
+    the figures of one variant."""
     from lamops.agents.lam import LAMAgent
     from lamops.evaluation.metrics import offline_metrics, score_step
 
-    agent = LAMAgent(model, tokenizer, config)
+    agent = LAMAgent(model, tokenizer, config, plans)
     started = time.perf_counter()
     decoded = agent.act_prompts([r.prompt for r in rows])
     seconds = time.perf_counter() - started
@@ -139,8 +143,15 @@ def main(argv: list[str] | None = None) -> int:
             "copy_on": base.model_copy(update={"copy_bonus": args.bonus}),
             "copy_always": base.model_copy(update={"copy_bonus": float("inf")}),
         }
+        from lamops.agents.plans import PlanLibrary
+
+        plans = {}
+        library = PlanLibrary.load(model_dir) if (model_dir / "config.json").is_file() else None
+        if library is not None:  # the agent as evaluation runs it: copies and the model's plan library
+            variants["copy_on_library"] = variants["copy_on"]
+            plans["copy_on_library"] = library
         for name, config in variants.items():
-            for key, value in measure(model, tokenizer, rows, config).items():
+            for key, value in measure(model, tokenizer, rows, config, plans.get(name)).items():
                 print(f"{key}_{name}: {value:.1f} {UNITS[key]}", flush=True)
     print(f"steps: {len(rows)} steps")
     return 0
