@@ -40,6 +40,7 @@ EXPERIMENT = "lamops"
 PHASE_RUNS = ("plan_pretrain", "imitate", "self_boost", "reward_model", "offline_rl", "evaluate", "promote")
 EVALUATED = ("lam1", "lam2", "lam3", "lam4", "expert")
 UI_RUNS = ("pipeline", *PHASE_RUNS, *EVALUATED)
+COMPARED_METRICS = ("offline.ssr", "offline.tsr", "online.tsr")  # rows of the phases' compare page
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 CHROMIUM_FLAGS = (
     "--headless",
@@ -382,6 +383,43 @@ def main() -> int:
         if missing:
             print(f"error: the experiment page does not list {', '.join(missing)}", file=sys.stderr)
             return 1
+        return check_compare_page(browser, uri, experiment.experiment_id, workdir)
+    return 0
+
+
+def phase_runs(uri: str, experiment_id: str) -> dict[str, str]:
+    """Name -> id of the latest evaluate's runs of the phases and the expert (tagged `lamops.phase`)."""
+    from mlflow import MlflowClient
+
+    found: dict[str, str] = {}
+    runs = MlflowClient(uri).search_runs(
+        [experiment_id], "tags.`lamops.phase` != ''", order_by=["attributes.start_time DESC"], max_results=200
+    )
+    for run in runs:
+        found.setdefault(run.info.run_name, run.info.run_id)
+    return {name: found[name] for name in EVALUATED if name in found}
+
+
+def check_compare_page(browser: str, uri: str, experiment_id: str, workdir: Path) -> int:
+    """The page comparing LAM1-LAM4 and the expert (the link in the evaluate run's description) must load
+    and show every phase and the evaluation metrics."""
+    from lamops.stages.evaluate import compare_url
+
+    runs = phase_runs(uri, experiment_id)
+    url = f"{uri.rstrip('/')}/{compare_url(experiment_id, list(runs.values()))}"
+    start = time.perf_counter()
+    dom = dump_dom(browser, url, workdir)
+    print(f"mlflow_ui_compare_load: {time.perf_counter() - start:.1f} s (headless Chromium, {url})")
+    shown = [name for name in runs if f">{name}<" in dom]
+    metrics = [key for key in COMPARED_METRICS if key in dom]
+    print(f"mlflow_ui_compare_runs_shown: {len(shown)}/{len(EVALUATED)}")
+    print(f"mlflow_ui_compare_metrics_shown: {len(metrics)}/{len(COMPARED_METRICS)}")
+    screenshot(browser, url, workdir, OUT / "mlflow_ui_compare.png")
+    print(f"mlflow_ui_compare_screenshot: {OUT / 'mlflow_ui_compare.png'}")
+    if len(shown) < len(EVALUATED) or len(metrics) < len(COMPARED_METRICS):
+        lacking = [n for n in EVALUATED if n not in shown] + [k for k in COMPARED_METRICS if k not in metrics]
+        print(f"error: the compare page does not show {', '.join(lacking)}", file=sys.stderr)
+        return 1
     return 0
 
 

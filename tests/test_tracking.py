@@ -50,6 +50,11 @@ def test_the_evaluate_description_links_the_phase_table_and_says_how_to_compare_
     assert "(#/experiments/7/runs/abc/artifacts/tsr_by_phase.png)" in text
     assert "lam4, expert" in text and "`lamops.phase`" in text and "tags.lamops.phase != ''" in text
     assert text.endswith("\n\n" + table)
+    linked = description(table, ["lam4", "expert"], "7", "abc", [], ["r1", "r2"])
+    assert (
+        "[Compare lam4, expert](#/compare-runs?runs=%5B%22r1%22%2C%22r2%22%5D&experiments=%5B%227%22%5D)"
+        in linked
+    )
     # A table longer than a tag holds is linked, not cut.
     long = description("x" * 9000, ["lam4"], "7", "abc", [])
     assert len(long) <= 8000 and "x" * 10 not in long and TABLE_FILE in long

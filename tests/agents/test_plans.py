@@ -57,6 +57,7 @@ def test_compound_requests_split_into_parts_and_plans_join_with_a_return_home():
         "Set the page size to A5.",
     ]
     assert clauses("Make 'a' bold.") == ["Make 'a' bold."]
+    assert clauses("Replace 'now, then later' with 'soon'.") == ["Replace 'now, then later' with 'soon'."]
     bold = ("1. Select the text 'a'.", "2. Click Bold on the Home tab.")
     size = ("1. Open the Layout tab.", "2. Open the Size menu.", "3. Choose A5.")
     link = ("1. Select the text 'b'.", "2. Open the Insert tab.", "3. Click Link.")
@@ -128,6 +129,7 @@ def test_library_round_trips_and_proposes_the_nearest_intent(tmp_path):
         ("1. Open the Layout tab.", "2. Open the Orientation menu.", "3. Choose Landscape."),
     ]
     assert PlanLibrary([], []).propose(["anything"]) == [()]
+    assert loaded.propose([]) == []
     # A compound request: each part from its nearest one-part entry, joined.
     assert loaded.propose(["Make 'x' bold, then change the page orientation to landscape."]) == [
         (

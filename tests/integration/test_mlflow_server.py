@@ -21,6 +21,7 @@ import pytest
 
 from bench.mlflow_ui import (
     BUCKET,
+    COMPARED_METRICS,
     EVALUATED,
     EXPERIMENT,
     PHASE_RUNS,
@@ -31,9 +32,11 @@ from bench.mlflow_ui import (
     dump_dom,
     experiment_url,
     missing_runs,
+    phase_runs,
     run_ci_pipeline,
     start_stack,
 )
+from lamops.stages.evaluate import compare_url
 
 pytestmark = [
     pytest.mark.slow,
@@ -216,3 +219,10 @@ def test_experiment_page_lists_every_phase_in_chromium(
     dom = dump_dom(browser, experiment_url(stack.uri, experiment_id), stack.workdir / "chromium")
     missing = missing_runs(dom)
     assert not missing, f"the experiment page does not list {missing}"
+    # The page the evaluate run's description links: LAM1-LAM4 and the expert, metric by metric.
+    runs = phase_runs(stack.uri, experiment_id)
+    assert list(runs) == list(EVALUATED)
+    url = f"{stack.uri}/{compare_url(experiment_id, list(runs.values()))}"
+    dom = dump_dom(browser, url, stack.workdir / "chromium")
+    assert not missing_runs(dom, EVALUATED), f"the compare page does not show {missing_runs(dom, EVALUATED)}"
+    assert all(key in dom for key in COMPARED_METRICS), [k for k in COMPARED_METRICS if k not in dom]

@@ -64,9 +64,18 @@ def mask_quotes(request: str) -> str:
 
 
 def clauses(request: str) -> list[str]:
-    """The parts of a compound request ("Do X, then do Y." -> ["Do X.", "Do Y."]); one part otherwise."""
-    parts = [p.strip().rstrip(".") for p in _CLAUSES.split(request.strip()) if p.strip().rstrip(".")]
-    return [p[:1].upper() + p[1:] + "." for p in parts] or [request.strip()]
+    """The parts of a compound request ("Do X, then do Y." -> ["Do X.", "Do Y."]); one part otherwise. A
+    "then" inside a quoted phrase does not split."""
+    text = request.strip()
+    quoted = [m.span() for m in _QUOTE.finditer(text)]
+    pieces, last = [], 0
+    for m in _CLAUSES.finditer(text):
+        if not any(a <= m.start() < b for a, b in quoted):
+            pieces.append(text[last : m.start()])
+            last = m.end()
+    pieces.append(text[last:])
+    parts = [p.strip().rstrip(".") for p in pieces if p.strip().rstrip(".")]
+    return [p[:1].upper() + p[1:] + "." for p in parts] or [text]
 
 
 def _same_case(found: str, replacement: str) -> str:
@@ -207,7 +216,7 @@ class PlanLibrary:
         """For each request, the index of the one-part entry whose request is most similar (None: no such
         entry)."""
         pool = self._single()
-        if not pool:
+        if not pool or not requests:
             return [None] * len(requests)
         if self._vectors is None:
             self._vectors = self._embed([self.requests[i] for i in pool])

@@ -15,6 +15,7 @@ the same metrics, so the MLflow UI compares the phases side by side.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -78,17 +79,18 @@ def run(cfg: Config) -> StageResult:
     results: dict[str, dict[str, Any]] = {}
     records: dict[str, list[dict[str, Any]]] = {"steps": [], "plans": [], "episodes": []}
     latencies: dict[str, list[float]] = {}
+    run_ids: list[str] = []  # the phases' runs, then the expert's
     with stage_run(cfg, "evaluate") as tracked:
         tracked.log_params(
             {"test_steps": len(step_rows), "test_plans": len(plan_rows), "test_tasks": len(tasks)}
         )
         for phase in c.phases:
             results[phase] = _phase(cfg, phase, agent, step_rows, plan_rows, tasks, records, latencies)
-            _log_run(cfg, phase, results[phase])
+            run_ids.append(_log_run(cfg, phase, results[phase]))
         timings = _read_timings(cfg.path(cfg.execute.out_dir) / TIMINGS_FILE)
         results[EXPERT] = _expert(judged, tasks, timings, records, latencies)
-        _log_run(cfg, EXPERT, results[EXPERT])
-        _publish(cfg, results, records, latencies, tracked)
+        run_ids.append(_log_run(cfg, EXPERT, results[EXPERT]))
+        _publish(cfg, results, records, latencies, tracked, run_ids)
     summary = {
         f"{name}.{kind}_tsr": m[kind]["tsr"]
         for name, m in results.items()
@@ -253,9 +255,9 @@ def _asdict(record) -> dict[str, Any]:
     return asdict(record) if is_dataclass(record) else record.model_dump(mode="json")
 
 
-def _log_run(cfg: Config, name: str, metrics: dict[str, Any]) -> None:
+def _log_run(cfg: Config, name: str, metrics: dict[str, Any]) -> str:
     """A run per phase, nested under the stage's run and named after the phase, with the same metric keys
-    as metrics/<phase>.json: the MLflow UI lines the phases up side by side."""
+    as metrics/<phase>.json: the MLflow UI lines the phases up side by side. Returns the run's id."""
     import mlflow
     from lamops.evaluation.metrics import flatten_metrics
 
@@ -266,23 +268,44 @@ def _log_run(cfg: Config, name: str, metrics: dict[str, Any]) -> None:
     # The parent's experiment, given explicitly: MLflow would otherwise put a nested run in the active
     # experiment, which stage_run never sets (it passes its experiment id).
     experiment_id = mlflow.active_run().info.experiment_id
-    with mlflow.start_run(run_name=name, nested=True, tags=tags, experiment_id=experiment_id):
+    with mlflow.start_run(run_name=name, nested=True, tags=tags, experiment_id=experiment_id) as run:
         flat = {k: v for k, v in flatten_metrics(metrics).items() if "_by_family." not in k}
         mlflow.log_metrics({k: float(v) for k, v in flat.items()})
         mlflow.log_dict(metrics, f"{name}.json")
+    return run.info.run_id
 
 
-def description(table: str, names: list[str], experiment_id: str, run_id: str, figures: list[str]) -> str:
-    """The evaluate run's description (Markdown on its MLflow page): where the phase table is, how to compare
-    the phases' runs, then the table itself when it fits in the description."""
+def compare_url(experiment_id: str, run_ids: list[str]) -> str:
+    """The MLflow UI's page comparing `run_ids` (metrics side by side, charts), as a link in the UI."""
+    from urllib.parse import quote
+
+    runs = quote(json.dumps(run_ids, separators=(",", ":")))
+    return f"#/compare-runs?runs={runs}&experiments={quote(json.dumps([experiment_id]))}"
+
+
+def description(
+    table: str,
+    names: list[str],
+    experiment_id: str,
+    run_id: str,
+    figures: list[str],
+    compare: list[str] | None = None,
+) -> str:
+    """The evaluate run's description (Markdown on its MLflow page): where the phase table is, a link to the
+    page comparing the phases' runs (`compare`: their ids) and how to get there by hand, then the table
+    itself when it fits in the description."""
     artifacts = f"#/experiments/{experiment_id}/runs/{run_id}/artifacts"
+    link = ""
+    if compare:
+        url = compare_url(experiment_id, compare)
+        link = f"**[Compare {', '.join(names)}]({url})**: their metrics side by side. "
     head = "\n".join(
         [
             "**The phases side by side.** The phase table below is the artifact "
             f"[`{TABLE_FILE}`]({artifacts}/{TABLE_FILE}) (paper Tables 2-4: our numbers beside the paper's); "
             "the figures: " + ", ".join(f"[`{f}`]({artifacts}/{f})" for f in figures) + ".",
             "",
-            f"Each of {', '.join(names)} has a run nested under this one, named after it and tagged "
+            f"{link}Each of {', '.join(names)} has a run nested under this one, named after it and tagged "
             "`lamops.phase`, with the same metric keys (`offline.ssr`, `offline.tsr`, `online.tsr`, ...; "
             "`planning.*` for LAM1 only; the expert, replayed from its logs, has the `online.*` ones): "
             "in the experiment's runs, search `tags.lamops.phase != ''`, select them and **Compare**, "
@@ -305,7 +328,7 @@ def _registered(phase: str, folder: Path) -> str:
     return f"{phase}/{version if version is not None else 'unregistered'}"
 
 
-def _publish(cfg: Config, results, records, latencies, tracked) -> None:
+def _publish(cfg: Config, results, records, latencies, tracked, run_ids: list[str]) -> None:
     """Metrics files, the report folder (records, table, figures, plot data) and the stage run's artifacts."""
     import matplotlib.pyplot as plt
 
@@ -338,7 +361,8 @@ def _publish(cfg: Config, results, records, latencies, tracked) -> None:
         write_json(metrics_file(cfg, name), metrics)
     tracked.log_text(table, TABLE_FILE)
     run = mlflow.active_run().info
-    tracked.describe(description(table, [*phases, EXPERT], run.experiment_id, run.run_id, list(figures)))
+    names = [*phases, EXPERT]
+    tracked.describe(description(table, names, run.experiment_id, run.run_id, list(figures), run_ids))
     for name, figure in figures.items():
         tracked.log_figure(figure, name)
     plt.close("all")
