@@ -394,12 +394,17 @@ class QuotedStr(Str):
         self.request = request
 
     def copies_after(self, thought: str) -> tuple[bytes, ...]:
-        out = []
-        for phrase in text_copies(thought, self.request):
-            body = json.dumps(phrase, ensure_ascii=False)[1:-1].encode("utf-8")
-            if body and b"\x00" not in body and body in self.content.source and self.content.can_close(body):
-                out.append(body + b'"')
-        return tuple(out)
+        return span_copies(text_copies(thought, self.request), self.content)
+
+
+def span_copies(phrases: Sequence[str], spans: Spans) -> tuple[bytes, ...]:
+    """Each phrase `spans` allows whole, as the string body a copy writes (JSON-escaped, closing quote)."""
+    out = []
+    for phrase in phrases:
+        body = json.dumps(phrase, ensure_ascii=False)[1:-1].encode("utf-8")
+        if body and b"\x00" not in body and body in spans.source and spans.can_close(body):
+            out.append(body + b'"')
+    return tuple(out)
 
 
 class FunctionChoice(Choice):
@@ -423,13 +428,7 @@ class KeysStr(Str):
     known only once the thought is written: `copies_after`; only phrases the request spans allow whole."""
 
     def copies_after(self, thought: str) -> tuple[bytes, ...]:
-        spans = self.content.spans
-        out = []
-        for phrase in quoted(thought):
-            body = json.dumps(phrase, ensure_ascii=False)[1:-1].encode("utf-8")
-            if body and b"\x00" not in body and body in spans.source and spans.can_close(body):
-                out.append(body + b'"')
-        return tuple(out)
+        return span_copies(quoted(thought), self.content.spans)
 
 
 @functools.lru_cache(maxsize=16)
