@@ -27,8 +27,8 @@ not `insert`).
 A paragraph index is a copy too, of the canvas line the thought quotes (`paragraph_copy`): "Select the
 paragraph starting 'Our team moves'." selects the paragraph the canvas shows as `p7 <Normal> Our team moves
 ...`, and "Select the 2 paragraphs from 'x'" ends one paragraph later. On the default data's 103
-select_paragraph steps (train and test) the rule gives the reference indices in 62 and other indices in none;
-in the other 41 the thought quotes no paragraph ("Select the first paragraph.", "Select the bulleted list.")
+select_paragraph steps (train and test) the rule gives the reference indices in 74 and other indices in none;
+in the other 29 the thought quotes no paragraph ("Select the first paragraph.", "Select the bulleted list.")
 or the canvas window does not show it, and nothing is offered.
 """
 
