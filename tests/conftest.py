@@ -87,3 +87,30 @@ def data_project(tmp_path_factory) -> Path:
     from small_project import build
 
     return build(tmp_path_factory.mktemp("small-project") / "project", ROOT)
+
+
+@pytest.fixture(scope="session")
+def expert_steps():
+    """Expert steps on one task of every task family: real observation prompts and completions (~3 s)."""
+    from lamops.agents.expert import ExpertAgent
+    from lamops.env.families import FAMILIES, applicable_templates, sample_task
+    from lamops.env.word import WordEnv
+
+    env, expert, out = WordEnv(), ExpertAgent(), []
+    for family in sorted(FAMILIES):
+        task = sample_task(family, applicable_templates(family)[0], 0)
+        if task is not None:
+            out += expert.run(env, task, verify=False).steps
+    return out
+
+
+@pytest.fixture(scope="session")
+def sp_mistral(expert_steps, tmp_path_factory) -> Path:
+    """A Mistral-style SentencePiece tokenizer (tests/sp_model.py) trained on the expert steps' prompts and
+    completions, saved with a tiny random MistralForCausalLM: a `model.source: pretrained` folder."""
+    from sp_model import save_sp_mistral
+
+    texts = [t for s in expert_steps for t in (s.prompt, s.completion())]
+    return save_sp_mistral(
+        texts, tmp_path_factory.mktemp("sp-mistral") / "model", max_position_embeddings=2048
+    )

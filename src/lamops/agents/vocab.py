@@ -7,6 +7,7 @@ import functools
 import json
 import re
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -68,16 +69,10 @@ class Vocab:
         hit = self._stable.get(key)
         if hit is not None:
             return hit
-        texts = [text, *(text + p for p in probes)]
-        batch = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        first = self.bytes[batch[0][0]] if batch[0] and batch[0][0] < self.size else None
-        if not first or not forced.startswith(first):
-            # SentencePiece tokenizers prepend a space (`▁`) to a text: tokenize after a newline and drop it.
-            again = self.tokenizer(["\n" + t for t in texts], add_special_tokens=False)["input_ids"]
-            batch = [self._after_newline(ids) for ids in again]
-            if any(ids is None for ids in batch):
-                self._stable[key] = []
-                return []
+        batch = self.continuations([text, *(text + p for p in probes)])
+        if any(ids is None for ids in batch):
+            self._stable[key] = []
+            return []
         common = list(batch[0])
         for ids in batch[1:]:
             n = 0
@@ -96,6 +91,37 @@ class Vocab:
         self._stable[key] = out
         return out
 
+    def continuations(self, texts: Sequence[str]) -> list[list[int] | None]:
+        """The tokens of each text as it continues a sequence (after a prompt, after the tokens so far):
+        tokens that spell exactly the text's bytes; None where the tokenizer cannot (an unknown character).
+
+        The tokenizer's own tokenization where it spells the text. A tokenizer that starts every text at a
+        word boundary (SentencePiece's `▁`, prepended by Mistral's and Llama's tokenizers) spells a space
+        first: the text is then tokenized after a newline, where no boundary is added, and the newline's
+        tokens are dropped; mid-text tokenization is what the model meets when it reads the text after the
+        prompt, and what the grammar writes (it never writes that space)."""
+        batch = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        out: list[list[int] | None] = [
+            list(ids) if self.spells(ids, text) else None for ids, text in zip(batch, texts, strict=True)
+        ]
+        redo = [k for k, ids in enumerate(out) if ids is None]
+        if redo:
+            again = self.tokenizer(["\n" + texts[k] for k in redo], add_special_tokens=False)["input_ids"]
+            for k, ids in zip(redo, again, strict=True):
+                rest = self._after_newline(ids)
+                out[k] = rest if rest is not None and self.spells(rest, texts[k]) else None
+        return out
+
+    def spells(self, ids: Sequence[int], text: str) -> bool:
+        """Whether the bytes of `ids` are exactly `text`'s UTF-8 bytes (special, unknown tokens never are)."""
+        data, at = text.encode("utf-8"), 0
+        for tid in ids:
+            piece = self.bytes[tid] if 0 <= tid < self.size else None
+            if not piece or not data.startswith(piece, at):
+                return False
+            at += len(piece)
+        return at == len(data)
+
     def _after_newline(self, ids: list[int]) -> list[int] | None:
         """`ids` without the tokens of a leading newline (and a prepended space); None if they do not end
         where the newline does."""
@@ -110,6 +136,17 @@ class Vocab:
             if len(acc) >= 2:
                 return None
         return None
+
+
+def continuation_ids(tokenizer: Any, text: str) -> list[int]:
+    """Token ids (no special tokens) of `text` as it continues a sequence: what the decoder writes for it and
+    what training puts after a prompt (`Vocab.continuations`). The tokenizer's plain tokenization where no
+    tokenization spells the text exactly (a character it maps to an unknown token), or where the tokenizer has
+    no vocabulary to read (a callable that only maps text to ids, as tests' CharTokenizer)."""
+    if not hasattr(tokenizer, "convert_ids_to_tokens"):
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    ids = vocab_for(tokenizer).continuations([text])[0]
+    return ids if ids is not None else list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def _decodable_prefix(data: bytes) -> str:

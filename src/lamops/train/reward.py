@@ -113,7 +113,9 @@ def encode_reward_sample(
         raise ValueError("the tokenizer needs BOS and EOS tokens: train it with lamops.models.tokenizer")
     if max_len < 3:
         raise ValueError(f"max_len {max_len} leaves no room for BOS, a token and EOS")
-    action = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
+    from lamops.agents.vocab import continuation_ids  # imports torch: not at module import
+
+    action = continuation_ids(tokenizer, completion)  # as SFT encodes it and the decoder writes it
     completion_cut = max(0, len(action) - (max_len - 2))
     action = action[: len(action) - completion_cut]
     prompt_ids, prompt_cut = fit_prompt(tokenizer, prompt, max_len - 2 - len(action))

@@ -74,7 +74,9 @@ def encode_sample(
     """`BOS + prompt + completion + EOS` as `input_ids`, with `labels` -100 on BOS and the prompt.
 
     Prompt and completion are tokenized apart (no special tokens), as at inference, where the completion is
-    generated after the prompt's last token. Beyond `max_len`, the prompt is fitted by
+    generated after the prompt's last token; the completion as a continuation (`continuation_ids`: exactly its
+    bytes, without the `▁` a SentencePiece tokenizer prepends to a text), token for token what the constrained
+    decoder writes for it. Beyond `max_len`, the prompt is fitted by
     `lamops.agents.prompt.fit_prompt` (canvas lines first, then old actions, its start last), as the agent
     fits it at inference. A
     completion that does not fit even without a prompt keeps its first `max_len - 1` tokens and no EOS (it
@@ -83,7 +85,9 @@ def encode_sample(
     """
     if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer needs BOS and EOS tokens: train it with lamops.models.tokenizer")
-    target = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    from lamops.agents.vocab import continuation_ids  # imports torch: not at module import
+
+    target = continuation_ids(tokenizer, completion) + [tokenizer.eos_token_id]
     completion_cut = 0
     room = max_len - 1 - len(target)  # what the prompt may keep after BOS and the target
     if room < 0:
