@@ -26,7 +26,7 @@ from lamops.agents.decoding import ConstrainedDecoder, Cursor, copy_states
 from lamops.agents.expert import ExpertAgent
 from lamops.agents.grammar import COMPLETE, Limits, action_grammar, advance
 from lamops.agents.lam import AgentConfig
-from lamops.agents.vocab import vocab_for
+from lamops.agents.vocab import continuation_ids, vocab_for
 from lamops.env.actions import FUNCTIONS, parse_action, parse_keys
 from lamops.env.observation import ControlInfo, Observation, PromptView
 from lamops.env.word import WordEnv
@@ -503,6 +503,14 @@ def walk(cur: Cursor, tokens: list[int], copy: bool) -> None:
         cur.push(tokens[i])
         i += 1
     assert i == len(tokens)
+
+
+def test_a_byte_level_continuation_is_the_plain_tokenization(tokenizer, steps):
+    """`continuation_ids` (what SFT trains on) changes nothing for lamops' byte-level tokenizer, which adds
+    no prefix space: only a tokenizer that prepends `▁` gets the mid-text tokenization
+    (tests/agents/test_decoding_sentencepiece.py)."""
+    for text in [s.completion() for s in steps] + [" a leading space", "é€😀"]:
+        assert continuation_ids(tokenizer, text) == tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 @pytest.mark.parametrize("copy", [False, True])
