@@ -1,12 +1,13 @@
 """Offline RL (LAM4): reward normalisation, the adaptive KL controller, advantages and the clipped objective
-against hand-computed values, which actions the reward model scores, response log-probabilities against a
-per-sample computation, then PPO through `train_offline_rl` on two Ray Train workers with DeepSpeed ZeRO-2 on
-CPU: a tiny policy (taught the action format by a few in-process SFT steps), itself as the reference, and a
-hand-built reward model that prefers clicking Bold. The run is split in two launches of one name, so it also
-shows the resume (beta included)."""
+against hand-computed values, which actions the reward model scores, actions sampled through the grammar and
+their log-probabilities on the decoder's distribution against a per-sample computation, then PPO through
+`train_offline_rl` on two Ray Train workers with DeepSpeed ZeRO-2 on CPU: a tiny policy (taught the action
+format by a few in-process SFT steps), itself as the reference, and a hand-built reward model that prefers
+clicking Bold. The run is split in two launches of one name, so it also shows the resume (beta included)."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -24,18 +25,16 @@ from lamops.train.distributed import TrainSpec
 from lamops.train.offline_rl import (
     action_rewards,
     adaptive_kl_coef,
+    choice_logprobs,
     clipped_policy_loss,
-    encode_prompt,
+    grammar_samples,
     is_valid_action,
     normalise_rewards,
     per_worker,
     ppo_steps,
-    response_logprobs,
     rollout_batch,
-    sample_responses,
     sequence_advantages,
     train_offline_rl,
-    trim_response,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -82,12 +81,6 @@ def test_the_clipped_objective_on_a_hand_made_batch():
     torch.testing.assert_close(new.grad, torch.tensor([[0.0, -0.3], [0.0, 0.0]]))
 
 
-def test_a_response_ends_at_its_first_eos_or_runs_to_the_limit():
-    assert trim_response([5, 6, 2, 0, 0], eos_token_id=2) == [5, 6, 2]
-    assert trim_response([2, 7], eos_token_id=2) == [2]
-    assert trim_response([5, 6, 7], eos_token_id=2) == [5, 6, 7]
-
-
 def test_only_actions_the_environment_accepts_count_as_valid():
     assert is_valid_action('{"function": "click_input", "control_name": "Bold"}')
     assert not is_valid_action('{"function": "click_input", "control_name": "Bold"')  # cut short
@@ -120,6 +113,33 @@ STYLES = {"bold": "Bold", "italic": "Italic", "underlined": "Underline", "struck
 WORDS = ["report", "budget", "summary", "title", "invoice", "memo", "agenda", "notes", "draft", "letter"]
 
 
+CONTROLS = list(STYLES.values())
+
+
+def prompt_of(word: str, style: str) -> str:
+    """An observation prompt in the names view: the four style buttons, a one-line canvas, the request."""
+    return (
+        "<Available Control Item:>\n" + "\n".join(CONTROLS) + "\n<Canvas State:>\n"
+        f"p0 <Normal> The {word} is ready.\n<User Request:> Make the word '{word}' {style}.\n"
+        "<Previous Actions:>\n(none)\n<Previous Plans:>\n(none)"
+    )
+
+
+def action_of(control: str) -> str:
+    """The action clicking `control`, written as the grammar writes it (key order, separators)."""
+    return json.dumps(
+        {
+            "thought": f"Click {control}.",
+            "control_name": control,
+            "control_label": str(CONTROLS.index(control) + 1),
+            "function": "click_input",
+            "args": {"button": "left", "double": False},
+            "status": "FINISH",
+            "plan": [],
+        }
+    )
+
+
 def synthetic_rows() -> list[RewardRow]:
     """Reward-dataset rows (only the prompt is used by offline RL)."""
     return [
@@ -128,8 +148,8 @@ def synthetic_rows() -> list[RewardRow]:
             step=1,
             family=style,
             label=1,
-            prompt=f"<User Request:> Make the word '{word}' {style}.\n<Action:>",
-            completion=f'{{"function": "click_input", "control_name": "{control}"}}',
+            prompt=prompt_of(word, style),
+            completion=action_of(control),
         )
         for i, (word, (style, control)) in enumerate((w, s) for w in WORDS for s in STYLES.items())
     ]
@@ -142,7 +162,7 @@ def teach_the_format(model, tokenizer, rows: list[RewardRow], steps: int) -> Non
     """A few in-process SFT steps: enough for mostly valid actions, not for the right control."""
     from lamops.train.sft import SFTCollator, encode_rows
 
-    samples, _ = encode_rows(tokenizer, rows, 64)
+    samples, _ = encode_rows(tokenizer, rows, 160)
     collate = SFTCollator(tokenizer.pad_token_id)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for step in range(steps):
@@ -159,7 +179,8 @@ def bold_counter(tokenizer, target_id: int):
     each position averages the values of all positions up to it; v copies dimension 0 and o writes it to
     dimension 1. The MLP is off. At the last token (where the score is read), dimension 1 holds 2 x the
     target's share f and dimension 2 holds 1; after the final RMSNorm the head reads
-    15 x dim 1 - dim 2 / sqrt(8): -1 for f = 0, rising with f (~+1.5 for one target token among ~30)."""
+    42 x dim 1 - 3.05 x dim 2 / sqrt(8). Every prompt names Bold once (the control list) and a ~118-token
+    sample holds it twice when the action clicks Bold: ~+1 then, ~-1 with the prompt's one alone."""
     from transformers import MistralConfig, MistralForSequenceClassification
 
     config = MistralConfig(
@@ -189,8 +210,8 @@ def bold_counter(tokenizer, target_id: int):
         layer.self_attn.v_proj.weight[0, 0] = 1.0
         layer.self_attn.o_proj.weight[1, 0] = 1.0
         model.model.norm.weight.fill_(1.0)
-        model.score.weight[0, 1] = 15.0
-        model.score.weight[0, 2] = -1.0 / math.sqrt(8)
+        model.score.weight[0, 1] = 42.0
+        model.score.weight[0, 2] = -3.05 / math.sqrt(8)
     return model
 
 
@@ -203,7 +224,7 @@ def models(tmp_path_factory):
     )
     (bold,) = tokenizer("Bold", add_special_tokens=False)["input_ids"]
     assert all(bold in tokenizer(r.completion, add_special_tokens=False)["input_ids"] for r in rows[::4])
-    assert not any(bold in tokenizer(r.prompt, add_special_tokens=False)["input_ids"] for r in rows)
+    assert all(tokenizer(r.prompt, add_special_tokens=False)["input_ids"].count(bold) == 1 for r in rows)
     policy = build_tiny(TINY, tokenizer)
     torch.manual_seed(0)
     teach_the_format(policy, tokenizer, rows, steps=50)
@@ -217,7 +238,7 @@ def test_the_hand_built_reward_model_prefers_bold(models):
 
     model, tokenizer = load_reward_model(models["rm"])
     rows = models["rows"][:8]
-    scores = score(model, tokenizer, [r.prompt for r in rows], [r.completion for r in rows], max_len=64)
+    scores = score(model, tokenizer, [r.prompt for r in rows], [r.completion for r in rows], max_len=192)
     is_bold = np.array(['"Bold"' in r.completion for r in rows])
     assert (scores[is_bold] > 0.9).all() and (scores[~is_bold] < -0.9).all(), scores
 
@@ -234,33 +255,53 @@ def test_only_valid_actions_are_scored_and_invalid_ones_get_the_floor(models):
         tokenizer,
         [bold.prompt, italic.prompt, bold.prompt],
         texts,
-        PPOConfig(max_len=64, max_new_tokens=24),
+        PPOConfig(max_len=192, max_new_tokens=96),
     )
     assert valid.tolist() == [True, True, False]
     assert raw[0] > 0.9 and raw[1] < -0.9 and np.isnan(raw[2])
     np.testing.assert_allclose(rewards, [min(raw[0], 1.0) / 2, max(raw[1], -1.0) / 2, -0.5])
 
 
-def test_response_logprobs_line_up_with_each_rows_own_prompt(models):
+def agent_of(model, tokenizer, temperature: float = 1.0):
+    from lamops.agents.lam import AgentConfig, LAMAgent
+
+    config = AgentConfig(max_len=192, max_new_tokens=96, temperature=temperature, batch_size=16)
+    return LAMAgent(model, tokenizer, config)
+
+
+def test_grammar_samples_are_valid_actions_whose_choices_replay_the_decoders_distribution(models):
+    """Sampled through the grammar, every action is valid; the log-probability `choice_logprobs` gives each
+    chosen token from one padded batch forward equals the one recomputed alone from the recorded allowed set
+    (the decoder's masked softmax at temperature 1), and a forced token is never a choice."""
     from transformers import AutoModelForCausalLM
+
+    from lamops.agents.decoding import choice_scores
 
     model = AutoModelForCausalLM.from_pretrained(models["lam3"]).eval()
     tokenizer = models["tokenizer"]
-    prompts = [encode_prompt(tokenizer, r.prompt, 40)[0] for r in models["rows"][:3]]
-    torch.manual_seed(0)
-    responses = sample_responses(
-        model, prompts, max_new_tokens=12, temperature=1.0, pad_token_id=0, eos_token_id=2
-    )
+    agent = agent_of(model, tokenizer)
+    texts = [r.prompt for r in models["rows"][:6]]
+    decoded = grammar_samples(agent, texts, seed=3)
+    assert all(is_valid_action(d.text) for d in decoded)
+    assert [d.text for d in grammar_samples(agent, texts, seed=3)] == [d.text for d in decoded]
+    prompts = [agent.decoder.prompt_ids(t)[0] for t in texts]
+    responses = [list(d.token_ids) for d in decoded]
+    assert not any(d.closed_by_force for d in decoded)
+    assert all(tokenizer.decode(r) == d.text for r, d in zip(responses, decoded, strict=True))
     batch = rollout_batch(prompts, responses, pad_token_id=0)
     with torch.no_grad():
-        logp, mask = response_logprobs(
-            model(**{k: batch[k] for k in ("input_ids", "attention_mask")}).logits, batch, 1.0
-        )
-        for row, (prompt, response) in enumerate(zip(prompts, responses, strict=True)):
-            alone = torch.log_softmax(model(torch.tensor([prompt + response])).logits[0], -1)
-            expected = alone[len(prompt) - 1 : -1].gather(1, torch.tensor(response)[:, None])[:, 0]
-            torch.testing.assert_close(logp[row, : len(response)], expected, atol=1e-5, rtol=1e-5)
-            assert mask[row].sum() == len(response) and (logp[row, len(response) :] == 0).all()
+        logits = model(**{k: batch[k] for k in ("input_ids", "attention_mask")}).logits.float()
+        logp, mask = choice_logprobs(logits, batch, [d.choices for d in decoded], 1.0)
+        for row, (prompt, response, d) in enumerate(zip(prompts, responses, decoded, strict=True)):
+            assert mask[row].sum() == len(d.choices) == d.generated_tokens < len(response)
+            alone = model(torch.tensor([prompt + response])).logits[0].float()
+            for choice in d.choices:
+                allowed = choice.allowed[: alone.shape[-1]]
+                assert allowed[response[choice.position]] and allowed.sum() > 1
+                scores = choice_scores(alone[len(prompt) + choice.position - 1], choice)
+                expected = torch.log_softmax(scores, -1)[response[choice.position]]
+                torch.testing.assert_close(logp[row, choice.position], expected, atol=1e-4, rtol=1e-4)
+    assert (logp[~mask] == 0).all() and (logp[mask] <= 0).all() and (logp[mask] < -1e-6).any()
 
 
 # -------------------------------------------------------------------------------------- through Ray Train
@@ -270,8 +311,8 @@ PPO = PPOConfig(
     batch_size=16,
     mini_batch_size=4,
     ppo_epochs=2,
-    max_new_tokens=24,
-    max_len=64,
+    max_new_tokens=96,
+    max_len=192,
     max_steps=8,
     init_kl_coef=0.05,
     kl_horizon=100,
@@ -281,16 +322,13 @@ FIRST = 3
 
 
 def bold_share(model_dir: Path, tokenizer, rows: list[RewardRow], seed: int = 7) -> tuple[float, float]:
-    """(share of sampled actions that click Bold, share that are valid) over four samples per prompt."""
+    """(share of actions sampled through the grammar that click Bold, share that are valid) over four
+    samples per prompt."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-    prompts = [encode_prompt(tokenizer, r.prompt, 40)[0] for r in rows] * 4
-    torch.manual_seed(seed)
-    responses = sample_responses(
-        model, prompts, max_new_tokens=24, temperature=1.0, pad_token_id=0, eos_token_id=2
-    )
-    texts = [tokenizer.decode(r, skip_special_tokens=True) for r in responses]
+    decoded = grammar_samples(agent_of(model, tokenizer), [r.prompt for r in rows] * 4, seed)
+    texts = [d.text for d in decoded]
     return float(np.mean(['"Bold"' in t for t in texts])), float(np.mean([is_valid_action(t) for t in texts]))
 
 

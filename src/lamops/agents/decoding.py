@@ -101,7 +101,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -398,10 +398,39 @@ class Decoded:
     prompt_cut: int  # tokens fit_prompt cut from the prompt
     closed_by_force: bool  # the action hit max_new_tokens (or a dead end) and was closed by the grammar
     copied: int = 0  # free parts written whole as copies of the previous plan (thought, plan list)
+    # With `decode(record=True)`: every token id the action's text was written with, and one `TokenChoice` per
+    # token the model chose (the others were forced), what PPO needs to score the action on the grammar's
+    # distribution (`lamops.train.offline_rl`).
+    token_ids: tuple[int, ...] = ()
+    choices: tuple[TokenChoice, ...] = ()
 
     @property
     def tokens(self) -> int:
         return self.generated_tokens + self.forced_tokens
+
+
+@dataclass(frozen=True)
+class TokenChoice:
+    """One token the model chose: its position in `Decoded.token_ids`, the tokens the grammar allowed there
+    and the copy's first token the choice raised by `bonus` nats (`_choose`; -1: none)."""
+
+    position: int
+    allowed: torch.Tensor  # bool, over the vocabulary
+    bonus_token: int = -1
+    bonus: float = 0.0
+
+
+def choice_scores(logits: torch.Tensor, choice: TokenChoice) -> torch.Tensor:
+    """The scores `_choose` drew the choice from: the logits with disallowed tokens at -inf and the copy's
+    bonus added (divide by the temperature, then log-softmax, for the chosen token's log-probability).
+    Differentiable in `logits`."""
+    allowed = choice.allowed.to(logits.device)[: logits.shape[-1]]
+    scores = logits[..., : allowed.shape[0]].masked_fill(~allowed, float("-inf"))
+    if choice.bonus_token >= 0 and choice.bonus != 0.0:
+        bump = torch.zeros_like(scores)
+        bump[..., choice.bonus_token] = choice.bonus
+        scores = scores + bump
+    return scores
 
 
 class ConstrainedDecoder:
@@ -443,9 +472,11 @@ class ConstrainedDecoder:
         *,
         temperature: float = 0.0,
         generators: Sequence[torch.Generator | None] | None = None,
+        record: bool = False,
     ) -> list[Decoded]:
         """One action per prompt, all rows in lockstep. Greedy at temperature 0; otherwise sampled from the
-        allowed tokens at `temperature`, row i drawing from `generators[i]` (None: torch's default)."""
+        allowed tokens at `temperature`, row i drawing from `generators[i]` (None: torch's default).
+        `record`: each Decoded carries its token ids and the model's choices (`TokenChoice`)."""
         if len(prompts) != len(constraints):
             raise ValueError(f"{len(prompts)} prompts but {len(constraints)} constraints")
         if not prompts:
@@ -456,6 +487,7 @@ class ConstrainedDecoder:
         cursors = [self.cursor(c) for c in constraints]
         fitted = [self.prompt_ids(p) for p in prompts]
         passes, fwd_s = [0] * n, [0.0] * n
+        choices: list[list[TokenChoice]] = [[] for _ in range(n)]
         pending: list[list[int]] = []
         for cur in cursors:
             pending.append(self._settle(cur))
@@ -489,6 +521,9 @@ class ConstrainedDecoder:
                         continue
                     offers = cur.offers() if self.copy_bonus is not None else []
                     tid = _choose(logits[r], mask, temperature, gens[i], offers, self.copy_bonus)
+                    if record and not (offers and self.copy_bonus == float("inf")):  # +inf: no choice
+                        offered = (offers[0][0], float(self.copy_bonus)) if offers else (-1, 0.0)
+                        choices[i].append(TokenChoice(len(cur.tokens), mask, *offered))
                     locked = next((state for t, state in offers if t == tid and state is not None), None)
                     if locked is not None:
                         cur.lock(locked)
@@ -516,10 +551,16 @@ class ConstrainedDecoder:
                     passes[i] += 1
                     fwd_s[i] += dt
         total = time.perf_counter() - t0
-        return [
+        out = [
             _decoded(cursors[i], passes[i], fwd_s[i], total, len(fitted[i][0]) - 1, fitted[i][1])
             for i in range(n)
         ]
+        if record:
+            out = [
+                replace(d, token_ids=tuple(cursors[i].tokens), choices=tuple(choices[i]))
+                for i, d in enumerate(out)
+            ]
+        return out
 
     def _settle(self, cur: Cursor) -> list[int]:
         """Push what the grammar forces after the model's last choice; close the action at the budget."""

@@ -149,9 +149,10 @@ class LAMAgent:
         prompts: Sequence[str],
         constraints: Sequence[Constraints] | None = None,
         generator: Generators = None,
+        record: bool = False,
     ) -> list[Decoded]:
         """One action per stored observation prompt; constraints are read from the prompts unless given.
-        Decodes `batch_size` prompts at a time."""
+        Decodes `batch_size` prompts at a time; `record`: with token ids and choices (`decode`)."""
         if constraints is None:
             constraints = [constraints_from_prompt(p) for p in prompts]
         constraints = self.with_plans(constraints)
@@ -171,6 +172,7 @@ class LAMAgent:
                 constraints[start : start + size],
                 temperature=self.config.temperature,
                 generators=gens[start : start + size],
+                record=record,
             )
         return out
 

@@ -47,6 +47,7 @@ REWARD_MODEL_TAG = "lamops.reward_model"
 
 
 def run(cfg: Config) -> StageResult:
+    from lamops.agents.lam import AgentConfig
     from lamops.records import RewardRow
     from lamops.registry.models import MODEL_SHA_TAG, find_version, model_sha, tag_version
     from lamops.stages.training import (
@@ -70,7 +71,9 @@ def run(cfg: Config) -> StageResult:
     with stage_run(cfg, PHASE, system_metrics=True) as tracked:
         tracked.log_params({"train": cfg.train.model_dump(mode="json"), "run_name": spec.name})
         tracked.log_dataset(data, rows, "offline_rl_states", "training")
-        result = train_offline_rl(rows, lam3, lam3, reward_dir, out_dir, c.ppo, spec)
+        # PPO samples as the agent acts (the env's prompt view); max_len, tokens, temperature: PPO's.
+        agent = AgentConfig(**cfg.env.view().model_dump())
+        result = train_offline_rl(rows, lam3, lam3, reward_dir, out_dir, c.ppo, spec, agent)
         carry_plan_library(lam3, out_dir)
         log_history(tracked, result.history, "offline_rl (lam4)")
         metrics = {

@@ -10,37 +10,46 @@ For PPO batch k = 0, 1, ... (`batch_size` prompts, split evenly over the workers
 
 1. States: the prompts of batch k (distinct prompts of the rows), a deterministic function of (seed, k, rank)
    (`lamops.train.loop.batch_indices`, the supervised trainers' epoch-permutation stream), each
-   `BOS + fit_prompt(prompt)` in `max_len - max_new_tokens` tokens, as the agent fits its prompt
-   (`lamops.agents.lam`).
-2. Actions: one completion per prompt sampled from the current policy (`generate(do_sample=True)`, the full
-   distribution at `temperature`, top-k and top-p off, KV cache, torch seeded from (seed, k, rank)), cut after
-   its first EOS. Sampling is unconstrained, unlike the agent's grammar-constrained decoding: PPO must see,
-   and learn from, the policy's own invalid actions. Under ZeRO-2 every rank holds the whole policy, so the
-   engine's module generates directly; ZeRO-3 would need the parameters gathered for the whole `generate`
-   (`deepspeed.zero.GatheredParameters`) or DeepSpeed-HE's hybrid engine -- not implemented.
+   `BOS + fit_prompt(prompt)` in `max_len - max_new_tokens` tokens, as the agent fits its prompt.
+2. Actions: one action per prompt sampled from the current policy through the grammar-constrained decoder,
+   the one evaluation and self-boost act with (`lamops.agents.lam.LAMAgent` at `temperature`: the grammar's
+   allowed tokens, the previous plan's copies with their bonus, LAM3's plan library at a first step), each
+   row from its own generator seeded from (seed, k, rank). The decoder records every token it wrote and, for
+   each token the model chose, the allowed set and the copy bonus it was drawn with (`TokenChoice`); the
+   other tokens are forced by the grammar. Every sample is a well-formed action (the issue of unconstrained
+   sampling, where 88-94% of samples were invalid and sat at the floor reward, is gone by construction);
+   `invalid` in the history counts what the environment still rejects. Under ZeRO-2 every rank holds the
+   whole policy, so the engine's module decodes directly; ZeRO-3 would need the parameters gathered for the
+   decode (`deepspeed.zero.GatheredParameters`) -- not implemented.
 3. Rewards: an action that `parse_action` rejects gets the floor -0.5 without asking the reward model (it was
    trained on valid actions only and its score there means nothing); a valid one gets
    r = clip(s, -1, 1) / 2 from its reward-model score s (`score`, the encoding the RM was trained with).
    Why this normalisation: the RM regresses +-1 labels, so [-1, 1] is its scale and anything beyond is
    overshoot; a fixed map keeps one action's reward independent of its batch (a min-max over 8 samples would
    not), and an invalid action ranks with a confidently bad one.
-4. KL penalty, sequence level: KL_i = sum_t (log pi_old(a_t|.) - log pi_ref(a_t|.)) over the completion's
-   tokens, the estimator TRL's PPO and RLOO feed their controllers; R_i = r_i - beta * KL_i.
+4. Log-probabilities are those of the distribution the decoder sampled from (`choice_logprobs`: the logits
+   of the allowed tokens, the bonus added, at `temperature`), for the chosen tokens only: a forced token has
+   probability 1 under every policy and carries no gradient or KL. KL penalty, per token:
+   KL_i = mean over the chosen tokens t of (log pi_old(a_t|.) - log pi_ref(a_t|.)), pi_ref = LAM3 on the same
+   allowed sets; R_i = r_i - beta * KL_i. Length-normalised, so a long thought is not penalised for its
+   length, and the target is in nats per decision.
 5. Advantage: A_i = R_i - mean_j R_j over the global batch, the same for every token of completion i. No
    learned value head: the completion is one action scored once, so a per-token critic would only have to
    learn this batch-level baseline, at twice the cost of a tiny policy (and with its own ill-conditioned
    fit on 8 samples). No division by the batch's std: the reward already has a fixed scale, and a batch
-   of nearly equal rewards (e.g. all invalid) must give ~0 advantage, not amplified noise.
+   of nearly equal rewards must give ~0 advantage, not amplified noise.
 6. `ppo_epochs` passes over the batch, each in a seeded random order, in mini-batches of `mini_batch_size`
    samples per worker (one optimizer step each; global mini-batch = mini_batch_size x workers):
    loss = -mean_t min(rho_t A_i, clip(rho_t, 1 - eps, 1 + eps) A_i), rho_t = pi(a_t|.) / pi_old(a_t|.), the
-   mean over all completion tokens of the mini-batch (TRL's token-level masked mean); log-probabilities
-   at `temperature`, as sampled. pi_old and pi_ref are computed once, when the batch is sampled.
+   mean over the chosen tokens of the mini-batch (TRL's token-level masked mean), on the grammar's
+   distribution as in 4. pi_old and pi_ref are computed once, when the batch is sampled.
 7. beta adapts after each batch (Ziegler et al. 2019; TRL's AdaptiveKLController, gone from TRL with its
    legacy PPOTrainer): e = clip(KL / target_kl - 1, -0.2, 0.2), beta <- beta (1 + e * n / horizon), KL the
-   batch's mean KL_i, n = batch_size, horizon 10,000 as in TRL.
+   batch's mean KL_i, n = batch_size. TRL's horizon, 10,000 samples, moves beta by at most 0.016% a batch of
+   8: over a run of tens of batches it is a constant. The profiles set a horizon of a few batches
+   (`kl_horizon`), so beta follows the KL within the run.
 
-Not stated by the paper and chosen here: steps 3-5 above; `mini_batch_size` per worker (TRL's meaning); a
+Not stated by the paper and chosen here: steps 2-5 above; `mini_batch_size` per worker (TRL's meaning); a
 constant learning rate (TRL PPO's default); one pass over the prompts by default.
 
 A step is one PPO batch (sample, score, `ppo_epochs` of updates); checkpoints fall between batches and keep
@@ -91,6 +100,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
+    from lamops.agents.lam import AgentConfig
     from lamops.records import RewardRow, StepSFTRow
 
 log = logging.getLogger(__name__)
@@ -159,13 +169,6 @@ def clipped_policy_loss(
     loss = (torch.maximum(unclipped, clipped) * mask).sum() / count
     clip_fraction = ((clipped > unclipped).to(logp.dtype) * mask).sum() / count
     return loss, clip_fraction.detach()
-
-
-def trim_response(tokens: Sequence[int], eos_token_id: int) -> list[int]:
-    """A generated continuation up to and including its first EOS (what follows is padding); all of it when
-    it has none (it hit max_new_tokens)."""
-    tokens = [int(t) for t in tokens]
-    return tokens[: tokens.index(eos_token_id) + 1] if eos_token_id in tokens else tokens
 
 
 def is_valid_action(text: str) -> bool:
@@ -237,39 +240,14 @@ def per_worker(ppo: PPOConfig, world_size: int) -> int:
 # ---------------------------------------------------------------------------------------------- rollouts
 
 
-def sample_responses(
-    model: Any,
-    prompts: Sequence[Sequence[int]],
-    *,
-    max_new_tokens: int,
-    temperature: float,
-    pad_token_id: int,
-    eos_token_id: int,
-) -> list[list[int]]:
-    """One sampled completion per prompt (left-padded batch, KV cache), each cut after its first EOS."""
+def grammar_samples(agent: Any, texts: Sequence[str], seed: int) -> list[Any]:
+    """One action per prompt sampled through the agent's grammar-constrained decoder (`LAMAgent.act_prompts`
+    at its temperature, copies and plan library as when it acts), with token ids and choices recorded; row i
+    draws from a generator seeded with (seed, i)."""
     import torch
 
-    longest = max(len(p) for p in prompts)
-    input_ids = torch.full((len(prompts), longest), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros_like(input_ids)
-    for row, ids in enumerate(prompts):
-        input_ids[row, longest - len(ids) :] = torch.as_tensor(list(ids), dtype=torch.long)
-        attention_mask[row, longest - len(ids) :] = 1
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        out = model.generate(
-            input_ids=input_ids.to(device),
-            attention_mask=attention_mask.to(device),
-            do_sample=True,
-            temperature=temperature,
-            top_k=0,
-            top_p=1.0,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=pad_token_id,
-            eos_token_id=eos_token_id,
-            use_cache=True,
-        )
-    return [trim_response(row[longest:].tolist(), eos_token_id) for row in out]
+    generators = [torch.Generator().manual_seed(seed * 1_000 + i) for i in range(len(texts))]
+    return agent.act_prompts(list(texts), generator=generators, record=True)
 
 
 def rollout_batch(
@@ -294,32 +272,45 @@ def rollout_batch(
     }
 
 
-def response_logprobs(
-    logits: torch.Tensor, batch: dict[str, torch.Tensor], temperature: float
+def choice_logprobs(
+    logits: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    choices: Sequence[Sequence[Any]],
+    temperature: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probabilities (at `temperature`) of each row's response tokens, left-aligned: (rows, longest
-    response), and the mask of real tokens. `logits` is the model's output on `batch["input_ids"]`."""
+    """Log-probabilities, on the distribution the decoder sampled from (`decoding.choice_scores`: allowed
+    tokens only, the copy bonus added, at `temperature`), of the tokens each row's model chose, left-aligned
+    over its response: (rows, longest response) and the mask of chosen tokens; forced tokens (probability 1
+    under the grammar) are masked out. `logits`: the model's output on `batch["input_ids"]`; `choices[r]`:
+    row r's `TokenChoice`s."""
     import torch
-    from trl.trainer.utils import selective_log_softmax
 
-    input_ids = batch["input_ids"].to(logits.device)
-    every = selective_log_softmax(logits[:, :-1], input_ids[:, 1:], temperature=temperature)  # (B, L - 1)
+    from lamops.agents.decoding import choice_scores
+
     longest = int(batch["response_lens"].max())
-    offsets = torch.arange(longest, device=logits.device)[None, :]
-    mask = offsets < batch["response_lens"].to(logits.device)[:, None]
-    # The token at position p is predicted by the logits at p - 1.
-    positions = (batch["prompt_lens"].to(logits.device)[:, None] - 1 + offsets).clamp(max=every.shape[1] - 1)
-    return every.gather(1, positions) * mask, mask
+    logp = torch.zeros((len(choices), longest), dtype=logits.dtype, device=logits.device)
+    mask = torch.zeros((len(choices), longest), dtype=torch.bool, device=logits.device)
+    input_ids = batch["input_ids"].to(logits.device)
+    for row, row_choices in enumerate(choices):
+        start = int(batch["prompt_lens"][row])
+        for choice in row_choices:
+            at = start + choice.position  # the chosen token's index in the row; its logits are at at - 1
+            scores = choice_scores(logits[row, at - 1], choice) / temperature
+            logp[row, choice.position] = torch.log_softmax(scores, -1)[input_ids[row, at]]
+            mask[row, choice.position] = True
+    return logp, mask
 
 
-def _logprobs_of(model: Any, batch: dict[str, torch.Tensor], temperature: float) -> tuple[Any, Any]:
+def _logprobs_of(
+    model: Any, batch: dict[str, torch.Tensor], choices: Sequence[Sequence[Any]], temperature: float
+) -> tuple[Any, Any]:
     device = next(model.parameters()).device
     logits = model(
         input_ids=batch["input_ids"].to(device),
         attention_mask=batch["attention_mask"].to(device),
         use_cache=False,
     ).logits
-    return response_logprobs(logits.float(), batch, temperature)
+    return choice_logprobs(logits.float(), batch, choices, temperature)
 
 
 # ---------------------------------------------------------------------------------------------- driver
@@ -333,12 +324,15 @@ def train_offline_rl(
     out_dir: Path,
     ppo: PPOConfig,
     spec: TrainSpec,
+    agent: AgentConfig | None = None,
 ) -> PPOResult:
     """Optimise the policy in `policy_dir` (LAM3) against the reward model in `reward_dir`, with a KL
     penalty to `reference_dir` (LAM3 again), on the states of `rows` (their `.prompt`); publish LAM4 in
     `out_dir`. The run stops at `ppo_steps(...)` batches, capped by `spec.max_steps`; a run of the same
     `spec.name` resumes from its last checkpoint, beta included."""
     from transformers import AutoTokenizer
+
+    from lamops.agents.lam import AgentConfig
 
     for role, folder in (("policy", policy_dir), ("reference", reference_dir), ("reward model", reward_dir)):
         if not (Path(folder) / "config.json").is_file():
@@ -360,8 +354,8 @@ def train_offline_rl(
     room = ppo.max_len - ppo.max_new_tokens
     prompts, truncated = [], 0
     for text in texts:
-        ids, cut = encode_prompt(tokenizer, text, room)
-        prompts.append({"ids": np.asarray(ids, dtype=np.int32), "text": text})
+        _, cut = encode_prompt(tokenizer, text, room)
+        prompts.append({"text": text})
         truncated += cut > 0
     steps = ppo_steps(len(prompts), ppo, cap=spec.max_steps)
     log.info(
@@ -384,6 +378,7 @@ def train_offline_rl(
         policy_dir=str(Path(policy_dir).resolve()),
         reference_dir=str(Path(reference_dir).resolve()),
         reward_dir=str(Path(reward_dir).resolve()),
+        agent=(agent or AgentConfig()).model_dump(mode="json"),
     )
     return PPOResult(
         **launched.run_fields(out_dir, steps),
@@ -404,6 +399,8 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
     import torch.distributed as dist
     from transformers import AutoModelForCausalLM
 
+    from lamops.agents.lam import AgentConfig, LAMAgent
+    from lamops.agents.plans import PlanLibrary
     from lamops.models.factory import make_model
     from lamops.settings import ModelSpec
     from lamops.train.reward import load_reward_model
@@ -423,12 +420,23 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
     engine = make_engine(
         policy, spec, ppo, micro_batch_size=ppo.mini_batch_size, gradient_accumulation_steps=1
     )
+    # The sampler: the policy acting through the grammar, as evaluation and self-boost decode it.
+    agent_settings = {
+        **config["agent"],
+        "max_len": ppo.max_len,
+        "max_new_tokens": ppo.max_new_tokens,
+        "temperature": ppo.temperature,
+        "batch_size": share,
+    }
+    agent = LAMAgent(
+        engine.module, tokenizer, AgentConfig(**agent_settings), PlanLibrary.load(Path(config["policy_dir"]))
+    )
     restored = resume_state(engine)
     if restored is not None and "kl_coef" not in restored[1]:
         raise RuntimeError("the checkpoint holds no kl_coef: was its run name used by another phase?")
     start, kl_coef = (restored[0], float(restored[1]["kl_coef"])) if restored else (0, ppo.init_kl_coef)
     device = engine.device
-    pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     history: list[dict[str, float]] = []
     window: list[dict[str, float]] = []
     run_start = time.perf_counter()
@@ -439,27 +447,21 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
         indices = batch_indices(
             step, rank=rank, world_size=world, micro_batch_size=share, num_samples=len(prompts), seed=ppo.seed
         )
-        prompt_ids = [prompts[i]["ids"].tolist() for i in indices]
-        # 1-3: sample, check, score.
+        texts_in = [prompts[i]["text"] for i in indices]
+        # 1-3: sample through the grammar, check, score.
         engine.module.eval()
-        torch.manual_seed(step_seed(ppo.seed, step, rank))
-        responses = sample_responses(
-            engine.module,
-            prompt_ids,
-            max_new_tokens=ppo.max_new_tokens,
-            temperature=ppo.temperature,
-            pad_token_id=pad_id,
-            eos_token_id=eos_id,
-        )
-        texts = [tokenizer.decode(r, skip_special_tokens=True) for r in responses]
-        rewards, raw, valid = action_rewards(
-            reward_model, reward_tokenizer, [prompts[i]["text"] for i in indices], texts, ppo
-        )
+        decoded = grammar_samples(agent, texts_in, step_seed(ppo.seed, step, rank))
+        prompt_ids = [agent.decoder.prompt_ids(t)[0] for t in texts_in]
+        responses = [list(d.token_ids) for d in decoded]
+        choices = [d.choices for d in decoded]
+        texts = [d.text for d in decoded]
+        rewards, raw, valid = action_rewards(reward_model, reward_tokenizer, texts_in, texts, ppo)
         batch = rollout_batch(prompt_ids, responses, pad_id)
         with torch.no_grad():
-            old_logp, mask = _logprobs_of(engine.module, batch, ppo.temperature)
-            ref_logp, _ = _logprobs_of(reference, batch, ppo.temperature)
-        kls = ((old_logp - ref_logp) * mask).sum(1)
+            old_logp, mask = _logprobs_of(engine.module, batch, choices, ppo.temperature)
+            ref_logp, _ = _logprobs_of(reference, batch, choices, ppo.temperature)
+        # Per-token KL, averaged over each action's chosen tokens (forced ones have none).
+        kls = ((old_logp - ref_logp) * mask).sum(1) / mask.sum(1).clamp(min=1)
         # 4-5: every rank needs the whole batch's rewards and KLs for the baseline.
         local = torch.stack(
             [
@@ -484,7 +486,7 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
                 mini = rollout_batch(
                     [prompt_ids[i] for i in members], [responses[i] for i in members], pad_id
                 )
-                logp, mini_mask = _logprobs_of(engine, mini, ppo.temperature)
+                logp, mini_mask = _logprobs_of(engine, mini, [choices[i] for i in members], ppo.temperature)
                 width = logp.shape[1]
                 loss, clip = clipped_policy_loss(
                     logp,
@@ -506,6 +508,7 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
                 float(np.mean(clips)),
                 float(batch["attention_mask"].sum()) * ppo.ppo_epochs,
                 float(batch["response_lens"].sum()),
+                float(mask.sum()),
             ],
             dtype=torch.float64,
             device=device,
@@ -522,6 +525,7 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
             "reward": everyone[0].mean().item(),
             "invalid": 1.0 - valid_count / ppo.batch_size,
             "response_tokens": sums[3].item() / ppo.batch_size,
+            "chosen_tokens": sums[4].item() / ppo.batch_size,
             "lr": ppo.lr,
             "grad_norm": grad_norm(engine),
             "tokens_per_s": sums[2].item() / step_s,
