@@ -7,8 +7,10 @@ model and tokenizer atomically in the `save_pretrained` layout, which the next p
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
@@ -132,11 +134,19 @@ def make_model(
     return build_tiny(spec, tokenizer), tokenizer
 
 
-def save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> Path:
-    """Write model and tokenizer with `save_pretrained` into `out_dir`, replacing it atomically."""
+def save(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: Path,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write model and tokenizer with `save_pretrained` into `out_dir`, replacing it atomically; `extra`
+    maps file names to JSON-able records written beside them (e.g. how the model was trained)."""
     with replace_dir(Path(out_dir)) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        for name, record in (extra or {}).items():
+            (staging / name).write_text(json.dumps(record, indent=2) + "\n")
     return Path(out_dir)
 
 
