@@ -165,19 +165,39 @@ def test_the_published_lora_model_is_merged_recorded_and_reloads_for_the_agent(
     assert action["function"] and action["status"] in ("CONTINUE", "FINISH")
 
 
-def test_bf16_trains_on_cpu_and_the_bf16_model_decodes(tmp_path, tokenizer_dir, observation):
+@pytest.fixture(scope="module")
+def bf16_run(tmp_path_factory, tokenizer_dir):
+    root = tmp_path_factory.mktemp("bf16")
+    spec = tiny_spec(max_position_embeddings=1024, vocab_size=512, dtype="bfloat16")
+    result, module = run_sft(root, tokenizer_dir, spec, "zero2_cpu_bf16.json", lr=1e-2)
+    return root, result, module
+
+
+def test_bf16_trains_on_cpu_and_the_bf16_model_decodes(bf16_run, observation):
     """The paper profile's dtype: parameters in bf16 from `model.dtype`, DeepSpeed's bf16 mode on (fp32
     master weights in the ZeRO optimizer), the loss falls and the published bf16 model decodes."""
-    spec = tiny_spec(max_position_embeddings=1024, vocab_size=512, dtype="bfloat16")
-    result, module = run_sft(tmp_path, tokenizer_dir, spec, "zero2_cpu_bf16.json", lr=1e-2)
+    root, result, module = bf16_run
     losses = [h["loss"] for h in result.history]
     assert all(loss == loss and loss < float("inf") for loss in losses)
     assert losses[-1] < 0.5 * losses[0], losses
     assert {v.dtype for v in module.values()} == {torch.bfloat16}
     from transformers import AutoModelForCausalLM
 
-    model, tokenizer = load_as_the_agent_does(tmp_path / "model")  # as `lamops agent` does: fp32 weights
+    model, tokenizer = load_as_the_agent_does(root / "model")  # as `lamops agent` does: fp32 weights
     decodes(model, tokenizer, observation)
-    model = AutoModelForCausalLM.from_pretrained(tmp_path / "model", dtype="auto", local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(root / "model", dtype="auto", local_files_only=True)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     decodes(model, tokenizer, observation)  # and in bf16, as on a GPU
+
+
+def test_the_next_phase_starts_from_the_published_folder_in_its_dtype_with_lora(bf16_run, tmp_path):
+    """LAM2 from LAM1's folder: loaded in the dtype it was saved in (bf16, though this DeepSpeed config
+    leaves bf16 off), LoRA on it, and the record names that folder as the base."""
+    first, _, _ = bf16_run
+    result, module = run_sft(tmp_path, None, first / "model", "zero2_cpu.json", lr=1e-2, lora_r=RANK)
+    assert {v.dtype for n, v in module.items() if ".lora_" not in n} == {torch.bfloat16}
+    # peft keeps adapters over a bf16 base in fp32 (its autocast_adapter_dtype); they are merged in bf16.
+    assert {v.dtype for n, v in module.items() if ".lora_" in n} == {torch.float32}
+    assert read_lora_record(tmp_path / "model")["base"] == str(first / "model")
+    losses = [h["loss"] for h in result.history]
+    assert all(loss == loss for loss in losses) and losses[-1] < losses[0], losses

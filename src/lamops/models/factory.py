@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 from transformers import (
@@ -23,9 +23,9 @@ from transformers import (
 )
 
 from lamops.io import replace_dir
-from lamops.settings import ModelSpec
+from lamops.settings import Dtype, ModelSpec
 
-__all__ = ["ModelSpec", "build_tiny", "load_pretrained", "make_model", "save"]
+__all__ = ["ModelSpec", "build_tiny", "load_pretrained", "make_model", "save", "saved_dtype"]
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -108,6 +108,14 @@ def load_pretrained(spec: ModelSpec) -> tuple[PreTrainedModel, PreTrainedTokeniz
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def saved_dtype(folder: str | Path) -> str:
+    """The parameter dtype a save_pretrained folder was written in (its config.json), as a ModelSpec names it;
+    float32 when the config names none or one ModelSpec does not know."""
+    config = json.loads((Path(folder) / "config.json").read_text())
+    dtype = config.get("dtype") or config.get("torch_dtype")
+    return dtype if dtype in get_args(Dtype) else "float32"
 
 
 def make_model(

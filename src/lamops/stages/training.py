@@ -168,7 +168,6 @@ def register(
         log_and_register,
         model_sha,
     )
-
     from lamops.train.sft import read_lora_record
 
     tags = {**lineage_tags(cfg.root, list(data)), MODEL_SHA_TAG: model_sha(model_dir)}

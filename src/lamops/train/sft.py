@@ -255,6 +255,7 @@ def train_sft(
         out_dir,
         data={"samples": samples},
         model_dir=str(model_dir) if model_dir is not None else None,
+        model_dtype=base.dtype if isinstance(base, ModelSpec) and model_dir is not None else None,
         model_spec=base.model_dump(mode="json") if model_dir is None else None,
         tokenizer_dir=str(tokenizer_dir) if model_dir is None else None,
     )
@@ -288,11 +289,15 @@ class SFTLoop(SupervisedLoop):
     def build(self) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         import torch
 
-        from lamops.models.factory import make_model
+        from lamops.models.factory import make_model, saved_dtype
 
         torch.manual_seed(self.settings.seed)
         if self.config.get("model_dir"):
-            model, tokenizer = make_model(ModelSpec(source="pretrained", path=self.config["model_dir"]))
+            # The params' model.dtype for the pipeline's base model, else the dtype the folder was saved in
+            # (an earlier phase's): a 7B base is never materialised in fp32 on the way to bf16.
+            dtype = self.config.get("model_dtype") or saved_dtype(self.config["model_dir"])
+            spec = ModelSpec(source="pretrained", path=self.config["model_dir"], dtype=dtype)
+            model, tokenizer = make_model(spec)
         else:
             model, tokenizer = make_model(
                 ModelSpec.model_validate(self.config["model_spec"]), Path(self.config["tokenizer_dir"])
