@@ -61,7 +61,8 @@ class ModelSpec(BaseModel):
     )
     dtype: Dtype = Field(
         default="float32",
-        description="Parameter dtype. float32 on CPU (bf16 matmuls are slow there); bfloat16 on GPUs.",
+        description="Parameter dtype, also of a `pretrained` model as loaded. float32 on CPU (bf16 trains "
+        "there too, slower than fp32 without AMX); bfloat16 on GPUs.",
     )
     seed: int = Field(default=0, description="Seed of the random initialisation of a tiny model.")
 
