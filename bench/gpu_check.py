@@ -6,8 +6,10 @@ What it runs (CUDA): the built-in environment's expert plays sampled tasks; thei
 (observation -> action, as `imitate` trains on) and a byte-level BPE is trained on them; `SFTLoop`, the loop
 of every SFT phase, runs `--steps` optimizer steps via `lamops.train.loop.launch_loop` with
 `infra/deepspeed/zero2_gpu_bf16.json` (or `--deepspeed`) on `--backend ray` (a Ray Train `TorchTrainer`,
-one GPU worker, NCCL) and publishes the model; the published folder is loaded in bf16 and the LAM agent's
-constrained decoder writes one action for a fresh observation.
+one GPU worker, NCCL), checkpoints at the last step as a phase does (~14 GB for ~1B parameters: bf16
+weights and fp32 Adam states) and publishes the model; the published folder is loaded in bf16 and the LAM
+agent's constrained decoder writes one action for a fresh observation. Needs ~25 GB of GPU memory at the
+defaults and ~30 GB of free disk in the temporary folder.
 
 Figures, one per line (`name: value unit`): params, tokens_per_s (median of the history windows after the
 first: non-pad tokens, steady state), step_s, mfu with its formula (tokens/s x training FLOPs per token /
@@ -24,7 +26,8 @@ ZeRO-1 divides Adam by the data-parallel degree, ZeRO-2 gradients too, ZeRO-3 we
 apart, estimated at `--max-len` x `--micro-batch`), and exits 0. A test runs it (tests/test_gpu_check.py).
 
 Usage: python bench/gpu_check.py [--dry-run] [--steps N] [--micro-batch B] [--max-len L] [--gpus N]
-       [--lora-r R] [--backend ray|local] [--deepspeed FILE] [--peak-tflops T] [--tasks N]
+       [--lora-r R] [--train-lora-r R] [--backend ray|local] [--deepspeed FILE] [--peak-tflops T]
+       [--tasks N] [--seed S] [--cpu-smoke]
 """
 
 from __future__ import annotations
@@ -187,10 +190,17 @@ class OnDevice:
         return self.model.parameters()
 
 
-def run_check(args) -> None:
+def run_check(args, work: Path) -> None:
+    """The GPU run in the folder `work` (data, tokenizer, checkpoints, the published model)."""
     import torch
 
-    from lamops.models.sizing import MISTRAL_1B, flops_per_token, parameter_count, zero_model_state_bytes
+    from lamops.models.sizing import (
+        MISTRAL_1B,
+        flops_per_token,
+        lora_parameter_count,
+        parameter_count,
+        zero_model_state_bytes,
+    )
     from lamops.models.tokenizer import train_tokenizer
     from lamops.settings import ModelSpec, SFTConfig
     from lamops.train.distributed import TrainSpec
@@ -204,7 +214,6 @@ def run_check(args) -> None:
     else:
         device = "cpu"
         figure("gpu_check.mode", "cpu smoke (the GPU path on a tiny model, no figures worth keeping)")
-    work = Path(tempfile.mkdtemp(prefix="lamops-gpu-check-"))
     t = time.perf_counter()
     rows, observation = expert_rows(args.tasks, args.seed)
     texts = [x for r in rows for x in (r.prompt, r.completion)]
@@ -231,7 +240,10 @@ def run_check(args) -> None:
         seed=args.seed,
     )
     params = parameter_count(shape)
+    lora = args.train_lora_r
+    trainable = lora_parameter_count(shape, lora) if lora else params
     figure("params", f"{params / 1e9:.3f}", "B")
+    figure("params_trainable", f"{trainable / 1e9:.3f}", "B")
     sft = SFTConfig(
         lr=1e-4,
         warmup_steps=2,
@@ -279,7 +291,8 @@ def run_check(args) -> None:
         "formula.mfu",
         f"tokens_per_s x (6 N + 6 L T d) / peak; N {params - shape.vocab_size * shape.hidden_size} (no input "
         f"embedding), L {shape.num_hidden_layers}, T {mean_len:.0f}, d {shape.hidden_size}; "
-        f"peak {peak or 'unknown'} TFLOP/s bf16 dense",
+        f"peak {peak or 'unknown'} TFLOP/s bf16 dense"
+        + ("; with LoRA the frozen weights get no gradient, so this overstates the work" if lora else ""),
     )
     if peak:
         figure("mfu", f"{100 * tokens_per_s * per_token / (peak * 1e12):.1f}", "%")
@@ -290,7 +303,7 @@ def run_check(args) -> None:
     stage = json.loads(Path(args.deepspeed).read_text())["zero_optimization"]["stage"]
     figure(
         f"peak_memory_estimate.zero{stage}.gpus1",
-        gib(zero_model_state_bytes(params, params, stage, 1)),
+        gib(zero_model_state_bytes(params, trainable, stage, 1)),
         "GiB (model states; activations apart)",
     )
     decode(out_dir, observation, args.max_len, "cuda" if cuda else "cpu")
@@ -352,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         if torch.cuda.is_available() or args.cpu_smoke:
-            run_check(args)
+            with tempfile.TemporaryDirectory(prefix="lamops-gpu-check-") as work:  # ~30 GB at the defaults
+                run_check(args, Path(work))
         else:
             figure("gpu_check.mode", "dry-run (torch sees no CUDA device; the GPU run is left ready)")
     print_estimates(args)
