@@ -201,3 +201,33 @@ def test_the_next_phase_starts_from_the_published_folder_in_its_dtype_with_lora(
     assert read_lora_record(tmp_path / "model")["base"] == str(first / "model")
     losses = [h["loss"] for h in result.history]
     assert all(loss == loss for loss in losses) and losses[-1] < losses[0], losses
+
+
+def test_a_peft_adapter_folder_loads_merged_into_the_base_it_names(tmp_path, tokenizer_dir, observation):
+    """Your own LoRA adapter (peft's save_pretrained: adapter_config.json naming its base, none of the base's
+    weights) loads for `lamops agent` as its base with the adapters merged; an SFT phase starts from it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lamops.models.factory import save
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    save(build_tiny(TINY, tokenizer), tokenizer, tmp_path / "base")
+    base = AutoModelForCausalLM.from_pretrained(tmp_path / "base")  # name_or_path: the adapter's base
+    adapted = add_lora(base, SFTConfig(lora_r=RANK))
+    with torch.no_grad():
+        for name, weight in adapted.named_parameters():
+            if ".lora_B." in name:
+                weight.normal_(std=0.05)  # a trained adapter: B is no longer 0
+    adapted.save_pretrained(tmp_path / "adapter")  # adapters only, no tokenizer: the base's is used
+    assert not (tmp_path / "adapter" / "config.json").exists()
+    ids = torch.tensor([[1, 5, 9, 12]])
+    with torch.no_grad():
+        expected = adapted.eval()(input_ids=ids).logits  # eval: no LoRA dropout
+    model, loaded_tokenizer = load_as_the_agent_does(tmp_path / "adapter")
+    assert type(model).__name__ == "MistralForCausalLM"  # merged: no peft wrapper left
+    with torch.no_grad():
+        assert torch.allclose(model(input_ids=ids).logits, expected, atol=1e-4)
+    assert loaded_tokenizer.get_vocab() == tokenizer.get_vocab()
+    decodes(model, loaded_tokenizer, observation)
+    result, _ = run_sft(tmp_path / "next", None, tmp_path / "adapter", "zero2_cpu.json", lr=1e-2)
+    assert result.steps == STEPS

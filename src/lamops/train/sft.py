@@ -219,9 +219,11 @@ def train_sft(
     """
     from transformers import AutoTokenizer
 
+    from lamops.models.factory import load_tokenizer
+
     model_dir = _model_dir(base)
     if model_dir is not None:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        tokenizer = load_tokenizer(model_dir)
         if tokenizer_dir is not None:
             given = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
             if given.get_vocab() != tokenizer.get_vocab():
@@ -265,10 +267,13 @@ def train_sft(
 def _model_dir(base: ModelSpec | Path) -> Path | None:
     if isinstance(base, ModelSpec):
         return Path(base.path) if base.source == "pretrained" else None
+    from lamops.models.factory import is_model_folder
+
     path = Path(base)
-    if not (path / "config.json").is_file():
+    if not is_model_folder(path):
         raise FileNotFoundError(
-            f"{path}: no config.json; expected a save_pretrained folder of an earlier phase"
+            f"{path}: no config.json; expected a save_pretrained folder of an earlier phase (or a peft "
+            "adapter folder naming its base)"
         )
     return path
 
