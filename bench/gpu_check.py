@@ -23,7 +23,8 @@ counts and the per-GPU memory estimate per ZeRO stage for the check's shape on o
 on `--gpus` GPUs, full fine-tuning and LoRA (`--lora-r`), with the formula (`lamops.models.sizing`:
 weights 2 bytes/param bf16, gradients 2 bytes and Adam 12 bytes (fp32 master, m, v) per trainable param;
 ZeRO-1 divides Adam by the data-parallel degree, ZeRO-2 gradients too, ZeRO-3 weights too; activations
-apart, estimated at `--max-len` x `--micro-batch`), and exits 0. A test runs it (tests/test_gpu_check.py).
+apart, estimated at `--max-len` x `--micro-batch` for the check and at the paper profile's 2,048 tokens x 2
+for the 7B), and exits 0. A test runs it (tests/test_gpu_check.py).
 
 Usage: python bench/gpu_check.py [--dry-run] [--steps N] [--micro-batch B] [--max-len L] [--gpus N]
        [--lora-r R] [--train-lora-r R] [--backend ray|local] [--deepspeed FILE] [--peak-tflops T]
@@ -53,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # for anything else.
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
 STAGES = (0, 1, 2, 3)
+PAPER_MAX_LEN, PAPER_MICRO_BATCH = 2048, 2  # params/paper.yaml's SFT sections
 SMOKE_SHAPE = MistralShape(  # --cpu-smoke: the same code path on a model a CPU trains in seconds
     vocab_size=2048,
     hidden_size=128,
@@ -92,7 +94,11 @@ def print_estimates(args) -> None:
         "ZeRO-1: Adam / N; ZeRO-2: (gradients + Adam) / N; ZeRO-3: all / N (N data-parallel GPUs); "
         "activations apart: 34 s b h bytes per layer (flash attention, no recomputation)",
     )
-    for label, shape, gpus in (("check_1b", MISTRAL_1B, 1), ("mistral7b", MISTRAL_7B, args.gpus)):
+    runs = (  # the check's own run; the 7B at the paper profile's sequence length and micro-batch
+        ("check_1b", MISTRAL_1B, 1, args.max_len, args.micro_batch),
+        ("mistral7b", MISTRAL_7B, args.gpus, PAPER_MAX_LEN, PAPER_MICRO_BATCH),
+    )
+    for label, shape, gpus, seq, micro_batch in runs:
         s = shape
         figure(
             f"{label}.shape",
@@ -112,8 +118,8 @@ def print_estimates(args) -> None:
                 figure(f"{label}.{mode}.zero{stage}.gpus{gpus}", gib(bytes_), "GiB")
         for checkpointing in (False, True):
             what = "checkpointed" if checkpointing else "stored"
-            bytes_ = activation_bytes(shape, args.max_len, args.micro_batch, checkpointing=checkpointing)
-            figure(f"{label}.activations_{what}.seq{args.max_len}.mb{args.micro_batch}", gib(bytes_), "GiB")
+            bytes_ = activation_bytes(shape, seq, micro_batch, checkpointing=checkpointing)
+            figure(f"{label}.activations_{what}.seq{seq}.mb{micro_batch}", gib(bytes_), "GiB")
 
 
 # ---------------------------------------------------------------------------------------------- the GPU run
