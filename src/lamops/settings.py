@@ -61,7 +61,8 @@ class ModelSpec(BaseModel):
     )
     dtype: Dtype = Field(
         default="float32",
-        description="Parameter dtype. float32 on CPU (bf16 matmuls are slow there); bfloat16 on GPUs.",
+        description="Parameter dtype, also of a `pretrained` model as loaded. float32 on CPU (bf16 trains "
+        "there too, slower than fp32 without AMX); bfloat16 on GPUs.",
     )
     seed: int = Field(default=0, description="Seed of the random initialisation of a tiny model.")
 
@@ -137,16 +138,6 @@ class _SupervisedSettings(TrainerSettings):
     )
 
 
-class SFTConfig(_SupervisedSettings):
-    """Hyperparameters of one SFT phase. Defaults follow the paper (lr 2e-5, cosine, 2 warm-up steps,
-    batch 16, 3 epochs) where it states them."""
-
-    epochs: float = _default("epochs", 3.0)
-    schedule: Literal["cosine", "linear"] = Field(
-        default="cosine", description="Decay after warm-up, towards 0 at the last step."
-    )
-
-
 class RewardConfig(_SupervisedSettings):
     """Hyperparameters of the reward model. Defaults follow the paper (lr 2e-5 linear, AdamW, 2 epochs,
     LoRA r=8 alpha=32 dropout 0.1) where it states them."""
@@ -160,6 +151,27 @@ class RewardConfig(_SupervisedSettings):
         default=MISTRAL_LINEAR, min_length=1, description="Module names that get LoRA adapters."
     )
     eval_batch_size: int = Field(default=16, ge=1, description="Samples per forward pass when scoring.")
+
+
+class SFTConfig(_SupervisedSettings):
+    """Hyperparameters of one SFT phase. Defaults follow the paper (lr 2e-5, cosine, 2 warm-up steps,
+    batch 16, 3 epochs) where it states them. With `lora_r` set the phase trains LoRA adapters only (peft;
+    the reward model's field names and defaults) and publishes them merged into the base weights."""
+
+    epochs: float = _default("epochs", 3.0)
+    schedule: Literal["cosine", "linear"] = Field(
+        default="cosine", description="Decay after warm-up, towards 0 at the last step."
+    )
+    lora_r: int | None = Field(
+        default=None,
+        ge=1,
+        description="Rank of LoRA adapters on `lora_target_modules`, the base weights frozen (a 7B phase "
+        "needs a fraction of the GPU memory); the published model has them merged in, a plain "
+        "save_pretrained folder. null: full fine-tuning.",
+    )
+    lora_alpha: float = _default("lora_alpha", 32, RewardConfig)
+    lora_dropout: float = _default("lora_dropout", 0.1, RewardConfig)
+    lora_target_modules: tuple[str, ...] = _default("lora_target_modules", MISTRAL_LINEAR, RewardConfig)
 
 
 class PPOConfig(TrainerSettings):

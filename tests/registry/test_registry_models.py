@@ -195,3 +195,26 @@ def test_logged_model_generates_as_pyfunc(store, tiny_model_dir):
     pyfunc = mlflow.pyfunc.load_model(version.model_uri)
     [text] = pyfunc.predict(["open the"], params={"max_new_tokens": 3})
     assert isinstance(text, str) and text
+
+
+def test_a_lora_phases_version_is_tagged_with_its_adapters(store, project, tiny_model_dir):
+    """A folder published by a LoRA phase (`lamops_lora.json` beside the merged weights) registers with the
+    record as the version's `lamops.lora` tag; a fully fine-tuned one has no such tag."""
+    import json
+    from types import SimpleNamespace
+
+    import mlflow
+    from lamops.models.factory import save
+    from lamops.stages.training import LORA_TAG, register
+    from lamops.train.sft import LORA_FILE
+
+    model_dir, model, tokenizer = tiny_model_dir
+    record = {"r": 4, "alpha": 32.0, "dropout": 0.1, "target_modules": ["q_proj"], "merged": True}
+    lora_dir = save(model, tokenizer, model_dir.parent / "lora", extra={LORA_FILE: record})
+    cfg = SimpleNamespace(root=project)
+    with mlflow.start_run(experiment_id=store):
+        full = register(cfg, model_dir, "lam1", data=[], parent=None, example=None)
+    with mlflow.start_run(experiment_id=store):
+        lora = register(cfg, lora_dir, "lam1", data=[], parent=None, example=None)
+    assert LORA_TAG not in registry.version_tags("lam1", full.version)
+    assert json.loads(registry.version_tags("lam1", lora.version)[LORA_TAG]) == record

@@ -7,8 +7,10 @@ model and tokenizer atomically in the `save_pretrained` layout, which the next p
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any, get_args
 
 import torch
 from transformers import (
@@ -21,10 +23,20 @@ from transformers import (
 )
 
 from lamops.io import replace_dir
-from lamops.settings import ModelSpec
+from lamops.settings import Dtype, ModelSpec
 
-__all__ = ["ModelSpec", "build_tiny", "load_pretrained", "make_model", "save"]
+__all__ = [
+    "ModelSpec",
+    "build_tiny",
+    "is_model_folder",
+    "load_pretrained",
+    "load_tokenizer",
+    "make_model",
+    "save",
+    "saved_dtype",
+]
 _TRUE = {"1", "true", "yes", "on"}
+ADAPTER_CONFIG = "adapter_config.json"  # peft's: a folder of LoRA adapters and the name of their base
 
 
 def mistral_config(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase) -> MistralConfig:
@@ -74,19 +86,22 @@ def build_tiny(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase) -> MistralFo
 def load_pretrained(spec: ModelSpec) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer with the Auto classes from `spec.path`.
 
-    `spec.path` is a local `save_pretrained` folder or a hub name; with HF_HUB_OFFLINE set only local files
-    are used. A tokenizer without a pad token gets EOS as pad (common for pretrained decoders).
+    `spec.path` is a local `save_pretrained` folder, a peft adapter folder (its base loaded and the adapters
+    merged in) or a hub name; with HF_HUB_OFFLINE set only local files are used. A tokenizer without a pad
+    token gets EOS as pad (common for pretrained decoders).
     """
     if not spec.path:
         raise ValueError("load_pretrained needs spec.path: a save_pretrained folder or a hub name")
     local = Path(spec.path).expanduser()
     looks_local = local.is_absolute() or spec.path.startswith((".", "~")) or local.exists()
-    if looks_local and not (local / "config.json").is_file():
-        what = "does not exist" if not local.exists() else "has no config.json"
+    if looks_local and not is_model_folder(local):
+        what = "does not exist" if not local.exists() else "has no config.json (nor adapter_config.json)"
         raise FileNotFoundError(
             f"pretrained model path {local} {what}: expected a save_pretrained folder (config.json, weights "
-            "and tokenizer files), e.g. the output of an earlier training phase"
+            "and tokenizer files), e.g. the output of an earlier training phase, or a peft adapter folder"
         )
+    if looks_local and not (local / "config.json").is_file():
+        return _load_adapter(local, spec)
     source = str(local) if looks_local else spec.path
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUE
     try:
@@ -106,6 +121,57 @@ def load_pretrained(spec: ModelSpec) -> tuple[PreTrainedModel, PreTrainedTokeniz
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def is_model_folder(folder: str | Path) -> bool:
+    """A save_pretrained folder (config.json) or a peft adapter folder (adapter_config.json)."""
+    return (Path(folder) / "config.json").is_file() or (Path(folder) / ADAPTER_CONFIG).is_file()
+
+
+def _adapter_base(folder: Path) -> str:
+    base = json.loads((folder / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    if not base:
+        raise FileNotFoundError(
+            f"{folder / ADAPTER_CONFIG} names no base_model_name_or_path: set it to the base model's folder"
+        )
+    return base
+
+
+def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerBase:
+    """The tokenizer of a model folder; an adapter folder without one has its base's."""
+    folder = Path(folder)
+    source = str(folder)
+    if not (folder / "tokenizer_config.json").is_file() and (folder / ADAPTER_CONFIG).is_file():
+        source = _adapter_base(folder)
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUE
+    return AutoTokenizer.from_pretrained(source, local_files_only=offline or source == str(folder))
+
+
+def _load_adapter(folder: Path, spec: ModelSpec) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A peft adapter folder: its base (`base_model_name_or_path`, loaded as `load_pretrained` loads any
+    model) with the adapters merged in; the folder's own tokenizer when it has one, else the base's."""
+    from peft import PeftModel
+
+    base, tokenizer = load_pretrained(spec.model_copy(update={"path": _adapter_base(folder)}))
+    if (folder / "tokenizer_config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    model = PeftModel.from_pretrained(base, folder).merge_and_unload()
+    return model.requires_grad_(True), tokenizer  # peft froze the base; a loaded model trains whole
+
+
+def saved_dtype(folder: str | Path) -> str:
+    """The parameter dtype a save_pretrained folder was written in (its config.json; an adapter folder's
+    base's), as a ModelSpec names it; float32 when none is named or ModelSpec does not know it."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file() and (folder / ADAPTER_CONFIG).is_file():
+        folder = Path(_adapter_base(folder))
+    if not (folder / "config.json").is_file():
+        return "float32"
+    config = json.loads((folder / "config.json").read_text())
+    dtype = config.get("dtype") or config.get("torch_dtype")
+    return dtype if dtype in get_args(Dtype) else "float32"
 
 
 def make_model(
@@ -132,11 +198,19 @@ def make_model(
     return build_tiny(spec, tokenizer), tokenizer
 
 
-def save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> Path:
-    """Write model and tokenizer with `save_pretrained` into `out_dir`, replacing it atomically."""
+def save(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: Path,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write model and tokenizer with `save_pretrained` into `out_dir`, replacing it atomically; `extra`
+    maps file names to JSON-able records written beside them (e.g. how the model was trained)."""
     with replace_dir(Path(out_dir)) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        for name, record in (extra or {}).items():
+            (staging / name).write_text(json.dumps(record, indent=2) + "\n")
     return Path(out_dir)
 
 

@@ -22,22 +22,25 @@ class ModelUnavailable(LookupError):
 
 
 def load_model(model: str, cfg: Config) -> tuple[Any, Any]:
-    """(model, tokenizer) from `models:/NAME/VERSION`, `models:/NAME@ALIAS` (the params' MLflow registry) or
-    a local save_pretrained folder (relative to the working folder, else to the project root). Raises
+    """(model, tokenizer) from `models:/NAME/VERSION`, `models:/NAME@ALIAS` (the params' MLflow registry), a
+    local save_pretrained folder or a peft adapter folder naming its base (relative to the working folder,
+    else to the project root; an adapter is merged into its base). Raises
     ModelUnavailable with a one-line message naming what was tried."""
     if model.startswith("models:/"):
         return _load_registered(model, cfg)
     candidates = [Path(model).expanduser()]
     if not candidates[0].is_absolute():
         candidates.append(cfg.root / model)
-    folder = next((c for c in candidates if (c / "config.json").is_file()), None)
+    from lamops.models.factory import is_model_folder, make_model
+
+    folder = next((c for c in candidates if is_model_folder(c)), None)
     if folder is None:
         where = candidates[0].resolve()
         what = "has no config.json" if where.is_dir() else "does not exist"
         raise ModelUnavailable(
-            f"no model at {model}: {where} {what} (not a save_pretrained folder); {HOW_TO_GET_A_MODEL}"
+            f"no model at {model}: {where} {what} (not a save_pretrained or peft adapter folder); "
+            f"{HOW_TO_GET_A_MODEL}"
         )
-    from lamops.models.factory import make_model
     from lamops.settings import ModelSpec
 
     try:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 R = TypeVar("R", bound="BaseModel")
 
 TRAIN_DATA_TAG = "lamops.train_data_sha"  # digest of the files a registered model was trained on
+LORA_TAG = "lamops.lora"  # a LoRA phase's adapter settings (train.sft.LORA_FILE), merged into the version
 # Code whose change changes what a phase trains: part of every phase's run fingerprint.
 _TRAIN_CODE = ("train", "models", "settings.py", "agents/prompt.py")
 
@@ -167,8 +168,12 @@ def register(
         log_and_register,
         model_sha,
     )
+    from lamops.train.sft import read_lora_record
 
     tags = {**lineage_tags(cfg.root, list(data)), MODEL_SHA_TAG: model_sha(model_dir)}
+    lora = read_lora_record(model_dir)
+    if lora is not None:  # trained with LoRA, published merged: say so on the version
+        tags[LORA_TAG] = json.dumps(lora, sort_keys=True)
     if trained_on:
         tags[TRAIN_DATA_TAG] = digest(*[Path(p) for p in trained_on])
     parent_ref = None

@@ -12,7 +12,10 @@ history, checkpoints, resume, the optimiser and schedule, and publishing):
   request survive; a completion that alone does not fit is cut on the right and counted.
 - collation: `SFTCollator` (TRL's padding collator);
 - the loss: the causal LM's mean cross-entropy over the target tokens (`SFTLoop.loss`);
-- the model: a tiny Mistral built from the pipeline's tokenizer, or an earlier phase's folder;
+- the model: a tiny Mistral built from the pipeline's tokenizer, or an earlier phase's folder; with
+  `SFTConfig.lora_r` set, peft LoRA adapters on its linear layers and every base weight frozen (`add_lora`),
+  merged into the base when published (a plain causal LM folder, which the next phase, evaluation and
+  `lamops agent` load as any other) with `LORA_FILE` beside it recording the adapters and the base;
 - the lr schedule's decay, `SFTConfig.schedule` (cosine by default).
 
 Driver side: `train_sft(rows, base, tokenizer_dir, out_dir, sft, spec)` encodes the rows and runs `sft_loop`
@@ -21,6 +24,7 @@ on `spec.num_workers` Ray Train workers with DeepSpeed (`lamops.train.loop.launc
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +34,7 @@ import numpy as np
 from pydantic import Field
 
 from lamops.agents.prompt import fit_prompt
-from lamops.settings import ModelSpec, SFTConfig
+from lamops.settings import MISTRAL_LINEAR, ModelSpec, SFTConfig
 from lamops.train.distributed import TrainSpec
 from lamops.train.loop import (
     EncodeCounts,
@@ -50,6 +54,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # the label torch's cross-entropy skips
+LORA_FILE = "lamops_lora.json"  # in a folder published by a LoRA phase (not peft's adapter_config.json: that
+# name would make transformers load the folder as an adapter needing its base)
 
 
 class EncodeStats(EncodeCounts):
@@ -148,6 +154,50 @@ class SFTCollator:
         )
 
 
+def lora_record(sft: SFTConfig, base: str) -> dict[str, Any]:
+    """What `LORA_FILE` in a published folder holds: the adapters' settings, that they are merged, and the
+    base model they were trained on (a folder, or "tiny" for a randomly initialised one)."""
+    return {
+        "r": sft.lora_r,
+        "alpha": sft.lora_alpha,
+        "dropout": sft.lora_dropout,
+        "target_modules": list(sft.lora_target_modules),
+        "merged": True,
+        "base": str(base),
+    }
+
+
+def read_lora_record(model_dir: Path) -> dict[str, Any] | None:
+    """The `LORA_FILE` record of a published folder; None when the model was fully fine-tuned."""
+    path = Path(model_dir) / LORA_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def add_lora(model: torch.nn.Module, sft: SFTConfig) -> torch.nn.Module:
+    """`model` with peft LoRA adapters (`sft.lora_*`) on its `lora_target_modules`; every other parameter
+    is frozen. The adapters are initialised from `sft.seed` in a forked RNG (B = 0: the wrapped model
+    computes what the base does until the first step)."""
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    lora = LoraConfig(
+        task_type=TaskType.CAUSAL_LM,
+        r=sft.lora_r,
+        lora_alpha=sft.lora_alpha,
+        lora_dropout=sft.lora_dropout,
+        target_modules=list(sft.lora_target_modules),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(sft.seed)
+        try:
+            return get_peft_model(model, lora)
+        except ValueError as error:  # no module of those names
+            raise ValueError(
+                f"sft.lora_target_modules {list(sft.lora_target_modules)}: {error}; name linear layers of "
+                f"the base model (Mistral/Llama: {', '.join(MISTRAL_LINEAR)})"
+            ) from None
+
+
 # ---------------------------------------------------------------------------------------------- driver
 
 
@@ -169,9 +219,11 @@ def train_sft(
     """
     from transformers import AutoTokenizer
 
+    from lamops.models.factory import load_tokenizer
+
     model_dir = _model_dir(base)
     if model_dir is not None:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        tokenizer = load_tokenizer(model_dir)
         if tokenizer_dir is not None:
             given = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
             if given.get_vocab() != tokenizer.get_vocab():
@@ -205,6 +257,7 @@ def train_sft(
         out_dir,
         data={"samples": samples},
         model_dir=str(model_dir) if model_dir is not None else None,
+        model_dtype=base.dtype if isinstance(base, ModelSpec) and model_dir is not None else None,
         model_spec=base.model_dump(mode="json") if model_dir is None else None,
         tokenizer_dir=str(tokenizer_dir) if model_dir is None else None,
     )
@@ -214,10 +267,13 @@ def train_sft(
 def _model_dir(base: ModelSpec | Path) -> Path | None:
     if isinstance(base, ModelSpec):
         return Path(base.path) if base.source == "pretrained" else None
+    from lamops.models.factory import is_model_folder
+
     path = Path(base)
-    if not (path / "config.json").is_file():
+    if not is_model_folder(path):
         raise FileNotFoundError(
-            f"{path}: no config.json; expected a save_pretrained folder of an earlier phase"
+            f"{path}: no config.json; expected a save_pretrained folder of an earlier phase (or a peft "
+            "adapter folder naming its base)"
         )
     return path
 
@@ -238,16 +294,22 @@ class SFTLoop(SupervisedLoop):
     def build(self) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         import torch
 
-        from lamops.models.factory import make_model
+        from lamops.models.factory import make_model, saved_dtype
 
         torch.manual_seed(self.settings.seed)
         if self.config.get("model_dir"):
-            model, tokenizer = make_model(ModelSpec(source="pretrained", path=self.config["model_dir"]))
+            # The params' model.dtype for the pipeline's base model, else the dtype the folder was saved in
+            # (an earlier phase's): a 7B base is never materialised in fp32 on the way to bf16.
+            dtype = self.config.get("model_dtype") or saved_dtype(self.config["model_dir"])
+            spec = ModelSpec(source="pretrained", path=self.config["model_dir"], dtype=dtype)
+            model, tokenizer = make_model(spec)
         else:
             model, tokenizer = make_model(
                 ModelSpec.model_validate(self.config["model_spec"]), Path(self.config["tokenizer_dir"])
             )
         self._collate = SFTCollator(tokenizer.pad_token_id)
+        if self.settings.lora_r is not None:
+            model = add_lora(model, self.settings)
         return model, tokenizer
 
     def collate(self, samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -256,6 +318,16 @@ class SFTLoop(SupervisedLoop):
     def loss(self, engine: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean cross-entropy over the target tokens (labels -100 elsewhere), as the causal LM computes it."""
         return engine(**batch).loss
+
+    def publish(self, module: Any, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> Path:
+        """Save the trained model; LoRA adapters are merged into the base weights first (a plain causal LM
+        folder, no peft needed to load it) and `LORA_FILE` beside it says how it was trained."""
+        from lamops.models.factory import save
+
+        if self.settings.lora_r is None:
+            return save(module, tokenizer, out_dir)
+        record = lora_record(self.settings, self.config.get("model_dir") or "tiny")
+        return save(module.merge_and_unload(), tokenizer, out_dir, extra={LORA_FILE: record})
 
 
 def sft_loop(config: dict) -> dict[str, Any] | None:
