@@ -169,33 +169,6 @@ def check_loop(config: dict):
     return out
 
 
-class OnDevice:
-    """A causal LM on a GPU seen by the constrained decoder, which builds its input tensors on the CPU: inputs
-    go to the model's device, logits come back. Batch 1 (a KV cache row drop would index across devices)."""
-
-    def __init__(self, model):
-        self.model, self.config = model, model.config
-        self.device = next(model.parameters()).device
-
-    def __call__(self, **kwargs):
-        import torch
-
-        moved = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
-        out = self.model(**moved)
-        out.logits = out.logits.cpu()
-        return out
-
-    def eval(self):
-        self.model.eval()
-        return self
-
-    def get_output_embeddings(self):
-        return self.model.get_output_embeddings()
-
-    def parameters(self):
-        return self.model.parameters()
-
-
 def run_check(args, work: Path) -> None:
     """The GPU run in the folder `work` (data, tokenizer, checkpoints, the published model)."""
     import torch
@@ -325,7 +298,7 @@ def decode(out_dir: Path, observation, max_len: int, device: str) -> None:
     model = AutoModelForCausalLM.from_pretrained(out_dir, dtype=torch.bfloat16, local_files_only=True)
     model = model.to(device)
     tokenizer = AutoTokenizer.from_pretrained(out_dir, local_files_only=True)
-    agent = LAMAgent(OnDevice(model), tokenizer, AgentConfig(max_len=max_len + 80, batch_size=1))
+    agent = LAMAgent(model, tokenizer, AgentConfig(max_len=max_len + 80, batch_size=1))
     t = time.perf_counter()
     (decoded,) = agent.act([observation])
     figure("decode.s", f"{time.perf_counter() - t:.2f}", "s")

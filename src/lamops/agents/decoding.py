@@ -534,7 +534,7 @@ class ConstrainedDecoder:
                     break
                 if len(keep) < len(rows):
                     index = torch.tensor(keep)
-                    cache.batch_select_indices(index)
+                    cache.batch_select_indices(index.to(self.device))
                     attn = attn[index]
                     rows = [rows[r] for r in keep]
                 width = max(len(pending[i]) for i in rows)
@@ -585,20 +585,27 @@ class ConstrainedDecoder:
         """One forward over a block; the logits at each row's last real token (all rows end at the block's
         end when `lengths` is None: the left-padded prefill)."""
         positions = (attn.cumsum(1) - 1).clamp(min=0)[:, -ids.shape[1] :]
+        device = self.device
         t = time.perf_counter()
         out = self.model(
-            input_ids=ids,
-            attention_mask=attn,
-            position_ids=positions,
+            input_ids=ids.to(device),
+            attention_mask=attn.to(device),
+            position_ids=positions.to(device),
             past_key_values=cache,
             use_cache=True,
             logits_to_keep=1 if lengths is None else 0,
         )
         dt = time.perf_counter() - t
         if lengths is None:
-            return out.logits[:, -1].float(), dt
-        last = torch.tensor(lengths) - 1
-        return out.logits[torch.arange(len(lengths)), last].float(), dt
+            return out.logits[:, -1].float().cpu(), dt
+        last = torch.tensor(lengths, device=out.logits.device) - 1
+        return out.logits[torch.arange(len(lengths), device=out.logits.device), last].float().cpu(), dt
+
+    @property
+    def device(self) -> torch.device:
+        """The model's device: inputs go there, the logits come back to the CPU, where the grammar's masks
+        are (a GPU model decodes as a CPU one does)."""
+        return next(self.model.parameters()).device
 
 
 def _choose(logits: torch.Tensor, mask: torch.Tensor, temperature: float, gen, offers, bonus) -> int:
