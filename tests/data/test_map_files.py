@@ -1,0 +1,154 @@
+"""The file path of lamops.compute (`map_files`): Ray Data's reader opens the input files in the workers,
+which parse and map them. It must give what the driver-side list path gives, in the same order, and a line it
+cannot read must still be named by file and line."""
+
+import json
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from lamops.compute import map_batches, map_files, reads_where_data_lies
+from lamops.io import parse_jsonl, read_jsonl
+from lamops.records import Rejected
+
+GOOD_HOWTO = json.dumps(
+    {"id": "a", "title": "How to Bold Text in Word", "steps": ["Select it.", "Click Bold."]}
+)
+
+
+def write_records(folder: Path, files: int, per_file: int) -> list[str]:
+    paths = []
+    for f in range(files):
+        rows = [
+            Rejected(stage="t", reason="r", detail=f"f{f}-r{i}", origin=f"o{f}.{i}").model_dump_json()
+            for i in range(per_file)
+        ]
+        path = folder / f"part-{f}.jsonl"
+        path.write_text("\n".join(rows) + "\n")
+        paths.append(str(path))
+    return paths
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_map_files_gives_the_list_paths_results_in_input_order(tmp_path, ray_local, workers):
+    paths = write_records(tmp_path, files=5, per_file=7)
+    # The list path: the driver reads every file, then maps its records. `list` as the worker function
+    # (Ray's workers can import it, not this test module): results are the records parsed in the worker.
+    records = [r for p in paths for r in read_jsonl(Path(p), Rejected, "t")[0]]
+    expected = map_batches(list, records, workers=2, batch_size=3)
+    assert expected == records
+
+    parse = partial(parse_jsonl, model=Rejected, stage="t")
+    outputs = map_files(list, list(reversed(paths)), parse=parse, workers=workers, batch_size=3)
+    assert [o.uri for o in outputs] == list(reversed(paths))  # one output per file, in the order asked
+    assert [o.records for o in outputs] == [7] * 5
+    by_uri = {o.uri: o.results for o in outputs}
+    assert [x for p in paths for x in by_uri[p]] == expected
+
+
+def test_a_malformed_line_read_in_a_worker_is_rejected_naming_file_and_line(tmp_path, ray_local):
+    (path,) = write_records(tmp_path, files=1, per_file=4)
+    lines = Path(path).read_text().splitlines()
+    lines[2] = '{"stage": "t", "reason": 3'  # line 3: not JSON
+    lines.insert(3, '{"stage": "t"}')  # line 4: JSON, not a record
+    Path(path).write_text("\n".join(lines) + "\n")
+
+    parse = partial(parse_jsonl, model=Rejected, stage="execute")
+    (out,) = map_files(list, [path], parse=parse, workers=2)
+    assert out.records == 3 and len(out.results) == 3
+    assert [r.origin for r in out.rejected] == [f"{path}:3", f"{path}:4"]
+    assert out.rejected == read_jsonl(Path(path), Rejected, "execute")[1]  # as the driver's read says it
+    assert "reason" in out.rejected[1].detail and out.rejected[0].stage == "execute"
+
+
+def test_a_missing_input_file_fails_naming_it(tmp_path, ray_local):
+    paths = write_records(tmp_path, files=1, per_file=2)
+    missing = str(tmp_path / "gone.jsonl")
+    with pytest.raises(FileNotFoundError, match="gone.jsonl"):
+        map_files(list, [*paths, missing], parse=partial(parse_jsonl, model=Rejected, stage="t"), workers=2)
+
+
+def test_the_file_path_is_taken_on_a_cluster_or_for_s3_inputs(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    local = SimpleNamespace(address=None, num_cpus=2)
+    assert not reads_where_data_lies(local, ["data/raw"])
+    assert reads_where_data_lies(local, ["s3://raw/team"])
+    assert reads_where_data_lies(SimpleNamespace(address="ray://head:10001", num_cpus=None), ["data/raw"])
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    assert reads_where_data_lies(local, ["data/raw"])
+    monkeypatch.setenv("RAY_ADDRESS", "local")
+    assert not reads_where_data_lies(local, ["data/raw"])
+
+
+# ---- collect, the stage that takes the file path ----------------------------------------------------------
+def collect_cfg(endpoint: str | None = None):
+    """What read_in_driver / read_in_workers read of the config."""
+    return SimpleNamespace(
+        collect=SimpleNamespace(workers=2, s3_endpoint_url=endpoint), ray=SimpleNamespace(address=None)
+    )
+
+
+def comparable(read) -> tuple:
+    """read_in_*'s outputs without the MinHash arrays (numpy: no ==), records as JSON."""
+    results, rejected, unread, entry_file, raw_entries = read
+    rows = [
+        {
+            k: (v.model_dump_json() if hasattr(v, "model_dump_json") else v)
+            for k, v in r.items()
+            if k != "signature"
+        }
+        for r in results
+    ]
+    return rows, [r.model_dump_json() for r in rejected], unread, entry_file, raw_entries
+
+
+def process_fn():
+    from lamops.data.collect import Limits, process_entries
+    from lamops.roles.builtin import BuiltinStructurer
+
+    return partial(process_entries, structurer=BuiltinStructurer(), limits=Limits(10, 300, 1, 30, 3000))
+
+
+def write_sources(root: Path) -> None:
+    page = b"# Page\n- stray\n## Make text bold\n1. Select the text.\n2. Click **Bold**.\n##Bad\n1. x\n"
+    files = {
+        "docs/p.md": page,
+        "docs/q.md": b"## Make text italic\n1. Select the text.\n2. Click **Italic**.\n",
+        "howto/a.jsonl": "\n".join([GOOD_HOWTO, "[" * 500, '{"title": 3}']).encode(),
+        "queries/q.txt": b"word how to make text italic\ninsert table 3x4 word\n\xff\n",
+        "queries/wide.txt": "word how to bold\n".encode("utf-16"),
+    }
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+
+
+def test_collect_reads_sources_in_the_workers_as_the_driver_does(tmp_path, ray_local):
+    from lamops.data.source_files import list_source_files
+    from lamops.stages.collect import read_in_driver, read_in_workers
+
+    write_sources(tmp_path)
+    root = str(tmp_path)
+    files = list_source_files(root)
+    in_driver = comparable(read_in_driver(collect_cfg(), root, files, process_fn()))
+    in_workers = comparable(read_in_workers(collect_cfg(), root, files, process_fn()))
+    assert in_workers == in_driver
+    _, rejected, unread, _, raw_entries = in_workers
+    assert unread == {
+        "docs/p.md": 2,
+        "docs/q.md": 0,
+        "howto/a.jsonl": 2,
+        "queries/q.txt": 1,
+        "queries/wide.txt": 1,
+    }
+    assert [json.loads(r)["origin"] for r in rejected] == [
+        "docs/p.md:1",
+        "docs/p.md:6",
+        "howto/a.jsonl:2",  # lines the workers could not read, named by file and line
+        "howto/a.jsonl:3",
+        "queries/q.txt:3",
+        "queries/wide.txt",
+    ]
+    assert raw_entries == 11
