@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import collect_cfg, collect_process_fn, comparable
 
 from lamops.compute import map_batches, map_files, reads_where_data_lies
 from lamops.io import parse_jsonl, read_jsonl
@@ -83,34 +84,6 @@ def test_the_file_path_is_taken_on_a_cluster_or_for_s3_inputs(monkeypatch):
 
 
 # ---- collect, the stage that takes the file path ----------------------------------------------------------
-def collect_cfg(endpoint: str | None = None):
-    """What read_in_driver / read_in_workers read of the config."""
-    return SimpleNamespace(
-        collect=SimpleNamespace(workers=2, s3_endpoint_url=endpoint), ray=SimpleNamespace(address=None)
-    )
-
-
-def comparable(read) -> tuple:
-    """read_in_*'s outputs without the MinHash arrays (numpy: no ==), records as JSON."""
-    results, rejected, unread, entry_file, raw_entries = read
-    rows = [
-        {
-            k: (v.model_dump_json() if hasattr(v, "model_dump_json") else v)
-            for k, v in r.items()
-            if k != "signature"
-        }
-        for r in results
-    ]
-    return rows, [r.model_dump_json() for r in rejected], unread, entry_file, raw_entries
-
-
-def process_fn():
-    from lamops.data.collect import Limits, process_entries
-    from lamops.roles.builtin import BuiltinStructurer
-
-    return partial(process_entries, structurer=BuiltinStructurer(), limits=Limits(10, 300, 1, 30, 3000))
-
-
 def write_sources(root: Path) -> None:
     page = b"# Page\n- stray\n## Make text bold\n1. Select the text.\n2. Click **Bold**.\n##Bad\n1. x\n"
     files = {
@@ -132,8 +105,8 @@ def test_collect_reads_sources_in_the_workers_as_the_driver_does(tmp_path, ray_l
     write_sources(tmp_path)
     root = str(tmp_path)
     files = list_source_files(root)
-    in_driver = comparable(read_in_driver(collect_cfg(), root, files, process_fn()))
-    in_workers = comparable(read_in_workers(collect_cfg(), root, files, process_fn()))
+    in_driver = comparable(read_in_driver(collect_cfg(), root, files, collect_process_fn()))
+    in_workers = comparable(read_in_workers(collect_cfg(), root, files, collect_process_fn()))
     assert in_workers == in_driver
     _, rejected, unread, _, raw_entries = in_workers
     assert unread == {
