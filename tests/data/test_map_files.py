@@ -125,3 +125,36 @@ def test_collect_reads_sources_in_the_workers_as_the_driver_does(tmp_path, ray_l
         "queries/wide.txt",
     ]
     assert raw_entries == 11
+
+
+def test_the_collect_stage_on_a_cluster_writes_what_the_driver_path_writes(tmp_path, ray_local, monkeypatch):
+    """`lamops collect` with $RAY_ADDRESS set takes the worker path; its outputs are byte for byte those of
+    the embedded run (in-process here: map_batches gives the same on any number of workers)."""
+    from test_collect_inputs import collect, project
+
+    import lamops.compute
+
+    read_by_workers = []
+
+    def spy(fn, uris, **kwargs):
+        read_by_workers.extend(uris)
+        return map_files(fn, uris, **kwargs)
+
+    monkeypatch.setattr(lamops.compute, "map_files", spy)
+    outputs = {}
+    address = ray_local.get_runtime_context().gcs_address
+    for run, workers in (("driver", 0), ("workers", 2)):
+        (tmp_path / run).mkdir()
+        root = project(tmp_path / run, {})
+        write_sources(root / "src")
+        if workers:
+            monkeypatch.setenv("RAY_ADDRESS", address)
+        else:
+            monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        result = collect(root, "--set", f"collect.workers={workers}")
+        assert result.exit_code == 0, result.output
+        out = root / "data/task_plans/collected"
+        outputs[run] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert len(read_by_workers) == 5 and all(u.startswith(str(tmp_path / "workers")) for u in read_by_workers)
+    assert set(outputs["workers"]) == {"pairs.jsonl", "quarantine.jsonl", "stats.json"}
+    assert outputs["workers"] == outputs["driver"]
