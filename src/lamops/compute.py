@@ -131,8 +131,9 @@ def map_files(
     rejected, naming file and line, and the caller decides whether that fails the stage. workers 0 reads
     and maps in-process; otherwise `ray.data.read_binary_files` reads the files in Ray tasks (`workers` at a
     time) and each task parses its file and maps its batches there, so only `fn`'s outputs come back to the
-    driver. Parallelism is across files: a file is read and mapped by one task, so a corpus should be
-    stored as several files (shards). S3 goes through pyarrow's S3FileSystem at `s3_endpoint_url` (else
+    driver (a local file whose name is not UTF-8, which pyarrow cannot open, is read in the driver).
+    Parallelism is across files: a file is read and mapped by one task, so a corpus should be stored as
+    several files (shards). S3 goes through pyarrow's S3FileSystem at `s3_endpoint_url` (else
     $AWS_ENDPOINT_URL, else AWS); credentials in the driver's AWS_* variables travel with it, otherwise each
     node finds its own (its environment, ~/.aws, instance role). `fn` and `parse` must be module-level
     functions (or partials of them) of picklable records."""
@@ -151,25 +152,28 @@ def map_files(
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
-    dataset = ray.data.read_binary_files(
-        paths, include_paths=True, filesystem=filesystem, override_num_blocks=len(paths)
-    ).map_batches(
-        _map_files_batch,
-        fn_kwargs={
-            "fn": fn,
-            "parse": parse,
-            "index": dict(zip(paths, range(len(paths)), strict=True)),
-            "uris": uris,
-            "batch_size": batch_size,
-        },
-        batch_size=1,
-        batch_format="pandas",
-        compute=ray.data.TaskPoolStrategy(size=workers),
-        num_cpus=1,
-    )
     out: dict[int, FileOutput] = {}
-    for row in dataset.iter_rows():
-        out[int(row["file"])] = pickle.loads(row["output"])
+    # A local name that is not UTF-8 (bytes Python holds as lone surrogates) cannot pass through pyarrow:
+    # the driver reads those few files itself.
+    readable = {}
+    for i, path in enumerate(paths):
+        if filesystem is None and not _utf8(path):
+            out[i] = _map_file(fn, parse, uris[i], _read(None, path), batch_size)
+        else:
+            readable[path] = i
+    if readable:
+        dataset = ray.data.read_binary_files(
+            list(readable), include_paths=True, filesystem=filesystem, override_num_blocks=len(readable)
+        ).map_batches(
+            _map_files_batch,
+            fn_kwargs={"fn": fn, "parse": parse, "index": readable, "uris": uris, "batch_size": batch_size},
+            batch_size=1,
+            batch_format="pandas",
+            compute=ray.data.TaskPoolStrategy(size=workers),
+            num_cpus=1,
+        )
+        for row in dataset.iter_rows():
+            out[int(row["file"])] = pickle.loads(row["output"])
     missing = [uris[i] for i in range(len(uris)) if i not in out]
     if missing:  # two uris naming one file (Ray Data reads it once), or a reader that skipped a file
         raise RuntimeError(f"map_files: no output for {len(missing)} file(s), first: {missing[0]}")
@@ -203,6 +207,14 @@ def _filesystem(uris: Sequence[str], s3_endpoint_url: str | None) -> tuple[Any, 
             session_token=env.get("AWS_SESSION_TOKEN") or None,
         )
     return fs.S3FileSystem(**{k: v for k, v in options.items() if v is not None}), [u[5:] for u in uris]
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read(filesystem: Any, path: str) -> bytes:

@@ -64,6 +64,17 @@ def test_a_malformed_line_read_in_a_worker_is_rejected_naming_file_and_line(tmp_
     assert "reason" in out.rejected[1].detail and out.rejected[0].stage == "execute"
 
 
+def test_a_file_name_that_is_not_utf8_is_read_too(tmp_path, ray_local):
+    """pyarrow cannot open such a name: the driver reads that file, the others still go to the workers."""
+    (path,) = write_records(tmp_path, files=1, per_file=3)
+    odd = str(tmp_path / b"caf\xe9.jsonl".decode("utf-8", "surrogateescape"))
+    Path(odd).write_bytes(Path(path).read_bytes())
+    parse = partial(parse_jsonl, model=Rejected, stage="t")
+    first, second = map_files(list, [odd, path], parse=parse, workers=2)
+    assert (first.uri, second.uri) == (odd, path)
+    assert first.results == second.results and len(first.results) == 3
+
+
 def test_a_missing_input_file_fails_naming_it(tmp_path, ray_local):
     paths = write_records(tmp_path, files=1, per_file=2)
     missing = str(tmp_path / "gone.jsonl")
