@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 _RETRIES = 2  # re-runs of a batch whose actor died (it is restarted each time)
 # The error of an item whose worker kept dying (out of memory, say): callers run it again on resume.
 LOST = "the worker process died while running the task"
+_READS_PER_WORKER = 8  # map_files: read tasks per worker, at most one per file
 
 
 class RaySettings(Protocol):
@@ -130,13 +131,13 @@ def map_files(
     `parse(data, uri)` turns a file's bytes into (records, rejected): a line it cannot read goes to
     rejected, naming file and line, and the caller decides whether that fails the stage. workers 0 reads
     and maps in-process; otherwise `ray.data.read_binary_files` reads the files in Ray tasks (`workers` at a
-    time) and each task parses its file and maps its batches there, so only `fn`'s outputs come back to the
-    driver (a local file whose name is not UTF-8, which pyarrow cannot open, is read in the driver).
-    Parallelism is across files: a file is read and mapped by one task, so a corpus should be stored as
-    several files (shards). S3 goes through pyarrow's S3FileSystem at `s3_endpoint_url` (else
-    $AWS_ENDPOINT_URL, else AWS); credentials in the driver's AWS_* variables travel with it, otherwise each
-    node finds its own (its environment, ~/.aws, instance role). `fn` and `parse` must be module-level
-    functions (or partials of them) of picklable records."""
+    time) and each task parses its files and maps their batches there, so only `fn`'s outputs come back to
+    the driver (a local file whose name is not UTF-8, which pyarrow cannot open, is read in the driver).
+    Parallelism is across files (up to 8 read tasks per worker, each taking whole files), so a corpus
+    should be stored as several files (shards). S3 goes through pyarrow's S3FileSystem at
+    `s3_endpoint_url` (else $AWS_ENDPOINT_URL, else AWS); credentials in the driver's AWS_* variables travel
+    with it, otherwise each node finds its own (its environment, ~/.aws, instance role). `fn` and `parse`
+    must be module-level functions (or partials of them) of picklable records."""
     uris = list(uris)
     if not uris:
         return []
@@ -163,7 +164,12 @@ def map_files(
             readable[path] = i
     if readable:
         dataset = ray.data.read_binary_files(
-            list(readable), include_paths=True, filesystem=filesystem, override_num_blocks=len(readable)
+            list(readable),
+            include_paths=True,
+            filesystem=filesystem,
+            # Several read tasks per worker balance uneven files; not one per file: many small files
+            # would each pay a task's overhead.
+            override_num_blocks=min(len(readable), _READS_PER_WORKER * workers),
         ).map_batches(
             _map_files_batch,
             fn_kwargs={"fn": fn, "parse": parse, "index": readable, "uris": uris, "batch_size": batch_size},

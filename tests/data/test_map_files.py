@@ -34,7 +34,7 @@ def write_records(folder: Path, files: int, per_file: int) -> list[str]:
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_map_files_gives_the_list_paths_results_in_input_order(tmp_path, ray_local, workers):
-    paths = write_records(tmp_path, files=5, per_file=7)
+    paths = write_records(tmp_path, files=20, per_file=3)  # 16 read tasks on 2 workers: some take 2 files
     # The list path: the driver reads every file, then maps its records. `list` as the worker function
     # (Ray's workers can import it, not this test module): results are the records parsed in the worker.
     records = [r for p in paths for r in read_jsonl(Path(p), Rejected, "t")[0]]
@@ -44,7 +44,7 @@ def test_map_files_gives_the_list_paths_results_in_input_order(tmp_path, ray_loc
     parse = partial(parse_jsonl, model=Rejected, stage="t")
     outputs = map_files(list, list(reversed(paths)), parse=parse, workers=workers, batch_size=3)
     assert [o.uri for o in outputs] == list(reversed(paths))  # one output per file, in the order asked
-    assert [o.records for o in outputs] == [7] * 5
+    assert [o.records for o in outputs] == [3] * 20
     by_uri = {o.uri: o.results for o in outputs}
     assert [x for p in paths for x in by_uri[p]] == expected
 
