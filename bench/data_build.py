@@ -1,22 +1,27 @@
-"""Benchmark the execute and judge stages: in-process against Ray with 2 workers, on the same tasks.
+"""Benchmark the execute and judge stages: serially against Ray with 2 workers, on the same tasks.
 
-Builds N tasks (every family x applicable template, seed 0, then seed 1, ... until N), writes the template
-library to a temp folder, then runs execute + judge in-process (workers 0) and on a local Ray with 2 actors
-(each stage into its own temp folder) and checks that both give byte-identical outputs. Ray start-up (ray.init
-and the client's first serialisation, once per process) is timed apart and left out of the rates; actor
-start-up is in them (every stage run pays it: ~0.2 s from Ray's prestarted workers, ~0.5 s when a stage
-follows another in the same Ray session and new worker processes must be spawned).
+Builds N tasks (every family x applicable template, seed 0, then seed 1, ... until N; the default, 527, is
+what the default profile's instantiate passes to execute, metrics/data.json), writes the template library to
+a temp folder, then runs execute + judge serially (--serial-workers: 1 Ray actor by default, 0 in-process)
+and on Ray with --workers actors (each stage into its own temp folder) and checks that both give
+byte-identical outputs. Ray start-up (ray.init and the client's first serialisation, once per process) is
+timed apart and left out of the rates; actor start-up is in them (every stage run pays it: ~0.2 s from Ray's
+prestarted workers, ~0.5 s when a stage follows another in the same Ray session and new worker processes
+must be spawned).
 
-Target: ray_speedup >= 1.8 x on 2 cores.
+Target: speedup >= 1.8 x on 2 cores. A shared machine bounds it by its free cores, so the load is printed
+with the figures: the 1-minute load average (os.getloadavg) before and after each run, and the cores other
+programs kept busy during each run (CPU time of the machine less this process and its Ray processes).
 
-Output: one figure per line, `name: value unit`: tasks, serial_execute_seconds, serial_judge_seconds,
-serial_trajectories_per_s, ray_init_seconds, execute_seconds, judge_seconds (Ray), ray_trajectories_per_s,
-ray_speedup, execute_speedup, judge_speedup, paper_scale_seconds (extrapolated: 4,500 trajectories at the Ray
-rate, execute + judge); serial_cpu_seconds and ray_cpu_seconds (CPU time of this process and its Ray
-processes), other_load_serial_cores and other_load_ray_cores (cores other programs kept busy meanwhile: a
-shared machine bounds the speedup by its free cores).
+Output: one figure per line, `name: value unit`: tasks, serial_workers, serial_s, parallel_s, speedup (the
+headline: execute + judge wall time, serial / parallel), serial_execute_seconds, serial_judge_seconds,
+serial_trajectories_per_s, ray_init_seconds, execute_seconds, judge_seconds (parallel),
+ray_trajectories_per_s, ray_speedup (= speedup), execute_speedup, judge_speedup, paper_scale_seconds
+(extrapolated: 4,500 trajectories at the parallel rate, execute + judge); serial_cpu_seconds and
+ray_cpu_seconds (CPU time of this process and its Ray processes), other_load_serial_cores and
+other_load_ray_cores, load1_before_serial, load1_after_serial, load1_after_parallel.
 
-Usage: python bench/data_build.py [--tasks N] [--batch-size B] [--workers W]
+Usage: python bench/data_build.py [--tasks N] [--batch-size B] [--workers W] [--serial-workers 0|1]
 """
 
 from __future__ import annotations
@@ -146,61 +151,81 @@ def run_both(tasks, root: Path, library: Path, workers: int, batch_size: int) ->
     return t1 - t0, t2 - t1
 
 
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Time execute + judge in-process and on Ray (2 workers).")
-    parser.add_argument("--tasks", type=int, default=600, help="tasks to build and run (default: 600)")
+    parser = argparse.ArgumentParser(description="Time execute + judge serially and on Ray (2 workers).")
+    parser.add_argument("--tasks", type=int, default=527, help="tasks to build and run (default: 527)")
     parser.add_argument("--batch-size", type=int, default=16, help="tasks per Ray call (default: 16)")
-    parser.add_argument("--workers", type=int, default=2, help="Ray workers (default: 2)")
+    parser.add_argument("--workers", type=int, default=2, help="Ray workers of the parallel run (default: 2)")
+    parser.add_argument(
+        "--serial-workers",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="the serial run: 1 Ray worker (default) or 0, in-process",
+    )
     args = parser.parse_args(argv)
     if args.tasks < 1 or args.workers < 1:
         parser.error("--tasks and --workers must be >= 1")
 
+    import ray
+
     from lamops.env.templates import build_library
 
     tasks = build_tasks(args.tasks)
+    load = {}
     with tempfile.TemporaryDirectory(prefix="lamops-bench-") as tmp:
         root = Path(tmp)
         library = root / "templates"
         build_library(library)
-
-        with CpuMeter() as serial_cpu:
-            serial_exec, serial_judge = run_both(tasks, root / "serial", library, 0, args.batch_size)
-
-        import ray
 
         t0 = time.perf_counter()
         ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
         ray.put(None)  # the client's first serialisation imports pyarrow and numpy: once per process
         ray_init = time.perf_counter() - t0
         try:
+            load["before_serial"] = load1()
+            with CpuMeter() as serial_cpu:
+                serial = run_both(tasks, root / "serial", library, args.serial_workers, args.batch_size)
+            load["after_serial"] = load1()
             with CpuMeter() as ray_cpu:
-                ray_exec, ray_judge = run_both(tasks, root / "ray", library, args.workers, args.batch_size)
+                parallel = run_both(tasks, root / "ray", library, args.workers, args.batch_size)
+            load["after_parallel"] = load1()
         finally:
             ray.shutdown()
         same = all(digests(root / "serial" / d) == digests(root / "ray" / d) for d in ("execute", "judge"))
         print(f"# serial and Ray outputs byte-identical: {'yes' if same else 'NO'}", file=sys.stderr)
 
     n = len(tasks)
-    serial_rate = n / (serial_exec + serial_judge)
-    ray_rate = n / (ray_exec + ray_judge)
+    (serial_exec, serial_judge), (ray_exec, ray_judge) = serial, parallel
+    serial_s, parallel_s = serial_exec + serial_judge, ray_exec + ray_judge
     print(f"tasks: {n} tasks")
+    print(f"serial_workers: {args.serial_workers} workers")
+    print(f"serial_s: {serial_s:.2f} s")
+    print(f"parallel_s: {parallel_s:.2f} s")
+    print(f"speedup: {serial_s / parallel_s:.2f} x")
     print(f"serial_execute_seconds: {serial_exec:.2f} s")
     print(f"serial_judge_seconds: {serial_judge:.2f} s")
-    print(f"serial_trajectories_per_s: {serial_rate:.1f} traj/s")
+    print(f"serial_trajectories_per_s: {n / serial_s:.1f} traj/s")
     print(f"ray_init_seconds: {ray_init:.2f} s")
     print(f"execute_seconds: {ray_exec:.2f} s")
     print(f"judge_seconds: {ray_judge:.2f} s")
-    print(f"ray_trajectories_per_s: {ray_rate:.1f} traj/s")
-    print(f"ray_speedup: {ray_rate / serial_rate:.2f} x")
+    print(f"ray_trajectories_per_s: {n / parallel_s:.1f} traj/s")
+    print(f"ray_speedup: {serial_s / parallel_s:.2f} x")
     print(f"execute_speedup: {serial_exec / ray_exec:.2f} x")
     print(f"judge_speedup: {serial_judge / ray_judge:.2f} x")
-    # Other programs on the machine take cores from the Ray run; these say how much (approximate).
+    # Other programs on the machine take cores from the runs; these say how much (approximate).
     print(f"serial_cpu_seconds: {serial_cpu.ours:.2f} s")
     print(f"ray_cpu_seconds: {ray_cpu.ours:.2f} s")
     print(f"other_load_serial_cores: {serial_cpu.others_cores:.2f} cores")
     print(f"other_load_ray_cores: {ray_cpu.others_cores:.2f} cores")
+    for when, value in load.items():
+        print(f"load1_{when}: {value:.2f} load")
     print(f"# paper_scale_seconds is extrapolated: {PAPER_SCALE} trajectories at ray_trajectories_per_s")
-    print(f"paper_scale_seconds: {PAPER_SCALE / ray_rate:.0f} s")
+    print(f"paper_scale_seconds: {PAPER_SCALE * parallel_s / n:.0f} s")
     return 0 if same else 1
 
 

@@ -67,3 +67,36 @@ def copy_project(source: Path, target: Path) -> Path:
                 )
         connection.close()
     return target
+
+
+# ---- collect's two read paths (tests/data/test_map_files.py, test_collect_s3.py) -----------------------
+def collect_cfg(endpoint: str | None = None):
+    """What lamops.stages.collect's read_in_driver / read_in_workers read of the config: 2 workers."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        collect=SimpleNamespace(workers=2, s3_endpoint_url=endpoint), ray=SimpleNamespace(address=None)
+    )
+
+
+def comparable(read) -> tuple:
+    """read_in_*'s outputs with records as JSON and the MinHash arrays as lists (numpy has no plain ==)."""
+    results, rejected, unread, entry_file, raw_entries = read
+    rows = [
+        {
+            k: v.model_dump_json() if hasattr(v, "model_dump_json") else v.tolist() if k == "signature" else v
+            for k, v in r.items()
+        }
+        for r in results
+    ]
+    return rows, [r.model_dump_json() for r in rejected], unread, entry_file, raw_entries
+
+
+def collect_process_fn():
+    """collect's worker function with the built-in structurer and the default limits' shape."""
+    from functools import partial
+
+    from lamops.data.collect import Limits, process_entries
+    from lamops.roles.builtin import BuiltinStructurer
+
+    return partial(process_entries, structurer=BuiltinStructurer(), limits=Limits(10, 300, 1, 30, 3000))

@@ -1,7 +1,10 @@
 """Where work runs: in-process, or on Ray (a local Ray or the cluster in $RAY_ADDRESS).
 
-Ray start-up (`ensure_ray`), the batch mapper over Ray Data (`map_batches`) and the actor pool
-(`WorkerPool`). The per-record functions are the same either way; `workers` only picks the executor.
+Ray start-up (`ensure_ray`), the batch mapper over Ray Data (`map_batches`: batches of a list the driver
+holds), the file mapper (`map_files`: Ray Data's reader opens the input files, local or `s3://`, in the
+workers, which parse them and map the batches, so the driver never holds the corpus) and the actor pool
+(`WorkerPool`). The per-record functions are the same either way; `workers` only picks the executor, and
+`reads_where_data_lies` says when a stage should take the file path (on a cluster or for an `s3://` input).
 The bottom layer: it imports nothing of lamops."""
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ log = logging.getLogger(__name__)
 _RETRIES = 2  # re-runs of a batch whose actor died (it is restarted each time)
 # The error of an item whose worker kept dying (out of memory, say): callers run it again on resume.
 LOST = "the worker process died while running the task"
+_READS_PER_WORKER = 8  # map_files: read tasks per worker, at most one per file
 
 
 class RaySettings(Protocol):
@@ -89,6 +93,160 @@ def _apply(frame, fn: Callable[[list[Any]], list[Any]]):
     frame = frame.copy()
     frame["batch"] = [pickle.dumps(fn(pickle.loads(b))) for b in frame["batch"]]
     return frame
+
+
+# ---- files read by Ray Data ------------------------------------------------------------------------------
+@dataclass
+class FileOutput:
+    """What `map_files` made of one input file."""
+
+    uri: str
+    records: int  # records `parse` made of the file
+    rejected: list[Any]  # what `parse` turned away (each naming file and line)
+    results: list[Any]  # `fn`'s outputs for the file's records, in order
+
+
+def reads_where_data_lies(ray_cfg: RaySettings | None, uris: Sequence[str] = ()) -> bool:
+    """Whether a stage should read its input files with `map_files` rather than in the driver: on a Ray
+    cluster (params' address or $RAY_ADDRESS, unless it is "local") or when an input is on S3. A local run
+    on local files keeps the driver-side list: its files are small and Ray Data's planning costs more than
+    it saves there."""
+    address = (ray_cfg.address if ray_cfg else None) or os.environ.get("RAY_ADDRESS")
+    return bool(address and address != "local") or any(u.startswith("s3://") for u in uris)
+
+
+def map_files(
+    fn: Callable[[list[Any]], list[Any]],
+    uris: Sequence[str],
+    *,
+    parse: Callable[[bytes, str], tuple[list[Any], list[Any]]],
+    workers: int,
+    ray_cfg: RaySettings | None = None,
+    batch_size: int = 256,
+    s3_endpoint_url: str | None = None,
+) -> list[FileOutput]:
+    """`fn` applied to consecutive batches of the records of each file of `uris` (local paths or
+    `s3://bucket/key`), one FileOutput per file in the order of `uris`.
+
+    `parse(data, uri)` turns a file's bytes into (records, rejected): a line it cannot read goes to
+    rejected, naming file and line, and the caller decides whether that fails the stage. workers 0 reads
+    and maps in-process; otherwise `ray.data.read_binary_files` reads the files in Ray tasks (`workers` at a
+    time) and each task parses its files and maps their batches there, so only `fn`'s outputs come back to
+    the driver (a local file whose name is not UTF-8, which pyarrow cannot open, is read in the driver).
+    Parallelism is across files (up to 8 read tasks per worker, each taking whole files), so a corpus
+    should be stored as several files (shards). S3 goes through pyarrow's S3FileSystem at
+    `s3_endpoint_url` (else $AWS_ENDPOINT_URL, else AWS); credentials in the driver's AWS_* variables travel
+    with it, otherwise each node finds its own (its environment, ~/.aws, instance role). `fn` and `parse`
+    must be module-level functions (or partials of them) of picklable records."""
+    uris = list(uris)
+    if not uris:
+        return []
+    filesystem, paths = _filesystem(uris, s3_endpoint_url)
+    if workers == 0:
+        return [
+            _map_file(fn, parse, uri, _read(filesystem, path), batch_size)
+            for uri, path in zip(uris, paths, strict=True)
+        ]
+    import ray.data
+
+    ensure_ray(ray_cfg)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    out: dict[int, FileOutput] = {}
+    # A local name that is not UTF-8 (bytes Python holds as lone surrogates) cannot pass through pyarrow:
+    # the driver reads those few files itself.
+    readable = {}
+    for i, path in enumerate(paths):
+        if filesystem is None and not _utf8(path):
+            out[i] = _map_file(fn, parse, uris[i], _read(None, path), batch_size)
+        else:
+            readable[path] = i
+    if readable:
+        dataset = ray.data.read_binary_files(
+            list(readable),
+            include_paths=True,
+            filesystem=filesystem,
+            # Several read tasks per worker balance uneven files; not one per file: many small files
+            # would each pay a task's overhead.
+            override_num_blocks=min(len(readable), _READS_PER_WORKER * workers),
+        ).map_batches(
+            _map_files_batch,
+            fn_kwargs={"fn": fn, "parse": parse, "index": readable, "uris": uris, "batch_size": batch_size},
+            batch_size=1,
+            batch_format="pandas",
+            compute=ray.data.TaskPoolStrategy(size=workers),
+            num_cpus=1,
+        )
+        for row in dataset.iter_rows():
+            out[int(row["file"])] = pickle.loads(row["output"])
+    missing = [uris[i] for i in range(len(uris)) if i not in out]
+    if missing:  # two uris naming one file (Ray Data reads it once), or a reader that skipped a file
+        raise RuntimeError(f"map_files: no output for {len(missing)} file(s), first: {missing[0]}")
+    return [out[i] for i in range(len(uris))]
+
+
+def _filesystem(uris: Sequence[str], s3_endpoint_url: str | None) -> tuple[Any, list[str]]:
+    """(pyarrow filesystem, paths on it) of `uris`: all local or all on S3."""
+    on_s3 = [u.startswith("s3://") for u in uris]
+    if not any(on_s3):
+        return None, [os.path.abspath(u) for u in uris]
+    if not all(on_s3):
+        raise ValueError("map_files: input files must be all local or all on s3://, not a mix")
+    from pyarrow import fs
+
+    endpoint = s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+    env = os.environ
+    options: dict[str, Any] = {
+        "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        "connect_timeout": 5,
+        "request_timeout": 30,
+    }
+    if endpoint:
+        scheme, _, host = endpoint.rpartition("://")
+        options.update(endpoint_override=host.rstrip("/"), scheme=scheme or "https")
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        # Ray workers do not see variables set after Ray started; the driver's boto3 calls use these too.
+        options.update(
+            access_key=env["AWS_ACCESS_KEY_ID"],
+            secret_key=env["AWS_SECRET_ACCESS_KEY"],
+            session_token=env.get("AWS_SESSION_TOKEN") or None,
+        )
+    return fs.S3FileSystem(**{k: v for k, v in options.items() if v is not None}), [u[5:] for u in uris]
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _read(filesystem: Any, path: str) -> bytes:
+    if filesystem is None:
+        with open(path, "rb") as f:
+            return f.read()
+    with filesystem.open_input_stream(path) as f:
+        return f.read()
+
+
+def _map_file(fn, parse, uri: str, data: bytes, batch_size: int) -> FileOutput:
+    records, rejected = parse(data, uri)
+    results = [out for i in range(0, len(records), batch_size) for out in fn(records[i : i + batch_size])]
+    return FileOutput(uri, len(records), list(rejected), results)
+
+
+def _map_files_batch(frame, fn, parse, index: dict[str, int], uris: list[str], batch_size: int):
+    """Ray Data map function over read_binary_files' rows (path, bytes): parse and map each file."""
+    import pandas as pd
+
+    files, outputs = [], []
+    for path, data in zip(frame["path"], frame["bytes"], strict=True):
+        i = index[path]
+        files.append(i)
+        outputs.append(pickle.dumps(_map_file(fn, parse, uris[i], data, batch_size)))
+    return pd.DataFrame({"file": files, "output": outputs})
 
 
 # ---- batches over actors -------------------------------------------------------------------------------

@@ -161,7 +161,11 @@ class CollectConfig(_Section):
     near_duplicate_threshold: float = Field(
         gt=0, le=1, description="Jaccard similarity (MinHash, word 3-shingles) at which pairs are duplicates."
     )
-    workers: int = Field(ge=0, description="Ray Data parallelism; 0 runs in-process.")
+    workers: int = Field(
+        ge=0,
+        description="Ray Data parallelism; 0 runs in-process. On a Ray cluster or for s3:// sources the "
+        "workers read the files (Ray Data's reader), else the driver reads them.",
+    )
 
 
 class EvolveConfig(_Section):

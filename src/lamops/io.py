@@ -70,10 +70,16 @@ def truncate(text: str, limit: int = 500) -> str:
 def read_jsonl(path: Path, model: type[M], stage: str) -> tuple[list[M], list[Rejected]]:
     """Records of `model` from `path`, one per line; a line that is not UTF-8, not JSON or not a valid
     record becomes a Rejected (with file and line) instead of failing the read."""
+    return parse_jsonl(Path(path).read_bytes(), str(path), model=model, stage=stage)
+
+
+def parse_jsonl(data: bytes, name: str, *, model: type[M], stage: str) -> tuple[list[M], list[Rejected]]:
+    """`read_jsonl` of a file's bytes already read (by `lamops.compute.map_files` in a Ray worker, say);
+    `name` names the file in each Rejected's origin, as `name:line`."""
     good: list[M] = []
     bad: list[Rejected] = []
-    for number, raw, text, error in _lines(path):
-        origin = f"{path}:{number}"
+    for number, raw, text, error in iter_lines(data, name):
+        origin = f"{name}:{number}"
         if error:
             bad.append(Rejected(stage=stage, reason="malformed", detail=error, origin=origin, record=text))
             continue
@@ -120,10 +126,6 @@ def iter_lines(
             )
             continue
         yield number, raw, truncate(text), None
-
-
-def _lines(path: Path) -> Iterator[tuple[int, bytes, str, str | None]]:
-    return iter_lines(Path(path).read_bytes(), str(path))
 
 
 @contextmanager

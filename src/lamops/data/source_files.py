@@ -144,15 +144,10 @@ def iter_entries(
 ) -> Iterator[tuple[str, list[RawEntry], list[Rejected]]]:
     """(name, entries, rejects) of each file; names and origins are relative to `root`, so outputs do not
     depend on where the project lives. Each record of a file is in exactly one of its two lists."""
-    prefix = root.rstrip("/") + "/"
     for kind, location in files:
-        name = printable_name(location[len(prefix) :] if location.startswith(prefix) else location)
+        name = source_name(kind, location, root)
         if kind == FOLDER:
-            name = "./" if location.rstrip("/") == root.rstrip("/") else f"{name}/"
-            detail = (
-                f"folder cannot be listed ({_listing_error(location)}): the source files in it are not read"
-            )
-            yield name, [], [reject("unreadable", detail, name)]
+            yield name, [], [folder_reject(location, name)]
             continue
         try:
             data = read_source(location, s3_endpoint_url)
@@ -160,6 +155,27 @@ def iter_entries(
             yield name, [], [reject("unreadable", f"{type(err).__name__}: {err}", name)]
             continue
         yield (name, *parse_file(kind, name, data))
+
+
+def source_name(kind: str, location: str, root: str) -> str:
+    """A file's (or unlistable folder's) name relative to `root`, as outputs and origins name it."""
+    prefix = root.rstrip("/") + "/"
+    name = printable_name(location[len(prefix) :] if location.startswith(prefix) else location)
+    if kind == FOLDER:
+        return "./" if location.rstrip("/") == root.rstrip("/") else f"{name}/"
+    return name
+
+
+def folder_reject(location: str, name: str) -> Rejected:
+    detail = f"folder cannot be listed ({_listing_error(location)}): the source files in it are not read"
+    return reject("unreadable", detail, name)
+
+
+def parse_source(data: bytes, location: str, *, files: dict[str, tuple[str, str]]) -> tuple[list, list]:
+    """`parse_file` of a file that `lamops.compute.map_files` read: `files` maps each location to its
+    (kind, name)."""
+    kind, name = files[location]
+    return parse_file(kind, name, data)
 
 
 # ---- parsing ----------------------------------------------------------------------------------------------

@@ -49,10 +49,71 @@ def by_file(
     return dict(sorted(out.items()))
 
 
-def run(cfg: Config) -> StageResult:
+def read_in_driver(cfg: Config, root: str, files: list[tuple[str, str]], fn) -> tuple:
+    """The driver reads and parses every source file, then maps `fn` over the entries (map_batches): the
+    embedded default, where the files are local and small. Returns (results, rejected, unread, entry_file,
+    raw_entries): `fn`'s outputs, the records rejected while parsing, their count by file, each entry's
+    file by its origin, and the records the files held, readable or not."""
     from lamops.compute import map_batches
+    from lamops.data.source_files import iter_entries
+
+    c = cfg.collect
+    entries, rejected = [], []
+    unread: dict[str, int] = {}  # records rejected while parsing, by file
+    entry_file: dict[str, str] = {}  # entry origin -> its file
+    for name, good, bad in progress(
+        iter_entries(files, c.s3_endpoint_url, root), "collect: read", len(files)
+    ):
+        entries.extend(good)
+        rejected.extend(bad)
+        unread[name] = len(bad)
+        entry_file.update((e.origin, name) for e in good)
+    raw_entries = len(entries) + len(rejected)
+    results = map_batches(fn, entries, workers=c.workers, ray_cfg=cfg.ray, batch_size=512)
+    return results, rejected, unread, entry_file, raw_entries
+
+
+def read_in_workers(cfg: Config, root: str, files: list[tuple[str, str]], fn) -> tuple:
+    """`read_in_driver`'s outputs, but Ray Data's reader opens the files in the workers, which parse them
+    and map `fn` over their entries (map_files): on a cluster or for s3:// sources, so that the driver
+    never holds the corpus. A file that cannot be read fails the stage, naming it (the driver path
+    quarantines it); a folder that cannot be listed is quarantined either way."""
+    from lamops.compute import map_files
+    from lamops.data.source_files import FOLDER, folder_reject, parse_source, source_name
+
+    c = cfg.collect
+    readable = {loc: (kind, source_name(kind, loc, root)) for kind, loc in files if kind != FOLDER}
+    outputs = map_files(
+        fn,
+        list(readable),
+        parse=partial(parse_source, files=readable),
+        workers=c.workers,
+        ray_cfg=cfg.ray,
+        batch_size=512,
+        s3_endpoint_url=c.s3_endpoint_url,
+    )
+    by_location = {out.uri: out for out in outputs}
+    results, rejected, unread, entry_file, raw_entries = [], [], {}, {}, 0
+    for kind, location in files:  # in the driver path's order, so that outputs match it record for record
+        name = source_name(kind, location, root)
+        if kind == FOLDER:
+            rejected.append(folder_reject(location, name))
+            unread[name] = 1
+            raw_entries += 1
+            continue
+        out = by_location[location]
+        rejected.extend(out.rejected)
+        unread[name] = len(out.rejected)
+        entry_file.update((r["origin"], name) for r in out.results)  # every entry has >= 1 output
+        raw_entries += out.records + len(out.rejected)
+        results.extend(out.results)
+    return results, rejected, unread, entry_file, raw_entries
+
+
+def run(cfg: Config) -> StageResult:
+    from lamops.compute import reads_where_data_lies
     from lamops.data.collect import Limits, deduplicate, process_entries
-    from lamops.data.source_files import iter_entries, list_source_files
+    from lamops.data.source_files import list_source_files
     from lamops.records import Rejected
     from lamops.roles import make_roles
 
@@ -62,20 +123,10 @@ def run(cfg: Config) -> StageResult:
     with stage_run(cfg, "collect") as tracked:
         root = source_root(cfg)
         files = list_source_files(root, c.s3_endpoint_url)
-        entries, rejected = [], []
-        unread: dict[str, int] = {}  # records rejected while parsing, by file
-        entry_file: dict[str, str] = {}  # entry origin -> its file
-        for name, good, bad in progress(
-            iter_entries(files, c.s3_endpoint_url, root), "collect: read", len(files)
-        ):
-            entries.extend(good)
-            rejected.extend(bad)
-            unread[name] = len(bad)
-            entry_file.update((e.origin, name) for e in good)
-        raw_entries = len(entries) + len(rejected)  # what the files held, readable or not
         limits = Limits(c.min_task_chars, c.max_task_chars, c.min_steps, c.max_steps, c.max_plan_chars)
         fn = partial(process_entries, structurer=make_roles(cfg.llm).structure, limits=limits)
-        results = map_batches(fn, entries, workers=c.workers, ray_cfg=cfg.ray, batch_size=512)
+        read = read_in_workers if c.workers and reads_where_data_lies(cfg.ray, [root]) else read_in_driver
+        results, rejected, unread, entry_file, raw_entries = read(cfg, root, files, fn)
         candidates = [r for r in results if "pair" in r]
         rejected.extend(r["rejected"] for r in results if "rejected" in r)
         quarantined = {r["origin"] for r in results if "rejected" in r}
