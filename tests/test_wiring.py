@@ -78,3 +78,13 @@ def test_a_stage_is_not_retried_for_an_error_a_retry_cannot_fix() -> None:
     for error in (ConfigError("collect.sources: missing"), UnsafeOutput("collect.out_dir: the project")):
         assert not worth_retrying(task, None, Failed(data=error))
     assert worth_retrying(task, None, Failed(data=RuntimeError("worker died")))
+
+
+@pytest.mark.parametrize("profile", sorted(p.stem for p in (ROOT / "params").glob("*.yaml")))
+def test_every_profile_loads_and_names_only_real_sections(profile: str) -> None:
+    """A profile is merged over params.yaml: each of its sections must be a stage or a shared section, and
+    the merged configuration must validate (the quality and paper profiles run nowhere in CI)."""
+    overrides = yaml.safe_load((ROOT / "params" / f"{profile}.yaml").read_text()) or {}
+    assert set(overrides) <= set(STAGES) | SHARED_SECTIONS, f"params/{profile}.yaml: unknown sections"
+    cfg = load_config(ROOT / "params.yaml", profile=profile)
+    assert cfg.profile == profile
