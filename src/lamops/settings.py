@@ -197,7 +197,9 @@ class PPOConfig(TrainerSettings):
         description="Longest sampled completion in tokens; the agent's default (the SFT data's longest "
         "action is ~150), so prompts are fitted as the agent fits them.",
     )
-    temperature: float = Field(default=1.0, gt=0, description="Sampling temperature (top-k/top-p off).")
+    temperature: float = Field(
+        default=1.0, gt=0, description="Temperature of the grammar-constrained sampling (top-k/top-p off)."
+    )
     reward_batch_size: int = Field(default=8, ge=1, description="Samples per reward-model forward pass.")
 
     @model_validator(mode="after")

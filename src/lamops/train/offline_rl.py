@@ -16,7 +16,7 @@ For PPO batch k = 0, 1, ... (`batch_size` prompts, split evenly over the workers
    allowed tokens, the previous plan's copies with their bonus, LAM3's plan library at a first step), each
    row from its own generator seeded from (seed, k, rank). The decoder records every token it wrote and, for
    each token the model chose, the allowed set and the copy bonus it was drawn with (`TokenChoice`); the
-   other tokens are forced by the grammar. Every sample is a well-formed action (the issue of unconstrained
+   other tokens are forced by the grammar. Every sample is a well-formed action (the failure of unconstrained
    sampling, where 88-94% of samples were invalid and sat at the floor reward, is gone by construction);
    `invalid` in the history counts what the environment still rejects. Under ZeRO-2 every rank holds the
    whole policy, so the engine's module decodes directly; ZeRO-3 would need the parameters gathered for the
