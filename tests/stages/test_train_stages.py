@@ -404,8 +404,10 @@ def test_a_candidate_the_guard_rejects_is_replaced_by_lam3_and_the_registry_says
     project, trained, monkeypatch
 ):
     """The stage's other branch, which the ci run above need not take (its tiny LAM3 may score 0 on the
-    slice): the guard's judge is shown LAM3 50 points better, so the stage publishes LAM3's files as LAM4,
-    says so and tags the registered version. Last in the module: it registers another lam4 version."""
+    slice): the guard's judge is shown LAM3 50 points above the candidate (whatever the candidate scored:
+    one PPO batch through the grammar may well raise a tiny LAM3's slice SSR), so the stage publishes LAM3's
+    files as LAM4, says so and tags the registered version. Last in the module: it registers another lam4
+    version."""
     import dataclasses
 
     import lamops.evaluation.guard as guard
@@ -415,7 +417,7 @@ def test_a_candidate_the_guard_rejects_is_replaced_by_lam3_and_the_registry_says
         guard,
         "judge",
         lambda lam3, candidate, tolerance: real(
-            dataclasses.replace(lam3, ssr=lam3.ssr + 50), candidate, tolerance
+            dataclasses.replace(lam3, ssr=candidate.ssr + 50), candidate, tolerance
         ),
     )
     cfg = config(project, "offline_rl.ppo.max_steps=1", "offline_rl.out_dir=models/lam4-guarded")

@@ -163,7 +163,7 @@ def test_every_shipped_config_resolves_without_naming_an_optimizer(path):
         json.loads(path.read_text()), world_size=8, micro_batch_size=2, gradient_accumulation_steps=4
     )
     assert config["train_batch_size"] == 8 * 2 * 4
-    assert ("gpu" in path.stem) == config.get("bf16", {}).get("enabled", False)
+    assert ("bf16" in path.stem) == config.get("bf16", {}).get("enabled", False)  # the name says the dtype
 
 
 def test_workers_get_offline_env_a_stable_extension_cache_and_a_share_of_the_cores(tmp_path):
