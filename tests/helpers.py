@@ -100,3 +100,14 @@ def collect_process_fn():
     from lamops.roles.builtin import BuiltinStructurer
 
     return partial(process_entries, structurer=BuiltinStructurer(), limits=Limits(10, 300, 1, 30, 3000))
+
+
+def walk(cur, tokens, copy: bool) -> None:
+    """Write `tokens` (a completion as training tokenizes it) with the decoder's cursor
+    (`decoding.teacher_forced`: forced chunks must be its tokens, every other token must be allowed; with
+    `copy`, a token that starts an offered copy writes that copy); fail naming where it stopped."""
+    from lamops.agents.decoding import teacher_forced
+
+    choices = teacher_forced(cur, tokens, copy=copy)
+    assert choices is not None, (cur.text(), len(cur.tokens), tokens[len(cur.tokens) : len(cur.tokens) + 3])
+    assert [c.position for c in choices] == sorted({c.position for c in choices})

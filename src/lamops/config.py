@@ -272,8 +272,29 @@ class SelfBoostConfig(_Section):
     sft: SFTConfig = Field(description="SFT hyperparameters: expert steps + new successes, from LAM2.")
 
 
+class RewardHeadConfig(_Section):
+    """The logistic head over the classifier's score and LAM3's grammar-constrained view of the action
+    (lamops.train.reward_head)."""
+
+    max_rows: int = Field(
+        default=1200,
+        ge=2,
+        description="Training rows the head is fitted on, drawn with rm.seed (all if fewer).",
+    )
+    l2: float = Field(
+        default=1.0, ge=0, description="L2 penalty on the head's weights (standardised features)."
+    )
+
+
 class RewardModelConfig(_Section):
-    out_dir: Path = Field(description="The reward model (LoRA merged), save_pretrained layout.")
+    out_dir: Path = Field(
+        description="The reward model: the LoRA-merged classifier (save_pretrained layout), LAM3 in policy/ "
+        "and the grammar head (lamops_reward_head.json)."
+    )
+    head: RewardHeadConfig = Field(
+        default_factory=RewardHeadConfig,
+        description="The head fitted over the classifier's score and LAM3's grammar-constrained features.",
+    )
     rm: RewardConfig = Field(description="Reward-model hyperparameters: LoRA, MSE to the +-1 step labels.")
     held_out_fraction: float = Field(
         ge=0,

@@ -8,7 +8,7 @@ import random
 
 import pytest
 import torch
-from helpers import tiny_spec
+from helpers import tiny_spec, walk
 from tokenizers import Tokenizer, decoders, models, normalizers, trainers
 from transformers import DynamicCache, PreTrainedTokenizerFast
 
@@ -482,29 +482,6 @@ def test_free_text_copies_a_phrase_the_request_quotes_after_an_opening_quote():
     assert copy_states(st, b"", out + b"x'") == []
 
 
-def walk(cur: Cursor, tokens: list[int], copy: bool) -> None:
-    """Decode `tokens` (a completion as training tokenizes it): forced chunks must be its tokens, every other
-    token must be allowed; with `copy`, a token that starts an offered copy writes that copy (the decoder's
-    rule)."""
-    i = 0
-    while not cur.complete:
-        forced = cur.forced()
-        if forced:
-            assert tokens[i : i + len(forced)] == forced, (cur.text(), forced, tokens[i : i + len(forced)])
-            for tid in forced:
-                cur.push(tid, forced=True)
-            i += len(forced)
-            continue
-        assert bool(cur.allowed()[tokens[i]]), (cur.text(), tokens[i])
-        offered = cur.offers() if copy else []
-        locked = next((st for t, st in offered if t == tokens[i] and st is not None), None)
-        if locked is not None:
-            cur.lock(locked)
-        cur.push(tokens[i])
-        i += 1
-    assert i == len(tokens)
-
-
 def test_a_byte_level_continuation_is_the_plain_tokenization(tokenizer, steps):
     """`continuation_ids` (what SFT trains on) changes nothing for lamops' byte-level tokenizer, which adds
     no prefix space: only a tokenizer that prepends `▁` gets the mid-text tokenization
@@ -633,3 +610,28 @@ def test_named_function_reads_verb_and_object_off_the_thought():
     assert named_function("Select table 1.", names) == "select_table"
     assert named_function("Choose Insert Table....", names) is None  # a control's name, not the verb
     assert named_function("Select the bulleted list.", names) is None
+
+
+def test_teacher_forcing_finds_the_choices_the_decoder_recorded(model, tokenizer, steps):
+    """Writing a decoded action's own tokens back through a cursor (`teacher_forced`, what the reward model
+    scores actions with) finds the same choices, at the same positions, from the same masks; an action the
+    grammar cannot write in the state (a control that is not visible) has none."""
+    from lamops.agents.decoding import teacher_forced
+
+    d = decoder(model, tokenizer)
+    chosen = steps[:6]
+    constraints = [constraints_from_prompt(s.prompt) for s in chosen]
+    decoded = d.decode([s.prompt for s in chosen], constraints, record=True)
+    for out, c in zip(decoded, constraints, strict=True):
+        forced = teacher_forced(d.cursor(c), list(out.token_ids))
+        assert forced is not None and [f.position for f in forced] == [x.position for x in out.choices]
+        assert all(torch.equal(f.allowed, x.allowed) for f, x in zip(forced, out.choices, strict=True))
+    action = json.loads(chosen[0].completion())
+    hidden = json.dumps({**action, "control_name": "No Such Control"}, ensure_ascii=False)
+    tokens = tokenizer(hidden, add_special_tokens=False)["input_ids"]
+    assert teacher_forced(d.cursor(constraints[0]), tokens) is None
+    # Cut short, the tokens do not close the action: not writable either (under the agent's limits).
+    reference = tokenizer(chosen[0].completion(), add_special_tokens=False)["input_ids"]
+    vocab, limits = vocab_for(tokenizer), AgentConfig().limits()
+    assert teacher_forced(Cursor(constraints[0], limits, vocab), reference[:-3]) is None
+    assert teacher_forced(Cursor(constraints[0], limits, vocab), reference) is not None

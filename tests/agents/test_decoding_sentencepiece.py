@@ -9,6 +9,7 @@ import json
 
 import pytest
 import torch
+from helpers import walk
 
 from lamops.agents.constraints import constraints_from_prompt
 from lamops.agents.copies import quoted
@@ -44,29 +45,6 @@ def sft_targets(tokenizer, prompt: str, completion: str) -> list[int]:
     target = [t for t in encoded["labels"] if t != IGNORE_INDEX]
     assert target[-1] == tokenizer.eos_token_id and encoded["completion_cut"] == 0
     return target[:-1]
-
-
-def walk(cur: Cursor, tokens: list[int], copy: bool) -> None:
-    """Decode `tokens`: forced chunks must be its tokens, every other token must be allowed; with `copy`, a
-    token that starts an offered copy writes that copy (the decoder's rule). As in tests/agents/
-    test_decoding.py."""
-    i = 0
-    while not cur.complete:
-        forced = cur.forced()
-        if forced:
-            assert tokens[i : i + len(forced)] == forced, (cur.text(), forced, tokens[i : i + len(forced)])
-            for tid in forced:
-                cur.push(tid, forced=True)
-            i += len(forced)
-            continue
-        assert i < len(tokens) and bool(cur.allowed()[tokens[i]]), (cur.text(), tokens[i : i + 1])
-        offered = cur.offers() if copy else []
-        locked = next((st for t, st in offered if t == tokens[i] and st is not None), None)
-        if locked is not None:
-            cur.lock(locked)
-        cur.push(tokens[i])
-        i += 1
-    assert i == len(tokens)
 
 
 def test_the_tokenizer_is_mistral_style(tokenizer, sp_mistral):

@@ -231,13 +231,18 @@ def test_a_failed_trajectory_is_good_until_it_leaves_the_reference_path():
         (1, "on_path"),
         (-1, "off_path"),
     ]
-    # Off the path once is off for good: the reference's next action after a detour is still -1.
+    # Off the path once is off for good: after a detour the reference no longer says what is right, so the
+    # steps after it are left out, whatever they do.
     detour = [
         EXPERT[0],
         act(1, "Italic", "click_input", CLICK),
         act(2, "Bold", "click_input", CLICK, "FINISH"),
     ]
-    assert [label for label, _ in step_labels(episode(detour, "no"), REFERENCE)] == [1, -1, -1]
+    assert step_labels(episode(detour, "no"), REFERENCE) == [
+        (1, "on_path"),
+        (-1, "off_path"),
+        (None, "after_off_path"),
+    ]
     # The right control but FINISH too early, or other arguments, leave the path too.
     early = act(1, "Bold", "click_input", CLICK, "FINISH")
     other = act(0, None, "select_paragraph", {"start_index": 1, "end_index": 1})
@@ -252,7 +257,13 @@ def test_a_step_that_failed_to_execute_is_bad_whatever_the_verdict():
     assert step_labels(episode([EXPERT[0], refused, EXPERT[2]], "no"), REFERENCE) == [
         (1, "on_path"),
         (-1, "failed"),
-        (-1, "off_path"),
+        (None, "after_off_path"),
+    ]
+    # A refused step is -1 wherever it comes.
+    assert [label for label, _ in step_labels(episode([EXPERT[0], refused, refused], "no"), REFERENCE)] == [
+        1,
+        -1,
+        -1,
     ]
     assert step_labels(episode([EXPERT[0], refused, EXPERT[2]], "yes"), REFERENCE) == [
         (1, "success"),

@@ -420,6 +420,37 @@ class TokenChoice:
     bonus: float = 0.0
 
 
+def teacher_forced(cur: Cursor, tokens: Sequence[int], *, copy: bool = False) -> list[TokenChoice] | None:
+    """Write `tokens` (an action's tokens as SFT trains on them: `vocab.continuation_ids`) with `cur` as the
+    decoder would: forced chunks must equal the next tokens and every other token must be allowed; with
+    `copy`, a token that starts an offered copy writes that copy (the decoder's rule). Returns one
+    `TokenChoice` (the grammar's mask, no bonus) per token the model would have chosen, or None when the
+    grammar cannot write exactly these tokens (a control that is not visible, a span not in the request)."""
+    i, out = 0, []
+    while not cur.complete:
+        forced = cur.forced()
+        if forced:
+            if list(tokens[i : i + len(forced)]) != forced:
+                return None
+            for tid in forced:
+                cur.push(tid, forced=True)
+            i += len(forced)
+            continue
+        if i >= len(tokens):
+            return None
+        mask = cur.allowed()
+        if tokens[i] >= mask.shape[0] or not bool(mask[tokens[i]]):
+            return None
+        offered = cur.offers() if copy else []
+        locked = next((state for t, state in offered if t == tokens[i] and state is not None), None)
+        if locked is not None:
+            cur.lock(locked)
+        out.append(TokenChoice(len(cur.tokens), mask))
+        cur.push(tokens[i])
+        i += 1
+    return out if i == len(tokens) else None
+
+
 def choice_scores(logits: torch.Tensor, choice: TokenChoice) -> torch.Tensor:
     """The scores `_choose` drew the choice from: the logits with disallowed tokens at -inf and the copy's
     bonus added (divide by the temperature, then log-softmax, for the chosen token's log-probability).

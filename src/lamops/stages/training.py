@@ -155,12 +155,14 @@ def register(
     example: tuple[str, str] | None,
     trained_on: Sequence[Path] = (),
     task: str = "text-generation",
+    extra_tags: dict[str, str] | None = None,
 ) -> RegisteredVersion:
     """Log `model_dir` in the active run and register it as a new version of `name`, tagged with the git
     commit, the dvc.lock hashes of `data` (paths relative to the root), the model's own sha and its
     parent's registered version (found by the parent folder's sha; "unregistered" when the parent folder
     was never registered, e.g. a stage run by hand on a copied model). `trained_on`: the files the model was
-    trained on, whose digest is tagged too (a stage's own data is not in dvc.lock until the stage ends)."""
+    trained on, whose digest is tagged too (a stage's own data is not in dvc.lock until the stage ends);
+    `extra_tags`: more tags of the stage's own."""
     from lamops.registry.models import (
         MODEL_SHA_TAG,
         find_version,
@@ -176,6 +178,7 @@ def register(
         tags[LORA_TAG] = json.dumps(lora, sort_keys=True)
     if trained_on:
         tags[TRAIN_DATA_TAG] = digest(*[Path(p) for p in trained_on])
+    tags.update(extra_tags or {})
     parent_ref = None
     if parent is not None:
         parent_name, parent_dir = parent

@@ -271,8 +271,10 @@ def _load_classifier(backbone_dir: Path) -> PreTrainedModel:
     return model
 
 
-def load_reward_model(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A trained reward model (the phase's output folder) and its tokenizer, in eval mode; no peft needed."""
+def load_reward_model(path: Path) -> tuple[Any, PreTrainedTokenizerBase]:
+    """A trained reward model (the phase's output folder) and its tokenizer, in eval mode; no peft needed.
+    A folder with the grammar head (`lamops.train.reward_head.HEAD_FILE`) gives a `GrammarReward` (the
+    classifier, its policy and head), one without it the classifier alone; `score` scores with either."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = Path(path)
@@ -286,6 +288,10 @@ def load_reward_model(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerB
             f"{model.config.num_labels} and {model.config.pad_token_id}"
         )
     model.requires_grad_(False)
+    from lamops.train.reward_head import HEAD_FILE, GrammarReward
+
+    if (path / HEAD_FILE).is_file():
+        return GrammarReward.load(path, model.eval(), tokenizer), tokenizer
     return model.eval(), tokenizer
 
 
@@ -299,9 +305,14 @@ def score(
     batch_size: int = 16,
 ) -> np.ndarray:
     """The reward model's score of each (prompt, completion), encoded as in training
-    (`encode_reward_sample`); float64, in the order given."""
+    (`encode_reward_sample`); float64, in the order given. `model`: a classifier or a `GrammarReward`
+    (`load_reward_model`), whose score is its head's."""
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+    from lamops.train.reward_head import GrammarReward
+
+    if isinstance(model, GrammarReward):
+        return model.score(prompts, completions, max_len=max_len, batch_size=batch_size)
     samples = [
         {"input_ids": encode_reward_sample(tokenizer, p, c, max_len)["input_ids"]}
         for p, c in zip(prompts, completions, strict=True)
