@@ -201,6 +201,12 @@ class PPOConfig(TrainerSettings):
         default=1.0, gt=0, description="Temperature of the grammar-constrained sampling (top-k/top-p off)."
     )
     reward_batch_size: int = Field(default=8, ge=1, description="Samples per reward-model forward pass.")
+    candidate_every: int = Field(
+        default=0,
+        ge=0,
+        description="Also publish the policy after every this many batches as a candidate for the guard, "
+        "which keeps the best of them and the final one (lamops.evaluation.guard); 0: the final one only.",
+    )
 
     @model_validator(mode="after")
     def _room_for_a_prompt(self) -> PPOConfig:

@@ -20,6 +20,7 @@ from lamops.evaluation.guard import (
     SLICE_SALT,
     SOURCE_TAG,
     SliceScore,
+    best_candidate,
     judge,
     publish_copy,
     run_guard,
@@ -63,6 +64,15 @@ def test_a_candidate_within_the_tolerance_or_better_is_kept():
         assert verdict.metrics()["guard.kept"] == 1.0 and "guard.lam3_reward" not in verdict.metrics()
     assert not judge(scored(85.6), scored(84.5), tolerance=1.0).kept
     assert judge(scored(85.6), scored(71.2), tolerance=20.0).kept
+
+
+def test_the_best_candidate_has_the_highest_ssr_then_reward_then_is_the_latest():
+    assert best_candidate([("step-1", scored(80.0)), ("step-2", scored(82.0)), ("final", scored(81.0))]) == 1
+    tied = [("step-1", scored(80.0, 0.3)), ("step-2", scored(80.0, 0.1)), ("final", scored(80.0))]
+    assert best_candidate(tied) == 0  # an unmeasured reward counts lowest
+    assert best_candidate([("step-1", scored(80.0, 0.2)), ("final", scored(80.0, 0.2))]) == 1
+    with pytest.raises(ValueError, match="no candidate"):
+        best_candidate([])
 
 
 def test_both_models_must_be_scored_on_the_same_slice():
@@ -222,6 +232,19 @@ def test_a_candidate_within_the_tolerance_is_left_as_it_is(models):
     assert verdict.kept and verdict.tags() == {SOURCE_TAG: "ppo"}
     assert files(candidate) == files(models["root"] / "worse")
     assert math.isclose(verdict.metrics()["guard.kept"], 1.0)
+
+
+def test_a_better_intermediate_candidate_is_published_over_the_final_one(models):
+    """PPO's final candidate is the perturbed model, an earlier one LAM3's weights: the earlier one is judged,
+    kept and copied over the final one's folder."""
+    root = models["root"]
+    final = shutil.copytree(root / "worse", root / "final-worse")
+    early = shutil.copytree(root / "lam3", root / "candidates" / "step-000003")
+    verdict = run_guard(root / "lam3", final, models["rows"], agent(), 1.0, None, [early])
+    assert verdict.kept and verdict.chosen == "step-000003" and verdict.candidate.ssr == verdict.lam3.ssr
+    assert verdict.tags() == {SOURCE_TAG: "ppo/step-000003"}
+    assert verdict.metrics()["guard.candidates"] == 2 and verdict.metrics()["guard.final_chosen"] == 0
+    assert files(final) == files(root / "lam3")
 
 
 def test_publish_copy_replaces_the_whole_folder(tmp_path):

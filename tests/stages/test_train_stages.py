@@ -65,6 +65,7 @@ TRAIN = [
     "offline_rl.ppo.log_every=1",
     "offline_rl.ppo.max_new_tokens=48",
     "offline_rl.ppo.lr=0.001",
+    "offline_rl.ppo.candidate_every=3",
 ]
 PHASES = {
     "plan_pretrain": "lam1",
@@ -248,6 +249,8 @@ def test_offline_rl_moves_lam3_exactly_when_some_sampled_action_was_valid(projec
     unchanged = [name for name in old if torch.equal(old[name], new[name])]
     if all(v == 1 for v in invalid) or trained["offline_rl"].metrics["guard.kept"] == 0:
         assert len(unchanged) == len(old)
+    elif trained["offline_rl"].metrics["guard.final_chosen"] == 0:  # the candidate after 3 batches
+        assert len(unchanged) < len(old)
     else:
         assert not unchanged
 
@@ -280,8 +283,14 @@ def test_the_guard_judges_lam4_on_training_steps_and_tags_where_its_weights_come
     for key in ("guard.lam3_ssr", "guard.candidate_ssr", "guard.kept", "guard.steps"):
         assert run.data.metrics[key] == metrics[key], key
     assert "offline_rl_guard_slice" in {d.dataset.name for d in run.inputs.dataset_inputs}
+    # Two candidates were judged, the one after 3 of the 6 batches and the final one; their folder is gone.
+    from lamops.train.offline_rl import candidates_dir
+
+    assert metrics["guard.candidates"] == 2
+    assert not candidates_dir(cfg.path(cfg.offline_rl.out_dir)).exists()
+    final = metrics["guard.final_chosen"] == 1
     tags = client(project).get_model_version("lam4", "1").tags
-    assert tags["lamops.lam4_source"] == ("ppo" if kept else "lam3")
+    assert tags["lamops.lam4_source"] == (("ppo" if final else "ppo/step-000003") if kept else "lam3")
     assert ("lamops.lam4_guard" in tags) == (not kept)
     if not kept:
         lam3, lam4 = cfg.path(cfg.self_boost.out_dir), cfg.path(cfg.offline_rl.out_dir)

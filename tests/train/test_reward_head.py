@@ -31,7 +31,7 @@ def test_the_head_separates_unbalanced_classes_and_ignores_a_constant_feature():
 def test_each_choice_belongs_to_the_part_of_the_action_it_writes():
     text = '{"thought": "Click Bold.", "control_name": "Bold", "function": "click_input", "plan": ["x"]}'
     pieces = [bytes([b]) for b in text.encode()]
-    at = {name: text.index(value) for name, value in (("t", "Click"), ("c", "Bold\""), ("f", "click_"))}
+    at = {name: text.index(value) for name, value in (("t", "Click"), ("c", 'Bold"'), ("f", "click_"))}
     at["p"] = text.index('["x"]') + 2
     parts = choice_parts(pieces, [0, at["t"], at["c"], at["f"], at["p"]])
     assert [PARTS[p] for p in parts] == ["thought", "thought", "action", "action", "plan"]
@@ -45,8 +45,8 @@ def test_features_of_the_greedy_action_and_of_another_one(tmp_path):
 
     from lamops.agents.constraints import constraints_from_prompt
     from lamops.agents.lam import AgentConfig
-    from lamops.env.word import WordEnv
     from lamops.env.families import applicable_templates, sample_task
+    from lamops.env.word import WordEnv
     from lamops.models.factory import build_tiny, save
     from lamops.models.tokenizer import train_tokenizer
     from lamops.train.reward import _load_classifier, load_reward_model, score

@@ -16,8 +16,12 @@ docstring).
 - `judge`: the decision, a pure function of both scores and the tolerance. Only the agreement decides: the
   reward is what PPO maximised, so the candidate's is biased upwards (it also rises when the policy exploits
   the reward model's errors, the very failure this guard is for); it is logged beside the agreement.
-- `run_guard`: score both, judge, and on a rejection `publish_copy` LAM3's folder over the candidate's, byte
-  for byte and atomically (`io.replace_dir`).
+- `best_candidate`: with intermediate candidates (`PPOConfig.candidate_every`: the policy after every few
+  batches), the one the guard judges: the highest slice SSR, then the highest mean reward, then the latest
+  (the final one wins every tie).
+- `run_guard`: score LAM3 and every candidate, judge the best, publish it (an intermediate one is copied over
+  the final one's folder) or, on a rejection, `publish_copy` LAM3's folder over the candidate's, byte for byte
+  and atomically (`io.replace_dir`).
 """
 
 from __future__ import annotations
@@ -119,11 +123,13 @@ class Verdict:
     candidate: SliceScore
     tolerance: float
     reason: str | None  # None when kept
+    chosen: str = "final"  # which candidate was judged: "final" or an intermediate one's folder name
+    considered: int = 1  # candidates scored, the final one included
 
     def tags(self) -> dict[str, str]:
         """The registered lam4 version's tags: where its weights come from and, for LAM3's, why."""
         if self.kept:
-            return {SOURCE_TAG: "ppo"}
+            return {SOURCE_TAG: "ppo" if self.chosen == "final" else f"ppo/{self.chosen}"}
         return {SOURCE_TAG: "lam3", GUARD_TAG: self.reason or ""}
 
     def metrics(self) -> dict[str, float]:
@@ -134,6 +140,8 @@ class Verdict:
             "guard.kept": float(self.kept),
             "guard.steps": float(self.lam3.steps),
             "guard.tasks": float(self.lam3.tasks),
+            "guard.candidates": float(self.considered),
+            "guard.final_chosen": float(self.chosen == "final"),
         }
         for name, score in (("lam3", self.lam3), ("candidate", self.candidate)):
             if score.reward is not None:
@@ -143,9 +151,11 @@ class Verdict:
     def message(self) -> str:
         """One line for the log."""
         if self.kept:
+            which = "" if self.considered == 1 else f" ({self.chosen}, best of {self.considered})"
             return (
-                f"offline_rl guard: PPO's candidate kept as LAM4: slice SSR {self.candidate.ssr:.1f} vs LAM3 "
-                f"{self.lam3.ssr:.1f} (tolerance {self.tolerance:g}, {self.lam3.steps} training steps)"
+                f"offline_rl guard: PPO's candidate{which} kept as LAM4: slice SSR "
+                f"{self.candidate.ssr:.1f} vs LAM3 {self.lam3.ssr:.1f} (tolerance {self.tolerance:g}, "
+                f"{self.lam3.steps} training steps)"
             )
         return f"offline_rl guard: no PPO update helped, LAM3's weights published as LAM4: {self.reason}"
 
@@ -164,6 +174,19 @@ def judge(lam3: SliceScore, candidate: SliceScore, tolerance: float) -> Verdict:
     return Verdict(False, lam3, candidate, tolerance, reason)
 
 
+def best_candidate(scores: Sequence[tuple[str, SliceScore]]) -> int:
+    """The index of the candidate to judge among (name, score) pairs in training order (the final one last):
+    the highest slice SSR, then the highest mean reward (unmeasured counts lowest), then the latest."""
+    if not scores:
+        raise ValueError("no candidate to choose from")
+
+    def key(i: int) -> tuple[float, float, int]:
+        score = scores[i][1]
+        return (score.ssr, score.reward if score.reward is not None else float("-inf"), i)
+
+    return max(range(len(scores)), key=key)
+
+
 def publish_copy(source: Path, out_dir: Path) -> None:
     """`source`'s save_pretrained folder as `out_dir`, byte for byte: copied into a staging folder beside
     `out_dir`, which then replaces it whole (`io.replace_dir`), so no reader sees a half-copied model."""
@@ -180,17 +203,24 @@ def run_guard(
     agent: AgentConfig,
     tolerance: float,
     reward: RewardFn | None = None,
+    intermediate: Sequence[Path] = (),
 ) -> Verdict:
-    """Score LAM3 and the candidate on `rows` and judge; a rejected candidate's folder is replaced by LAM3's.
-    Logs the verdict's one line (a warning when LAM3 is published)."""
+    """Score LAM3, the `intermediate` candidates (in training order) and the final candidate in
+    `candidate_dir` on `rows`; judge the best (`best_candidate`). A kept intermediate candidate's folder is
+    copied over the final one's; a rejected candidate's folder is replaced by LAM3's. Logs the verdict's one
+    line (a warning when LAM3 is published)."""
+    from dataclasses import replace
+
     if not rows:
         raise ValueError("the guard's validation slice is empty: datasets/sft/train.jsonl has no rows")
-    verdict = judge(
-        score_slice(lam3_dir, rows, agent, reward, "lam3"),
-        score_slice(candidate_dir, rows, agent, reward, "candidate"),
-        tolerance,
-    )
+    lam3 = score_slice(lam3_dir, rows, agent, reward, "lam3")
+    named = [(Path(p).name, Path(p)) for p in intermediate] + [("final", Path(candidate_dir))]
+    scores = [(name, score_slice(folder, rows, agent, reward, f"candidate {name}")) for name, folder in named]
+    best = best_candidate(scores)
+    verdict = replace(judge(lam3, scores[best][1], tolerance), chosen=scores[best][0], considered=len(scores))
     if not verdict.kept:
         publish_copy(lam3_dir, candidate_dir)
+    elif verdict.chosen != "final":
+        publish_copy(named[best][1], candidate_dir)
     log.log(logging.INFO if verdict.kept else logging.WARNING, "%s", verdict.message())
     return verdict

@@ -18,15 +18,22 @@ action (SSR on the slice). The decision rule:
   stage logs one line saying so with both SSRs, and the registered version is tagged
   `lamops.lam4_source=lam3` and `lamops.lam4_guard=<why, with both numbers>`.
 
-The mean PPO reward of each model's decoded actions is measured too but does not decide: it is what PPO
-maximised, so the candidate's is biased upwards. Metrics `guard.lam3_ssr`, `guard.candidate_ssr`,
-`guard.kept` (1/0), `guard.steps` (the slice's size), `guard.tasks` and `guard.lam3_reward` /
+With `ppo.candidate_every`, PPO also publishes the policy every that many batches (into a hidden folder
+beside `out_dir`, by run name, so a resumed run keeps its own; removed once the stage has published): each is
+scored on the slice too and the best (highest slice SSR, then mean reward, then the latest) is the one judged
+and, when kept, published as LAM4 (tag `lamops.lam4_source=ppo/step-NNNNNN` for an intermediate one).
+
+The mean PPO reward of each model's decoded actions is measured too but decides only between candidates: it
+is what PPO maximised, so a candidate's is biased upwards. Metrics `guard.lam3_ssr`, `guard.candidate_ssr`
+(the judged candidate's), `guard.kept` (1/0), `guard.steps` (the slice's size), `guard.tasks`,
+`guard.candidates` (scored, the final one included), `guard.final_chosen` (1/0) and `guard.lam3_reward` /
 `guard.candidate_reward` go to the stage's MLflow run and its result. With `guard.enabled: false` the
 candidate is published unchecked (tagged `lamops.lam4_source=ppo`, no `guard.*` metrics).
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,7 +65,7 @@ def run(cfg: Config) -> StageResult:
         register,
         train_spec,
     )
-    from lamops.train.offline_rl import train_offline_rl
+    from lamops.train.offline_rl import candidates_dir, train_offline_rl
 
     started = time.perf_counter()
     c = cfg.offline_rl
@@ -88,7 +95,7 @@ def run(cfg: Config) -> StageResult:
         }
         last = result.history[-1] if result.history else {}
         metrics.update({f"final.{k}": v for k, v in last.items() if k != "step"})
-        verdict = _guard(cfg, tracked, lam3, out_dir, reward_dir) if c.guard.enabled else None
+        verdict = _guard(cfg, tracked, lam3, out_dir, reward_dir, spec.name) if c.guard.enabled else None
         if verdict is not None:
             metrics.update(verdict.metrics())
         # None: not measured; NaN: nothing to average (e.g. no valid action in the last window).
@@ -108,6 +115,7 @@ def run(cfg: Config) -> StageResult:
         for key, value in (verdict.tags() if verdict is not None else {SOURCE_TAG: "ppo"}).items():
             tag_version(REGISTERED, version.version, key, value)
         drop_checkpoints(cfg, spec)
+        shutil.rmtree(candidates_dir(out_dir), ignore_errors=True)  # judged: LAM4 is published
     kl = result.kl_coef if result.kl_coef is not None else float("nan")
     source = "" if verdict is None else f"; {verdict.message()}"
     return StageResult(
@@ -120,13 +128,15 @@ def run(cfg: Config) -> StageResult:
     )
 
 
-def _guard(cfg: Config, tracked, lam3: Path, out_dir: Path, reward_dir: Path) -> Verdict:
-    """LAM3 and the candidate in `out_dir` on the validation slice; LAM3 replaces a worse candidate."""
+def _guard(cfg: Config, tracked, lam3: Path, out_dir: Path, reward_dir: Path, run_name: str) -> Verdict:
+    """LAM3 and the candidates of run `run_name` (the final one in `out_dir`) on the validation slice; the
+    best candidate is published, or LAM3 when it is worse."""
     from lamops.agents.lam import AgentConfig
     from lamops.agents.user_doc import agent_max_len
     from lamops.evaluation.guard import ppo_reward, run_guard, validation_slice
     from lamops.records import StepSFTRow
     from lamops.stages.training import read_rows
+    from lamops.train.offline_rl import candidates_dir
 
     c = cfg.offline_rl
     data = cfg.path(cfg.datasets.out_dir) / "sft" / "train.jsonl"
@@ -136,7 +146,12 @@ def _guard(cfg: Config, tracked, lam3: Path, out_dir: Path, reward_dir: Path) ->
     agent = AgentConfig(
         max_len=agent_max_len(cfg), **cfg.env.view().model_dump(), batch_size=c.guard.batch_size
     )
-    return run_guard(lam3, out_dir, rows, agent, c.guard.tolerance, ppo_reward(reward_dir, c.ppo))
+    # PPO's intermediate candidates (ppo.candidate_every) act with LAM3's plan library, as the final one does.
+    intermediate = sorted((candidates_dir(out_dir) / run_name).glob("step-*"))
+    for folder in intermediate:
+        carry_plan_library(lam3, folder)
+    reward = ppo_reward(reward_dir, c.ppo)
+    return run_guard(lam3, out_dir, rows, agent, c.guard.tolerance, reward, intermediate)
 
 
 def carry_plan_library(source: Path, out_dir: Path) -> None:

@@ -329,7 +329,9 @@ def train_offline_rl(
     """Optimise the policy in `policy_dir` (LAM3) against the reward model in `reward_dir`, with a KL
     penalty to `reference_dir` (LAM3 again), on the states of `rows` (their `.prompt`); publish LAM4 in
     `out_dir`. The run stops at `ppo_steps(...)` batches, capped by `spec.max_steps`; a run of the same
-    `spec.name` resumes from its last checkpoint, beta included."""
+    `spec.name` resumes from its last checkpoint, beta included. With `ppo.candidate_every`, the policy after
+    every that many batches (before the last) is published too, in
+    `candidates_dir(out_dir)/<spec.name>/step-NNNNNN`."""
     from transformers import AutoTokenizer
 
     from lamops.agents.lam import AgentConfig
@@ -379,6 +381,7 @@ def train_offline_rl(
         reference_dir=str(Path(reference_dir).resolve()),
         reward_dir=str(Path(reward_dir).resolve()),
         agent=(agent or AgentConfig()).model_dump(mode="json"),
+        candidates_dir=str((candidates_dir(Path(out_dir)) / spec.name).resolve()),
     )
     return PPOResult(
         **launched.run_fields(out_dir, steps),
@@ -387,6 +390,12 @@ def train_offline_rl(
         kl_coef=launched.returned.get("kl_coef"),
         steps_per_s=launched.returned.get("steps_per_s"),
     )
+
+
+def candidates_dir(out_dir: Path) -> Path:
+    """Where a run publishing to `out_dir` puts its intermediate candidates (`PPOConfig.candidate_every`): a
+    hidden folder beside it, which the `offline_rl` stage removes once the guard has chosen."""
+    return Path(out_dir).parent / f".{Path(out_dir).name}.candidates"
 
 
 # ---------------------------------------------------------------------------------------------- worker
@@ -541,6 +550,8 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
             history.append(_mean_record(window))
             window = []
             feed_progress(rank, history[-1])
+        if ppo.candidate_every and step % ppo.candidate_every == 0 and step < total:
+            publish_final(engine, tokenizer, Path(config["candidates_dir"]) / f"step-{step:06d}", rank)
         if should_checkpoint(step, spec):
             save_checkpoint(
                 engine,
