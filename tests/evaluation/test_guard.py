@@ -51,6 +51,8 @@ def test_a_candidate_more_than_the_tolerance_below_lam3_is_replaced_by_it():
         "guard.kept": 0.0,
         "guard.steps": 50.0,
         "guard.tasks": 15.0,
+        "guard.candidates": 1.0,
+        "guard.final_chosen": 1.0,
         "guard.lam3_reward": 0.40,
         "guard.candidate_reward": 0.44,
     }
