@@ -4,6 +4,7 @@ choice writes, and the features of a real observation through a tiny model's gra
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -88,3 +89,11 @@ def test_features_of_the_greedy_action_and_of_another_one(tmp_path):
     assert (folder / HEAD_FILE).is_file() and (folder / "policy" / "config.json").is_file()
     model, tok = load_reward_model(folder)
     assert np.allclose(score(model, tok, [prompt] * 3, texts, max_len=1024), before)
+    # PPO's reference is LAM3: the reward model uses it instead of loading its hard-linked policy/ again,
+    # but not a copy of the files (however equal) nor another folder.
+    reference = reward.agent.model
+    shared, _ = load_reward_model(folder, shared=(policy_dir, reference, tokenizer))
+    assert shared.agent.model is reference
+    assert np.allclose(score(shared, tok, [prompt] * 3, texts, max_len=1024), before)
+    copied = shutil.copytree(policy_dir, tmp_path / "lam3-copy")
+    assert load_reward_model(folder, shared=(copied, reference, tokenizer))[0].agent.model is not reference

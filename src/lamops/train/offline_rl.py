@@ -424,7 +424,11 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
         config["reference_dir"], dtype=policy.dtype, local_files_only=True
     )
     reference.requires_grad_(False).eval()
-    reward_model, reward_tokenizer = load_reward_model(Path(config["reward_dir"]))
+    # The reward model's policy is LAM3, the reference: shared rather than loaded twice when it is the same
+    # files (the reward_model stage hard-links them).
+    reward_model, reward_tokenizer = load_reward_model(
+        Path(config["reward_dir"]), shared=(Path(config["reference_dir"]), reference, tokenizer)
+    )
     # A constant learning rate (TRL PPO's default): no scheduler.
     engine = make_engine(
         policy, spec, ppo, micro_batch_size=ppo.mini_batch_size, gradient_accumulation_steps=1

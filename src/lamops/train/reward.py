@@ -271,10 +271,14 @@ def _load_classifier(backbone_dir: Path) -> PreTrainedModel:
     return model
 
 
-def load_reward_model(path: Path) -> tuple[Any, PreTrainedTokenizerBase]:
+def load_reward_model(
+    path: Path, *, head: bool = True, shared: tuple[Path, Any, Any] | None = None
+) -> tuple[Any, PreTrainedTokenizerBase]:
     """A trained reward model (the phase's output folder) and its tokenizer, in eval mode; no peft needed.
     A folder with the grammar head (`lamops.train.reward_head.HEAD_FILE`) gives a `GrammarReward` (the
-    classifier, its policy and head), one without it the classifier alone; `score` scores with either."""
+    classifier, its policy and head) unless `head` is False, one without it the classifier alone; `score`
+    scores with either. `shared`: a frozen (folder, model, tokenizer) the head may use as its policy
+    (`GrammarReward.load`)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = Path(path)
@@ -290,8 +294,8 @@ def load_reward_model(path: Path) -> tuple[Any, PreTrainedTokenizerBase]:
     model.requires_grad_(False)
     from lamops.train.reward_head import HEAD_FILE, GrammarReward
 
-    if (path / HEAD_FILE).is_file():
-        return GrammarReward.load(path, model.eval(), tokenizer), tokenizer
+    if head and (path / HEAD_FILE).is_file():
+        return GrammarReward.load(path, model.eval(), tokenizer, shared), tokenizer
     return model.eval(), tokenizer
 
 

@@ -161,14 +161,22 @@ class GrammarReward:
         return self.classifier.parameters()
 
     @classmethod
-    def build(cls, classifier: Any, tokenizer: Any, policy_dir: Path, agent: AgentConfig) -> GrammarReward:
+    def build(
+        cls,
+        classifier: Any,
+        tokenizer: Any,
+        policy_dir: Path,
+        agent: AgentConfig,
+        loaded: tuple[Any, Any] | None = None,
+    ) -> GrammarReward:
         """The classifier with the policy of `policy_dir` (a phase's folder: model, tokenizer, plan library)
-        acting as `agent` greedily; no head yet."""
+        acting as `agent` greedily; no head yet. `loaded`: that folder's model and tokenizer, already loaded
+        (frozen: the caller must not train it)."""
         from lamops.agents.lam import LAMAgent
         from lamops.agents.plans import PlanLibrary
         from lamops.evaluation.offline import load
 
-        policy, policy_tokenizer = load(Path(policy_dir))
+        policy, policy_tokenizer = loaded if loaded is not None else load(Path(policy_dir))
         policy.requires_grad_(False)
         greedy = agent.model_copy(update={"temperature": 0.0})
         return cls(
@@ -179,7 +187,13 @@ class GrammarReward:
         )
 
     @classmethod
-    def load(cls, path: Path, classifier: Any, tokenizer: Any) -> GrammarReward:
+    def load(
+        cls, path: Path, classifier: Any, tokenizer: Any, shared: tuple[Path, Any, Any] | None = None
+    ) -> GrammarReward:
+        """The reward model of folder `path` around its loaded classifier. `shared`: (folder, model,
+        tokenizer) of a frozen model the caller holds already (offline RL's reference, LAM3): used as the
+        policy instead of loading `policy/` again when `policy/`'s weight files are that folder's own (hard
+        links; `publish` makes them), which saves a model's memory on every PPO worker."""
         from lamops.agents.lam import AgentConfig
 
         record = json.loads((Path(path) / HEAD_FILE).read_text())
@@ -188,7 +202,9 @@ class GrammarReward:
                 f"{path / HEAD_FILE}: features {record['features']} are not this version's {list(FEATURES)}; "
                 "re-run the reward_model stage"
             )
-        reward = cls.build(classifier, tokenizer, Path(path) / POLICY_DIR, AgentConfig(**record["agent"]))
+        policy_dir = Path(path) / POLICY_DIR
+        loaded = shared[1:] if shared is not None and same_weights(policy_dir, shared[0]) else None
+        reward = cls.build(classifier, tokenizer, policy_dir, AgentConfig(**record["agent"]), loaded)
         reward.head = Head(**{k: record[k] for k in ("mean", "std", "weights", "bias")})
         return reward
 
@@ -294,6 +310,22 @@ class GrammarReward:
         if self.head is None:
             raise ValueError("this GrammarReward has no head yet: fit_head on its features first")
         return self.head.scores(self.features(prompts, completions, max_len=max_len, batch_size=batch_size))
+
+
+def same_weights(folder: Path, other: Path) -> bool:
+    """Whether `folder`'s weight files (`*.safetensors`) are `other`'s very files (the same inodes: hard
+    links) and its config the same text; a copy, however equal, says no (comparing bytes costs a read)."""
+    import os.path
+
+    weights = sorted(Path(folder).glob("*.safetensors"))
+    try:
+        return (
+            bool(weights)
+            and all(os.path.samefile(w, Path(other) / w.name) for w in weights)
+            and (Path(folder) / "config.json").read_text() == (Path(other) / "config.json").read_text()
+        )
+    except OSError:
+        return False
 
 
 def _bar(total: int, desc: str):
