@@ -191,8 +191,8 @@ def test_the_published_reward_model_scores_as_the_stage_measured(project, traine
     rows exactly as the stage did before publishing."""
     from lamops.config import load_config
     from lamops.records import RewardRow
-    from lamops.train.reward import evaluate_scores, load_reward_model, score
-    from lamops.train.reward_head import HEAD_FILE, POLICY_DIR, GrammarReward
+    from lamops.train.reward import evaluate_scores
+    from lamops.train.reward_head import HEAD_FILE, POLICY_DIR, GrammarReward, load_reward_model, score
 
     cfg = load_config(project / "params.yaml")
     folder = project / cfg.reward_model.out_dir

@@ -50,8 +50,8 @@ def test_features_of_the_greedy_action_and_of_another_one(tmp_path):
     from lamops.env.word import WordEnv
     from lamops.models.factory import build_tiny, save
     from lamops.models.tokenizer import train_tokenizer
-    from lamops.train.reward import _load_classifier, load_reward_model, score
-    from lamops.train.reward_head import HEAD_FILE, publish
+    from lamops.train.reward import _load_classifier
+    from lamops.train.reward_head import HEAD_FILE, load_reward_model, publish, score
 
     env = WordEnv()
     task = sample_task("emphasize_phrase", applicable_templates("emphasize_phrase")[0], 0)

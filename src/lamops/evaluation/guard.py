@@ -104,7 +104,7 @@ def ppo_reward(reward_dir: Path, ppo: PPOConfig) -> RewardFn:
     an action the environment rejects, else the reward model's clipped half score), by the model in
     `reward_dir`."""
     from lamops.train.offline_rl import action_rewards
-    from lamops.train.reward import load_reward_model
+    from lamops.train.reward_head import load_reward_model
 
     model, tokenizer = load_reward_model(reward_dir)
 

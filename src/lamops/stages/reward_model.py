@@ -90,7 +90,7 @@ def run(cfg: Config) -> StageResult:
         log_history(tracked, result.history, "reward_model")
         # The head: the classifier's score and LAM3's decisions through the grammar, as the agent decodes.
         agent = AgentConfig(max_len=agent_max_len(cfg), **cfg.env.view().model_dump())
-        classifier, tokenizer = load_reward_model(out_dir, head=False)
+        classifier, tokenizer = load_reward_model(out_dir)
         reward = GrammarReward.build(classifier, tokenizer, lam3, agent)
         rng = np.random.default_rng(c.rm.seed)
         fit_rows = (

@@ -186,7 +186,7 @@ def action_rewards(
     """Step 3 of the algorithm for actions `texts` taken in states `prompts`: (rewards, the reward model's
     raw scores (NaN where not asked), valid). Only valid actions go to the reward model, `ppo.max_len`
     tokens each (the RM's training encoding), `ppo.reward_batch_size` at a time."""
-    from lamops.train.reward import score
+    from lamops.train.reward_head import score
 
     valid = np.array([is_valid_action(t) for t in texts], dtype=bool)
     raw = np.full(len(texts), np.nan)
@@ -412,7 +412,7 @@ def offline_rl_loop(config: dict) -> dict[str, Any] | None:
     from lamops.agents.plans import PlanLibrary
     from lamops.models.factory import make_model
     from lamops.settings import ModelSpec
-    from lamops.train.reward import load_reward_model
+    from lamops.train.reward_head import load_reward_model
 
     spec, rank, world = worker_context(config)
     ppo = PPOConfig.model_validate(config["settings"])

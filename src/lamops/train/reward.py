@@ -271,14 +271,10 @@ def _load_classifier(backbone_dir: Path) -> PreTrainedModel:
     return model
 
 
-def load_reward_model(
-    path: Path, *, head: bool = True, shared: tuple[Path, Any, Any] | None = None
-) -> tuple[Any, PreTrainedTokenizerBase]:
-    """A trained reward model (the phase's output folder) and its tokenizer, in eval mode; no peft needed.
-    A folder with the grammar head (`lamops.train.reward_head.HEAD_FILE`) gives a `GrammarReward` (the
-    classifier, its policy and head) unless `head` is False, one without it the classifier alone; `score`
-    scores with either. `shared`: a frozen (folder, model, tokenizer) the head may use as its policy
-    (`GrammarReward.load`)."""
+def load_reward_model(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The trained classifier of a reward-model folder and its tokenizer, in eval mode; no peft needed. The
+    reward model a folder scores with, its grammar head included, is `lamops.train.reward_head.
+    load_reward_model`'s."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = Path(path)
@@ -292,10 +288,6 @@ def load_reward_model(
             f"{model.config.num_labels} and {model.config.pad_token_id}"
         )
     model.requires_grad_(False)
-    from lamops.train.reward_head import HEAD_FILE, GrammarReward
-
-    if head and (path / HEAD_FILE).is_file():
-        return GrammarReward.load(path, model.eval(), tokenizer, shared), tokenizer
     return model.eval(), tokenizer
 
 
@@ -309,14 +301,9 @@ def score(
     batch_size: int = 16,
 ) -> np.ndarray:
     """The reward model's score of each (prompt, completion), encoded as in training
-    (`encode_reward_sample`); float64, in the order given. `model`: a classifier or a `GrammarReward`
-    (`load_reward_model`), whose score is its head's."""
+    (`encode_reward_sample`); float64, in the order given."""
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
-    from lamops.train.reward_head import GrammarReward
-
-    if isinstance(model, GrammarReward):
-        return model.score(prompts, completions, max_len=max_len, batch_size=batch_size)
     samples = [
         {"input_ids": encode_reward_sample(tokenizer, p, c, max_len)["input_ids"]}
         for p, c in zip(prompts, completions, strict=True)

@@ -33,9 +33,10 @@ classifier's.
 
 Published form (`publish`): the reward-model folder holds the merged classifier (save_pretrained, loads with
 the Auto class as before), `policy/` (LAM3's folder, hard-linked where the filesystem allows) and `HEAD_FILE`
-(features, standardisation, weights, the agent settings of the greedy decode). `lamops.train.reward.
-load_reward_model` returns a `GrammarReward` for such a folder and the classifier alone for one without the
-head; `lamops.train.reward.score` scores with either.
+(features, standardisation, weights, the agent settings of the greedy decode). `load_reward_model` (here)
+returns a `GrammarReward` for such a folder and the classifier alone for one without the head; `score` (here)
+scores with either: offline RL and the guard read the reward model through these two. This module imports
+`lamops.train.reward`, never the other way round.
 """
 
 from __future__ import annotations
@@ -174,9 +175,16 @@ class GrammarReward:
         (frozen: the caller must not train it)."""
         from lamops.agents.lam import LAMAgent
         from lamops.agents.plans import PlanLibrary
-        from lamops.evaluation.offline import load
+        from lamops.models.factory import make_model
+        from lamops.settings import ModelSpec
 
-        policy, policy_tokenizer = loaded if loaded is not None else load(Path(policy_dir))
+        if loaded is None:
+            if not (Path(policy_dir) / "config.json").is_file():
+                raise FileNotFoundError(
+                    f"{policy_dir}: no model (config.json); re-run the reward_model stage"
+                )
+            loaded = make_model(ModelSpec(source="pretrained", path=str(policy_dir)))
+        policy, policy_tokenizer = loaded
         policy.requires_grad_(False)
         greedy = agent.model_copy(update={"temperature": 0.0})
         return cls(
@@ -212,14 +220,14 @@ class GrammarReward:
         self, prompts: Sequence[str], completions: Sequence[str], *, max_len: int, batch_size: int = 16
     ) -> np.ndarray:
         """(rows, len(FEATURES)) features of each (state prompt, action text); module docstring."""
-        from lamops.train.reward import score
+        from lamops.train.reward import score as classifier_score
 
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
         out = np.zeros((len(prompts), len(FEATURES)), dtype=np.float64)
         if not prompts:
             return out
-        out[:, 0] = score(
+        out[:, 0] = classifier_score(
             self.classifier, self.tokenizer, prompts, completions, max_len=max_len, batch_size=batch_size
         )
         out[:, 1:-2] = self._margins(prompts, completions, max_len, batch_size)
@@ -310,6 +318,36 @@ class GrammarReward:
         if self.head is None:
             raise ValueError("this GrammarReward has no head yet: fit_head on its features first")
         return self.head.scores(self.features(prompts, completions, max_len=max_len, batch_size=batch_size))
+
+
+def load_reward_model(path: Path, *, shared: tuple[Path, Any, Any] | None = None) -> tuple[Any, Any]:
+    """The reward model of the `reward_model` stage's folder and its tokenizer: a `GrammarReward` when the
+    folder has the head (`HEAD_FILE`), else its classifier alone (`lamops.train.reward.load_reward_model`).
+    `shared`: a frozen (folder, model, tokenizer) the head may use as its policy (`GrammarReward.load`)."""
+    from lamops.train.reward import load_reward_model as load_classifier
+
+    classifier, tokenizer = load_classifier(path)
+    if (Path(path) / HEAD_FILE).is_file():
+        return GrammarReward.load(path, classifier, tokenizer, shared), tokenizer
+    return classifier, tokenizer
+
+
+def score(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    *,
+    max_len: int,
+    batch_size: int = 16,
+) -> np.ndarray:
+    """The score of each (prompt, completion) by `load_reward_model`'s reward model: a `GrammarReward`'s
+    head, or a classifier's score (`lamops.train.reward.score`); float64, in the order given."""
+    from lamops.train.reward import score as classifier_score
+
+    if isinstance(model, GrammarReward):
+        return model.score(prompts, completions, max_len=max_len, batch_size=batch_size)
+    return classifier_score(model, tokenizer, prompts, completions, max_len=max_len, batch_size=batch_size)
 
 
 def same_weights(folder: Path, other: Path) -> bool:
