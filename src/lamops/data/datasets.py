@@ -23,10 +23,11 @@ the environment and the task's reference plan say about it:
   every one before it is the action the expert takes for the reference step at its position, in the same
   state (`follows`: the same function, arguments and status, and the control the expert grounds the
   reference's control text to among the prompt's visible controls). The first step that leaves the path is
-  -1: the reference path would have reached the goal, this one did not. The executed steps after it are left
-  out (`after_off_path`): their states are off the reference path, so no reference says what is right there
-  (measured on a default run's self-boost rollouts: 71% of the steps the older rule labelled -1 there were
-  the policy's own greedy choice in such a state, noise to the reward model);
+  -1: the reference path would have reached the goal, this one did not. The executed steps after it, or after
+  a step that failed, are left out (`after_off_path`): their states are off the reference path, so no
+  reference says what is right there (measured on a default run's self-boost rollouts: 71% of the steps the
+  older rule labelled -1 there were the policy's own greedy choice in such a state, noise to the reward
+  model);
 - without a reference plan (a foreign task, made by an LLM prefill and judged by an LLM) the rule cannot tell
   a good step of a failed trajectory from a bad one: those steps are left out.
 The reference plan is the family's plan the task was sampled with (`lamops.roles.builtin`), not the task's
