@@ -154,13 +154,6 @@ class GrammarReward:
     head: Head | None
     greedy: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # prompt -> greedy action fields
 
-    @property
-    def config(self) -> Any:
-        return self.classifier.config
-
-    def parameters(self):
-        return self.classifier.parameters()
-
     @classmethod
     def build(
         cls,
@@ -256,42 +249,40 @@ class GrammarReward:
         from lamops.agents.decoding import choice_scores, teacher_forced
         from lamops.agents.prompt import fit_prompt
         from lamops.agents.vocab import continuation_ids
+        from lamops.train.reward import collate_reward
 
         decoder = self.agent.decoder
         tokenizer, vocab = decoder.tokenizer, decoder.vocab
         out = np.zeros((len(prompts), 1 + 4 * len(PARTS)), dtype=np.float64)
         items = []
-        for prompt, completion in zip(prompts, completions, strict=True):
+        for row, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
             tokens = continuation_ids(tokenizer, completion)[: max_len - 2]
             try:
                 constraints = self.agent.with_plans([constraints_from_prompt(prompt)])[0]
                 choices = teacher_forced(decoder.cursor(constraints), tokens)
             except ValueError:  # not an observation prompt: nothing the grammar could write
                 choices = None
+            if choices is None:
+                out[row, 0] = 1.0  # unreachable; its margins stay 0
+                continue
             ids, _ = fit_prompt(tokenizer, prompt, max_len - len(tokens) - 1)
-            items.append(([tokenizer.bos_token_id, *ids], tokens, choices))
-        order = np.argsort([len(p) + len(t) for p, t, _ in items], kind="stable")
+            items.append((row, [tokenizer.bos_token_id, *ids], tokens, choices))
+        items.sort(key=lambda item: len(item[1]) + len(item[2]))  # similar lengths batch with less padding
         device = decoder.device
-        with torch.inference_mode(), _bar(len(order), "reward model: teacher-forced features") as bar:
-            for start in range(0, len(order), batch_size):
-                bar.update(len(order[start : start + batch_size]))
-                chunk = [int(i) for i in order[start : start + batch_size] if items[i][2] is not None]
-                for i in order[start : start + batch_size]:
-                    if items[i][2] is None:
-                        out[i, 0] = 1.0
-                if not chunk:
-                    continue
-                seqs = [items[i][0] + items[i][1] for i in chunk]
-                width = max(len(s) for s in seqs)
-                ids = torch.full((len(seqs), width), decoder.pad_id, dtype=torch.long)
-                attn = torch.zeros_like(ids)
-                for r, seq in enumerate(seqs):
-                    ids[r, : len(seq)] = torch.tensor(seq)
-                    attn[r, : len(seq)] = 1
-                logits = decoder.model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits
-                logits = logits.float().cpu()
-                for r, i in enumerate(chunk):
-                    prompt_ids, tokens, choices = items[i]
+        with torch.inference_mode(), _bar(len(items), "reward model: teacher-forced features") as bar:
+            for start in range(0, len(items), batch_size):
+                chunk = items[start : start + batch_size]
+                batch = collate_reward([{"input_ids": p + t} for _, p, t, _ in chunk], decoder.pad_id)
+                logits = (
+                    decoder.model(
+                        input_ids=batch["input_ids"].to(device),
+                        attention_mask=batch["attention_mask"].to(device),
+                    )
+                    .logits.float()
+                    .cpu()
+                )
+                bar.update(len(chunk))
+                for r, (i, prompt_ids, tokens, choices) in enumerate(chunk):
                     parts = choice_parts([vocab.bytes[t] for t in tokens], [c.position for c in choices])
                     margins: list[list[float]] = [[] for _ in PARTS]
                     logps: list[list[float]] = [[] for _ in PARTS]
