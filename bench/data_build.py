@@ -2,12 +2,12 @@
 
 Builds N tasks (every family x applicable template, seed 0, then seed 1, ... until N; the default, 527, is
 what the default profile's instantiate passes to execute, metrics/data.json), writes the template library to
-a temp folder, then runs execute + judge serially (--serial-workers: 1 Ray actor by default, 0 in-process)
-and on Ray with --workers actors (each stage into its own temp folder) and checks that both give
+a temp folder, then runs execute + judge serially (--serial-workers: 1 Ray worker by default, 0 in-process)
+and on Ray with --workers workers (each stage into its own temp folder) and checks that both give
 byte-identical outputs. Ray start-up (ray.init and the client's first serialisation, once per process) is
-timed apart and left out of the rates; actor start-up is in them (every stage run pays it: ~0.2 s from Ray's
-prestarted workers, ~0.5 s when a stage follows another in the same Ray session and new worker processes
-must be spawned).
+timed apart and left out of the rates; worker start-up is in them (each pool builds its worker in every
+process it uses; the serial run goes first, so its first pool also pays for the first use of Ray's
+prestarted processes: imports, ~0.6 s of CPU each).
 
 Target: speedup >= 1.8 x on 2 cores. A shared machine bounds it by its free cores, so the load is printed
 with the figures: the 1-minute load average (os.getloadavg) before and after each run, and the cores other

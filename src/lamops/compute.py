@@ -2,10 +2,11 @@
 
 Ray start-up (`ensure_ray`), the batch mapper over Ray Data (`map_batches`: batches of a list the driver
 holds), the file mapper (`map_files`: Ray Data's reader opens the input files, local or `s3://`, in the
-workers, which parse them and map the batches, so the driver never holds the corpus) and the actor pool
-(`WorkerPool`). The per-record functions are the same either way; `workers` only picks the executor, and
-`reads_where_data_lies` says when a stage should take the file path (on a cluster or for an `s3://` input).
-The bottom layer: it imports nothing of lamops."""
+workers, which parse them and map the batches, so the driver never holds the corpus) and the worker pool
+(`WorkerPool`: stateful workers on Ray tasks that reuse Ray's processes, or on dedicated actors). The
+per-record functions are the same either way; `workers` only picks the executor, and `reads_where_data_lies`
+says when a stage should take the file path (on a cluster or for an `s3://` input). The bottom layer: it
+imports nothing of lamops."""
 
 from __future__ import annotations
 
@@ -279,23 +280,58 @@ class _Host:
         return getattr(self.worker, method)(payload)
 
 
+# In a Ray worker process: the workers built there by the latest pools, by pool id (see WorkerPool).
+_BUILT: dict[str, Any] = {}
+_BUILT_KEPT = 2  # pools whose workers a process keeps: two pools alive at once do not rebuild each other's
+
+
+def _pooled_call(pool_id: str, spec: _Put, method: str | None, payload: Any, after: Any = None) -> tuple:
+    """The Ray task of a pool that shares processes: build the pool's worker in this process unless it is
+    there already (`spec`: its class and arguments, fetched only then), then call `method` (None: build
+    only). Returns (the result, a token): the token is the `after` of the slot's next task, which Ray
+    starts only once this one has finished."""
+    worker = _BUILT.get(pool_id)
+    if worker is None:
+        import ray
+
+        while len(_BUILT) >= _BUILT_KEPT:  # the oldest pool's worker goes (its pool is closed by now)
+            _BUILT.pop(next(iter(_BUILT)))
+        worker_cls, args = ray.get(spec.ref)
+        worker = _BUILT[pool_id] = worker_cls(*args)
+    return (None if method is None else getattr(worker, method)(payload)), None
+
+
 class WorkerPool:
-    """Workers that take batches: one in-process object (workers 0) or Ray actors, one CPU each.
+    """Workers that take batches: one in-process object (workers 0), or `workers` on Ray, one CPU each.
 
-    Actors start when the pool is made (asynchronously: the caller can prepare its work meanwhile) and are
-    killed when it closes. A killed actor is restarted and its batches re-run (`max_restarts`,
-    `max_task_retries`); a batch whose worker keeps dying is split into single items, and an item that
-    still kills its worker is reported to `on_lost`."""
+    On Ray the batches are Ray tasks in `workers` slots: each slot is a chain in which a task waits (in Ray)
+    for the previous one's token, so at most `workers` run at once while each slot's next batch is already
+    submitted (no worker waits for the driver between two batches). A task builds the pool's worker in its
+    Ray worker process on that process's first batch and keeps it for the next; Ray keeps its worker
+    processes between tasks, so the next pool (the judge after execute, a second run in the same session)
+    starts on processes that have imported everything already, where an actor per worker cost a new
+    process each (~0.6 s of CPU: on 2 cores, a tenth of the default execute stage). Idle processes hold no
+    CPU, so Ray Train or Ray Data can run next. A process keeps the workers of the last two pools, so they
+    must be light (an environment, a template library); a worker that holds a model sets `dedicated` and gets
+    Ray actors of its own, killed when the pool closes so that its memory goes with them.
 
-    DEPTH = 2  # batches queued per actor, so an actor never waits for the driver between two
+    Workers start when the pool is made (asynchronously: the caller can prepare its work meanwhile). A batch
+    whose process dies is run again (`max_retries`, `max_task_retries`) on a new one; a batch whose worker
+    keeps dying is split into single items, and an item that still kills its worker goes to `on_lost`."""
 
-    def __init__(self, worker_cls: type, worker_args: tuple, workers: int):
+    DEPTH = 2  # batches queued per worker, so a worker never waits for the driver between two
+
+    def __init__(self, worker_cls: type, worker_args: tuple, workers: int, *, dedicated: bool = False):
         self.workers = workers
         self.actors: list[Any] = []
         self._args: list[Any] = []
+        self._task = self._spec = None
+        self._ready: list[Any] = []
         if workers == 0:
             self.local = worker_cls(*worker_args)
             return
+        import uuid
+
         import ray
 
         ensure_ray()
@@ -305,12 +341,25 @@ class WorkerPool:
         if workers > cpus:
             log.warning("%d workers asked for, but Ray has %d CPUs: using %d", workers, cpus, cpus)
             self.workers = cpus
-        # Dicts (the template library) go to the object store once, not with every call.
-        self._args = [_Put(ray.put(a)) if isinstance(a, dict) else a for a in worker_args]
-        remote = ray.remote(_Host).options(num_cpus=1, max_restarts=-1, max_task_retries=_RETRIES)
-        self.actors = [remote.remote(worker_cls) for _ in range(self.workers)]
-        for actor in self.actors:
-            actor.ready.remote(self._args)  # build the workers now, while the caller prepares the work
+        if dedicated:
+            # Dicts (the template library) go to the object store once, not with every call.
+            self._args = [_Put(ray.put(a)) if isinstance(a, dict) else a for a in worker_args]
+            remote = ray.remote(_Host).options(num_cpus=1, max_restarts=-1, max_task_retries=_RETRIES)
+            self.actors = [remote.remote(worker_cls) for _ in range(self.workers)]
+            for actor in self.actors:
+                actor.ready.remote(self._args)  # build the workers now, while the caller prepares the work
+            return
+        self._id = uuid.uuid4().hex
+        # The class and its arguments go to the object store once; a task fetches them only to build.
+        self._spec = _Put(ray.put((worker_cls, worker_args)))
+        self._task = ray.remote(_pooled_call).options(num_cpus=1, max_retries=_RETRIES, num_returns=2)
+        # Build the workers now, while the caller prepares the work: one slot per worker, each a chain of
+        # tasks (see `map`).
+        self._ready = [self._submit(None, None, None)[1] for _ in range(self.workers)]
+
+    def _submit(self, method: str | None, payload: Any, after: Any) -> tuple[Any, Any]:
+        """(result ref, token ref) of a task that Ray starts once the token `after` is there."""
+        return self._task.remote(self._id, self._spec, method, payload, after)
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -324,7 +373,7 @@ class WorkerPool:
 
             for actor in self.actors:
                 ray.kill(actor)
-        self.actors, self._args = [], []
+        self.actors, self._args, self._task, self._ready, self._spec = [], [], None, [], None
 
     def map(
         self,
@@ -340,22 +389,34 @@ class WorkerPool:
         `on_result(index of the batch's first item, batch, result)` in this process as it arrives.
 
         In-process the batches run in order. On Ray, batches shrink towards the end (guided self-scheduling:
-        at most 1/(2 x workers) of what is left) so that no actor is left with a long tail."""
+        at most 1/(2 x workers) of what is left) so that no worker is left with a long tail."""
         load = load or (lambda batch: batch)
-        if not self.actors:
+        if not self.actors and self._task is None:
             for start in range(0, len(items), batch_size):
                 batch = list(items[start : start + batch_size])
                 on_result(start, batch, getattr(self.local, method)(load(batch)))
             return
 
         import ray
-        from ray.exceptions import ObjectLostError, OutOfMemoryError, RayActorError, WorkerCrashedError
+        from ray.exceptions import (
+            GetTimeoutError,
+            ObjectLostError,
+            OutOfMemoryError,
+            RayActorError,
+            RayError,
+            WorkerCrashedError,
+        )
 
-        n = len(self.actors)
+        n = self.workers
         next_index = 0
         retry: deque[tuple[int, list[Any]]] = deque()
-        in_flight: dict[Any, tuple[int, int, list[Any]]] = {}
+        # ref -> (slot, first item's index, batch, the token of the slot's previous task or None)
+        in_flight: dict[Any, tuple[int, int, list[Any], Any]] = {}
         queued = [0] * n
+        # Tasks: each slot is a chain, every task waiting (in Ray, not here) for the token of the one before,
+        # so at most `workers` run at once while the next batch of each is already submitted.
+        last = self._ready or [None] * n
+        self._ready = []
 
         def take() -> tuple[int, list[Any]] | None:
             nonlocal next_index
@@ -372,23 +433,44 @@ class WorkerPool:
             for a in range(n):
                 while queued[a] < self.DEPTH and (job := take()) is not None:
                     start, batch = job
-                    ref = self.actors[a].call.remote(self._args, method, load(batch))
-                    in_flight[ref] = (a, start, batch)
+                    prev = None
+                    if self.actors:
+                        ref = self.actors[a].call.remote(self._args, method, load(batch))
+                    else:
+                        prev = last[a]
+                        ref, last[a] = self._submit(method, load(batch), prev)
+                    in_flight[ref] = (a, start, batch, prev)
                     queued[a] += 1
+
+        def failed(token: Any) -> bool:
+            """Whether a task's token holds an error (the task failed); False while it has not finished."""
+            try:
+                ray.get(token, timeout=0)
+            except GetTimeoutError:
+                return False
+            except RayError:
+                return True
+            return False
 
         fill()
         while in_flight:
             [ref], _ = ray.wait(list(in_flight), num_returns=1)
-            a, start, batch = in_flight.pop(ref)
+            a, start, batch, prev = in_flight.pop(ref)
             queued[a] -= 1
             try:
                 result = ray.get(ref)
             except (RayActorError, WorkerCrashedError, ObjectLostError, OutOfMemoryError) as e:
-                if len(batch) > 1:
+                if prev is not None and failed(prev):
+                    # Never ran: the slot's previous task failed, and Ray fails what waits on it.
+                    retry.appendleft((start, batch))
+                elif len(batch) > 1:
                     log.warning("workers died %d times on a batch: re-running it item by item", _RETRIES + 1)
                     retry.extendleft(reversed([(start + i, [x]) for i, x in enumerate(batch)]))
                 else:
                     on_lost(start, batch[0], f"{type(e).__name__}: {str(e).splitlines()[0]}")
+                if not self.actors:
+                    last[a] = None  # the slot starts a new chain: its tokens hold the error now
             else:
+                fill()  # the next batch before this one's result is handled
                 on_result(start, batch, result)
             fill()

@@ -464,7 +464,7 @@ def rollouts(
         ]
 
     items = [(shard, attempts, seed) for shard in shards]
-    with bar, WorkerPool(RolloutWorker, args, min(workers, len(shards))) as pool:
+    with bar, WorkerPool(RolloutWorker, args, min(workers, len(shards)), dedicated=True) as pool:
         pool.map("run_shards", items, batch_size=1, on_result=on_result, on_lost=on_lost)
     if timings is not None:
         timings.extend(t for i in range(len(shards)) for t in timed.get(i, []))

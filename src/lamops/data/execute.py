@@ -1,4 +1,4 @@
-"""Stage logic of `execute`: the expert runs every instantiated task, one environment per Ray actor.
+"""Stage logic of `execute`: the expert runs every instantiated task, one environment per Ray worker.
 
 Like UFO's dataflow executor, no LLM is asked per step: the expert grounds each plan step and acts. Judging is
 the next stage, so trajectories are stored without a verdict. Output folder, keyed by task id:
@@ -64,7 +64,7 @@ class ExecuteSummary(BaseModel):
     failed_to_run: int = Field(description="Tasks of this call the environment could not run (error set).")
     seconds: float = Field(description="Wall-clock time of the call, Ray start-up excluded.")
     trajectories_per_s: float = Field(description="Tasks run per second of wall-clock time (run / seconds).")
-    workers: int = Field(description="Ray actors used; 0 when run in-process.")
+    workers: int = Field(description="Ray workers used (at most that many at once); 0 when run in-process.")
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class TaskOutput:
     failed_to_run: bool = False
 
 
-# ---- the work, the same in-process and in a Ray actor --------------------------------------------------
+# ---- the work, the same in-process and in a Ray worker -------------------------------------------------
 def document_path(task_id: str) -> str:
     """Where a task's final document lies, relative to the output folder (stored in the trajectory)."""
     return f"{DOCUMENTS}/{task_id}.docx"
@@ -173,7 +173,7 @@ def run_task(env, agent, task: InstantiatedTask) -> TaskOutput:
 
 
 class ExecuteWorker:
-    """One environment over the template library and one expert; a Ray actor or an in-process object."""
+    """One environment over the template library and one expert; in a Ray worker process or in-process."""
 
     def __init__(self, templates: dict[str, bytes], max_steps: int, view: PromptView, min_score: float):
         from lamops.agents.expert import ExpertAgent
@@ -340,7 +340,7 @@ def execute_tasks(
 ) -> ExecuteSummary:
     """Run the expert on every task not already done in `out_dir` (see the module docstring for the layout).
 
-    workers 0 runs in-process; workers >= 1 runs that many Ray actors (Ray is started here unless it runs
+    workers 0 runs in-process; workers >= 1 runs that many Ray workers (Ray is started here unless it runs
     already; $RAY_ADDRESS connects to a cluster). `on_batch` is called in this process after every batch."""
     from lamops.env.templates import load_library
 
@@ -361,7 +361,7 @@ def execute_tasks(
     settings = _settings(max_steps, view, min_score, {n: i.sha256 for n, i in library.items()})
     worker_args = (templates, max_steps, view, min_score)
     with WorkerPool(ExecuteWorker, worker_args, workers) as pool:
-        to_run, resumed, removed = _prepare(out_dir, tasks, settings)  # while the actors start
+        to_run, resumed, removed = _prepare(out_dir, tasks, settings)  # while the workers start
         with _Writer(out_dir, len(tasks), resumed, progress, on_batch) as writer:
             pool.map("run_batch", to_run, batch_size=batch_size, on_result=writer.batch, on_lost=writer.lost)
     _merge_timings(out_dir, set(ids))

@@ -11,7 +11,7 @@ Outputs, sorted by task id and written atomically:
     judged.jsonl                     one Trajectory with its verdict per line
     results/{pass,fail,unsure}.jsonl UFO result records, routed by `complete` as UFO's dataflow does
 
-Workers (Ray actors, or one in-process object) do the document work and return finished lines; the driver
+Workers (on Ray, or one in-process object) do the document work and return finished lines; the driver
 reads the files, calls the judge role (so an LLM client lives in one process) and writes the outputs. Each
 batch's lines go to a part file first, so the driver never holds all trajectories."""
 
@@ -111,7 +111,7 @@ def _no(reason: str) -> Verdict:
     return Verdict(complete="no", reason=reason, sub_scores={"document_reopens": "no"})
 
 
-# ---- the work, the same in-process and in a Ray actor --------------------------------------------------
+# ---- the work, the same in-process and in a Ray worker -------------------------------------------------
 @dataclass
 class _Saved:
     """A saved document as `canvas_items` reads it. Episodes never write the styles part, so the style names
@@ -250,7 +250,7 @@ def judge_trajectories(
 ) -> JudgeSummary:
     """Judge every trajectory in `traj_dir` (the execute stage's output folder: trajectories/ and the
     documents/ they name) into `out_dir` (see the module docstring). workers 0 runs in-process, workers >= 1
-    on that many Ray actors (started here unless Ray runs already)."""
+    on that many Ray workers (Ray is started here unless it runs already)."""
     from tqdm import tqdm
 
     from lamops.env.templates import load_library
@@ -268,7 +268,7 @@ def judge_trajectories(
     start = time.perf_counter()
     library = load_library(Path(templates_dir))
     templates = {name: info.path.read_bytes() for name, info in library.items()}
-    # The actors start while the work is listed.
+    # The workers start while the work is listed.
     with WorkerPool(JudgeWorker, (templates,), workers) as pool:
         paths = sorted(
             (p for p in source.iterdir() if p.suffix == ".json" and not p.name.startswith(".")),

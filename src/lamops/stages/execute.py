@@ -1,4 +1,4 @@
-"""Execute every instantiated task with the expert, in Ray actors holding one environment each (resumable).
+"""Execute every instantiated task with the expert, on Ray workers holding one environment each (resumable).
 
 Counts (stats.json): of instantiate's tasks.jsonl, the lines `read`, `kept` (tasks with a trajectory in the
 output folder after the run: every task is kept, a task the environment could not run as a trajectory with
