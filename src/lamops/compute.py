@@ -15,7 +15,7 @@ import math
 import os
 import pickle
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ _RETRIES = 2  # re-runs of a batch whose actor died (it is restarted each time)
 # The error of an item whose worker kept dying (out of memory, say): callers run it again on resume.
 LOST = "the worker process died while running the task"
 _READS_PER_WORKER = 8  # map_files: read tasks per worker, at most one per file
+_FILES_PER_BLOCK = 512  # stream_files: files per read block, at least one block per worker
 
 
 class RaySettings(Protocol):
@@ -248,6 +249,83 @@ def _map_files_batch(frame, fn, parse, index: dict[str, int], uris: list[str], b
         files.append(i)
         outputs.append(pickle.dumps(_map_file(fn, parse, uris[i], data, batch_size)))
     return pd.DataFrame({"file": files, "output": outputs})
+
+
+def stream_files(
+    worker_cls: type,
+    worker_args: tuple,
+    method: str,
+    uris: Sequence[str],
+    *,
+    workers: int,
+    lines: bool = False,
+    ray_cfg: RaySettings | None = None,
+    batch_size: int = 16,
+    s3_endpoint_url: str | None = None,
+) -> Iterator[Any]:
+    """`worker.<method>(records)` over the records of `uris` (local paths, on a file system the Ray workers
+    share, or `s3://bucket/key`), read by Ray Data in the workers; yields the outputs one by one, in input
+    order, as they stream back (so the driver holds neither the input nor all outputs).
+
+    A record is (path, text of one line) with `lines` (`read_text`: JSON Lines, one record per line),
+    else (path, bytes of the whole file) (`read_binary_files`: one record per file). `workers` Ray actors
+    (Ray Data's actor pool, one CPU each) each build `worker_cls(*worker_args)` once and take batches of
+    `batch_size` records; `method` returns one output per record, any picklable value. An exception in
+    `method` fails the stream after Ray Data's retries (there is no per-item recovery as in `WorkerPool`:
+    callers write what came back before, so a re-run resumes). S3 as in `map_files`."""
+    uris = list(uris)
+    if not uris:
+        return
+    import ray.data
+
+    ensure_ray(ray_cfg)
+    filesystem, paths = _filesystem(uris, s3_endpoint_url)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    # Reading is I/O: the read tasks reserve no CPU, else `workers` actors holding every CPU of a small
+    # cluster would leave none to read with, and the stream would wait forever.
+    if lines:
+        dataset = ray.data.read_text(paths, filesystem=filesystem, include_paths=True, num_cpus=0)
+    else:
+        dataset = ray.data.read_binary_files(
+            paths,
+            include_paths=True,
+            filesystem=filesystem,
+            # Few large blocks: each costs the actor pool a round of scheduling (measured: 40 files in 16
+            # blocks 14.6 s, in 2 blocks 4.8 s on 2 local workers).
+            override_num_blocks=min(len(paths), max(workers, math.ceil(len(paths) / _FILES_PER_BLOCK))),
+            num_cpus=0,
+        )
+    dataset = dataset.map_batches(
+        _StreamWorker,
+        fn_constructor_args=(worker_cls, worker_args, method, "text" if lines else "bytes"),
+        batch_size=batch_size,
+        batch_format="pandas",
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=1,
+    )
+    dataset.context.execution_options.preserve_order = True
+    for batch in dataset.iter_batches(batch_size=None, batch_format="pandas"):
+        for out in batch["out"]:
+            yield pickle.loads(out)
+
+
+class _StreamWorker:
+    """Ray Data's callable class of `stream_files`: one worker per actor, pickled outputs."""
+
+    def __init__(self, worker_cls: type, worker_args: tuple, method: str, column: str):
+        self.call = getattr(worker_cls(*worker_args), method)
+        self.column = column
+
+    def __call__(self, frame):
+        import pandas as pd
+
+        records = list(zip(frame["path"], frame[self.column], strict=True))
+        outputs = self.call(records)
+        if len(outputs) != len(records):
+            raise RuntimeError(f"stream_files: {len(outputs)} outputs for {len(records)} records")
+        return pd.DataFrame({"out": [pickle.dumps(o) for o in outputs]})
 
 
 # ---- batches over actors -------------------------------------------------------------------------------

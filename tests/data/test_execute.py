@@ -19,6 +19,7 @@ from lamops.data.execute import (
     TIMINGS_FILE,
     TRAJECTORIES,
     document_bytes,
+    execute_task_file,
     execute_tasks,
 )
 from lamops.env.observation import PromptView
@@ -169,6 +170,36 @@ def test_a_killed_worker_is_replaced_and_every_task_written_once(
     assert summary.run == len(family_tasks)  # one write per task: no batch written twice
     assert summary.failed_to_run == 0
     assert digests(tmp_path / "out") == digests(serial_run[0])
+
+
+def test_ray_data_reading_the_task_file_writes_what_the_driver_path_writes(
+    ray_local, serial_run, family_tasks, template_library, tmp_path
+):
+    """The cluster path: Ray Data reads tasks.jsonl in the workers, which skip what is stored and valid."""
+    source, out = tmp_path / "tasks.jsonl", tmp_path / "out"
+
+    def run_file(tasks):
+        source.write_text("".join(t.model_dump_json() + "\n" for t in tasks))
+        return execute_task_file(
+            source, out, templates_dir=template_library, workers=2, batch_size=4, **SETTINGS
+        )
+
+    summary, ids = run_file(family_tasks)
+    assert sorted(ids) == sorted(t.task_id for t in family_tasks) and summary.run == len(family_tasks)
+    assert digests(out) == digests(serial_run[0])
+    # Resume: one task's request changed since, one task no longer asked for.
+    changed = family_tasks[3].model_copy(update={"request": family_tasks[3].request + " (new wording)"})
+    again, _ = run_file([*family_tasks[:3], changed, *family_tasks[4:-1]])
+    assert (again.tasks, again.run, again.resumed, again.removed) == (
+        len(family_tasks) - 1,
+        1,
+        len(family_tasks) - 2,
+        1,
+    )
+    assert not (out / TRAJECTORIES / f"{family_tasks[-1].task_id}.json").exists()
+    source.write_text(source.read_text() + "{not a task\n")
+    with pytest.raises(Exception, match="malformed task line"):
+        execute_task_file(source, out, templates_dir=template_library, workers=2, batch_size=4, **SETTINGS)
 
 
 def test_broken_templates_give_failed_trajectories(family_tasks, template_library, tmp_path):

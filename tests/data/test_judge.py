@@ -184,7 +184,8 @@ def test_failed_runs_are_a_no(family_tasks, template_library, tmp_path):
     assert "no_such" in traj.verdict.reason
 
 
-def test_ray_judges_as_serial_does(ray_local, episodes, judged, template_library, tmp_path):
+@pytest.mark.parametrize("read_in_workers", [False, True], ids=["driver-reads", "ray-data-reads"])
+def test_ray_judges_as_serial_does(ray_local, episodes, judged, template_library, tmp_path, read_in_workers):
     role = RecordingJudge()
     summary = judge_trajectories(
         episodes[0],
@@ -194,8 +195,10 @@ def test_ray_judges_as_serial_does(ray_local, episodes, judged, template_library
         workers=2,
         batch_size=4,
         progress=False,
+        read_in_workers=read_in_workers,  # the cluster path: Ray Data reads trajectories and documents
     )
     assert summary.model_dump(exclude={"seconds"}) == judged[1].model_dump(exclude={"seconds"})
+    assert [c.request for c in role.cases] == [c.request for c in judged[2].cases]  # the judge role's cases
     for name in (JUDGED_FILE, "results/pass.jsonl", "results/fail.jsonl", "results/unsure.jsonl"):
         assert (tmp_path / "out" / name).read_bytes() == (judged[0] / name).read_bytes(), name
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["judged.jsonl", "results"]
@@ -209,3 +212,44 @@ def test_a_damaged_trajectory_file_is_named(episodes, template_library, tmp_path
         judge_trajectories(
             exec_dir, tmp_path / "out", templates_dir=template_library, judge=RecordingJudge(), workers=0
         )
+
+
+def test_execute_and_judge_stages_on_a_cluster_write_what_the_embedded_run_wrote(
+    ray_local, data_project, tmp_path, monkeypatch
+):
+    """With $RAY_ADDRESS set, the stages take the Ray Data path (the workers read tasks.jsonl, trajectories
+    and documents); the small project's in-process run wrote the same bytes."""
+    from helpers import copy_project
+    from small_project import config
+
+    import lamops.compute
+    from lamops.stages import get_stage
+
+    streamed = []
+
+    def spy(*args, **kwargs):
+        streamed.append(args[2])
+        return stream_files(*args, **kwargs)
+
+    stream_files = lamops.compute.stream_files
+    monkeypatch.setattr(lamops.compute, "stream_files", spy)
+    monkeypatch.setenv("RAY_ADDRESS", ray_local.get_runtime_context().gcs_address)
+    root = copy_project(data_project, tmp_path / "project")
+    cfg = config(root, "execute.workers=2", "judge.workers=2")
+    executed, judged = cfg.path(cfg.execute.out_dir), cfg.path(cfg.judge.out_dir)
+    shutil.rmtree(executed)
+    get_stage("execute")(cfg)
+    get_stage("judge")(cfg)
+    assert streamed == ["run_lines", "judge_files"]
+    for before, after in (
+        (data_project / executed.relative_to(root), executed),
+        (data_project / judged.relative_to(root), judged),
+    ):
+        files = sorted(
+            p.relative_to(before) for p in before.rglob("*") if p.is_file() and p.name != "timings.jsonl"
+        )
+        assert files and files == sorted(
+            p.relative_to(after) for p in after.rglob("*") if p.is_file() and p.name != "timings.jsonl"
+        )
+        for rel in files:
+            assert (before / rel).read_bytes() == (after / rel).read_bytes(), rel

@@ -187,6 +187,42 @@ class ExecuteWorker:
         return os.getpid(), [run_task(self.env, self.agent, t) for t in tasks]
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """A worker's answer for a task whose stored trajectory is still valid (`execute_task_file`)."""
+
+    task_id: str
+
+
+class ExecuteFileWorker(ExecuteWorker):
+    """ExecuteWorker over the lines of instantiate's tasks.jsonl as Ray Data reads them: parses each line and
+    runs its task unless the trajectory stored in `out_dir` (on the file system the workers share) is still
+    valid for it, as the driver decides on the other path."""
+
+    def __init__(
+        self, templates: dict[str, bytes], max_steps: int, view: PromptView, min_score: float, out_dir: str
+    ):
+        super().__init__(templates, max_steps, view, min_score)
+        self.out_dir = Path(out_dir)
+
+    def run_lines(self, records: list[tuple[str, str]]) -> list[TaskOutput | Resumed]:
+        out: list[TaskOutput | Resumed] = []
+        for path, line in records:
+            try:
+                task = InstantiatedTask.model_validate_json(line)
+            except ValueError as e:
+                detail = str(e).splitlines()[0]
+                raise ValueError(
+                    f"{path}: a malformed task line ({detail}); instantiate wrote and validated this file, "
+                    "so it was damaged since: run instantiate again"
+                ) from None
+            if _is_resumable(self.out_dir / TRAJECTORIES / f"{task.task_id}.json", task, self.out_dir):
+                out.append(Resumed(task.task_id))
+            else:
+                out.append(run_task(self.env, self.agent, task))
+        return out
+
+
 # ---- the output folder ---------------------------------------------------------------------------------
 def code_fingerprint() -> str:
     """sha256 over the sources a trajectory depends on (environment, expert, records, this module)."""
@@ -226,34 +262,53 @@ def _is_resumable(path: Path, task: InstantiatedTask, out_dir: Path) -> bool:
     return stored.final_document == expected and (out_dir / expected).is_file()
 
 
-def _prepare(out_dir: Path, tasks: Sequence[InstantiatedTask], settings: dict) -> tuple[list, int, int]:
-    """Bring the folder in line with `tasks` and `settings`: (tasks to run, resumed, task ids removed)."""
-    traj_dir, doc_dir = out_dir / TRAJECTORIES, out_dir / DOCUMENTS
-    traj_dir.mkdir(parents=True, exist_ok=True)
-    doc_dir.mkdir(parents=True, exist_ok=True)
-    settings_path = out_dir / SETTINGS_FILE
-    try:
-        same = json.loads(settings_path.read_text(encoding="utf-8")) == settings
-    except (OSError, ValueError):
-        same = False
-    wanted = {t.task_id for t in tasks}
+def _sweep(out_dir: Path, keep: Callable[[str], bool]) -> set[str]:
+    """Remove from trajectories/ and documents/ the files of every task id `keep` refuses, and every temp
+    file (a crashed run's); returns the task ids whose files were removed."""
     removed: set[str] = set()
-    for folder, suffix in ((traj_dir, ".json"), (doc_dir, ".docx")):
+    for folder, suffix in ((out_dir / TRAJECTORIES, ".json"), (out_dir / DOCUMENTS, ".docx")):
         for f in folder.iterdir():
-            task_id = f.name[: -len(suffix)] if f.name.endswith(suffix) else None
-            if same and task_id in wanted:
-                continue
-            # Anything else goes: other task ids, temp files of a crashed run, everything when settings moved.
-            if task_id and not f.name.startswith(".") and task_id not in wanted:
+            task_id = (
+                f.name[: -len(suffix)] if f.name.endswith(suffix) and not f.name.startswith(".") else None
+            )
+            if task_id is not None:
+                if keep(task_id):
+                    continue
                 removed.add(task_id)
             if f.is_dir():
                 shutil.rmtree(f)
             else:
                 f.unlink()
-    if not same:
-        for name in (TIMINGS_FILE, _JOURNAL):
-            (out_dir / name).unlink(missing_ok=True)
-        write_atomic(settings_path, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
+    return removed
+
+
+def _settle(out_dir: Path, settings: dict) -> tuple[bool, set[str]]:
+    """Make the folders; when `settings` differ from the stored ones (or there are none), empty the folder
+    and store them. Returns whether they were the same (stored trajectories may then be resumed) and the
+    task ids whose files went with the old settings."""
+    (out_dir / TRAJECTORIES).mkdir(parents=True, exist_ok=True)
+    (out_dir / DOCUMENTS).mkdir(parents=True, exist_ok=True)
+    settings_path = out_dir / SETTINGS_FILE
+    try:
+        same = json.loads(settings_path.read_text(encoding="utf-8")) == settings
+    except (OSError, ValueError):
+        same = False
+    if same:
+        return True, set()
+    wiped = _sweep(out_dir, lambda _: False)
+    for name in (TIMINGS_FILE, _JOURNAL):
+        (out_dir / name).unlink(missing_ok=True)
+    write_atomic(settings_path, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
+    return False, wiped
+
+
+def _prepare(out_dir: Path, tasks: Sequence[InstantiatedTask], settings: dict) -> tuple[list, int, int]:
+    """Bring the folder in line with `tasks` and `settings`: (tasks to run, resumed, task ids removed)."""
+    wanted = {t.task_id for t in tasks}
+    same, wiped = _settle(out_dir, settings)
+    # Everything went with old settings; only the task ids no longer asked for count as removed.
+    removed = _sweep(out_dir, wanted.__contains__) if same else wiped - wanted
+    traj_dir = out_dir / TRAJECTORIES
     to_run = [t for t in tasks if not _is_resumable(traj_dir / f"{t.task_id}.json", t, out_dir)]
     return to_run, len(tasks) - len(to_run), len(removed)
 
@@ -282,7 +337,7 @@ def _merge_timings(out_dir: Path, task_ids: set[str]) -> None:
 class _Writer:
     """Writes workers' outputs as they arrive (in the driver): document, then trajectory, then timing."""
 
-    def __init__(self, out_dir: Path, total: int, resumed: int, progress: bool, on_batch) -> None:
+    def __init__(self, out_dir: Path, total: int | None, resumed: int, progress: bool, on_batch) -> None:
         from tqdm import tqdm
 
         self.out_dir, self.on_batch = out_dir, on_batch
@@ -376,3 +431,80 @@ def execute_tasks(
         trajectories_per_s=writer.done / seconds if seconds > 0 else 0.0,
         workers=pool.workers,
     )
+
+
+def execute_task_file(
+    source: Path,
+    out_dir: Path,
+    *,
+    templates_dir: Path,
+    workers: int,
+    max_steps: int,
+    view: PromptView,
+    min_score: float,
+    batch_size: int = 16,
+    progress: bool = True,
+    ray_cfg=None,
+) -> tuple[ExecuteSummary, list[str]]:
+    """`execute_tasks` of the tasks in `source` (instantiate's tasks.jsonl) where Ray Data reads the file in
+    the workers, for a Ray cluster: the driver never holds the tasks, and still writes every output file
+    (the same folder, byte for byte). Returns the summary and the task ids, in the order they came back.
+
+    The workers must see `source` and `out_dir` (a file system the cluster shares): they parse the lines
+    and decide which stored trajectories are still valid. Unlike `execute_tasks`, a malformed line or a
+    repeated task id fails the stage after the work before it is written (a re-run resumes it), and a task
+    whose worker keeps dying fails the stage instead of being written as lost."""
+    from lamops.compute import ensure_ray, stream_files
+    from lamops.env.templates import load_library
+
+    if workers < 1 or batch_size < 1:
+        raise ValueError(f"execute: workers must be >= 1 and batch_size >= 1 (got {workers}, {batch_size})")
+    ensure_ray(ray_cfg)
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    library = load_library(Path(templates_dir))
+    templates = {name: info.path.read_bytes() for name, info in library.items()}
+    settings = _settings(max_steps, view, min_score, {n: i.sha256 for n, i in library.items()})
+    _, wiped = _settle(out_dir, settings)
+    _sweep(out_dir, lambda _: True)  # a crashed run's temp files
+    ids: list[str] = []
+    seen: set[str] = set()
+    resumed = 0
+    args = (templates, max_steps, view, min_score, str(out_dir.resolve()))
+    outputs = stream_files(
+        ExecuteFileWorker,
+        args,
+        "run_lines",
+        [str(Path(source).resolve())],
+        workers=workers,
+        lines=True,
+        ray_cfg=ray_cfg,
+        batch_size=batch_size,
+    )
+    with _Writer(out_dir, None, 0, progress, None) as writer:
+        for out in outputs:
+            if out.task_id in seen:
+                raise ValueError(f"execute: task ids must be unique, repeated: {out.task_id} ({source})")
+            seen.add(out.task_id)
+            ids.append(out.task_id)
+            if isinstance(out, Resumed):
+                resumed += 1
+            else:
+                writer.write(out)
+            writer.bar.update(1)
+            if len(ids) % batch_size == 0:
+                writer.journal.flush()
+    removed = (_sweep(out_dir, seen.__contains__) | wiped) - seen
+    _merge_timings(out_dir, seen)
+    seconds = time.perf_counter() - start
+    summary = ExecuteSummary(
+        tasks=len(ids),
+        run=writer.done,
+        resumed=resumed,
+        removed=len(removed),
+        failed_to_run=writer.failed,
+        seconds=seconds,
+        trajectories_per_s=writer.done / seconds if seconds > 0 else 0.0,
+        workers=workers,
+    )
+    return summary, ids

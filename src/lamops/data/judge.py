@@ -23,6 +23,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,11 @@ class JudgeWorker:
     def judge_batch(self, items: list[JudgeItem]) -> list[Judged]:
         return [self.judge_one(item) for item in items]
 
+    def judge_files(self, records: list[tuple[str, bytes]]) -> list[Judged]:
+        """`judge_batch` of trajectory files as Ray Data reads them (path, bytes): each file's document is
+        read here, from the execute folder the file lies in (trajectories/<task_id>.json)."""
+        return [self.judge_one(_item(Path(p), bytes(raw), Path(p).parent.parent)) for p, raw in records]
+
 
 def finish(traj: Trajectory, verdict: Verdict) -> Judged:
     """The output lines of a judged trajectory."""
@@ -212,28 +218,26 @@ def finish(traj: Trajectory, verdict: Verdict) -> Judged:
 
 
 # ---- the stage function --------------------------------------------------------------------------------
+def _item(path: Path, raw: bytes, traj_dir: Path) -> JudgeItem:
+    """A trajectory file's bytes and the document it names (read here), or why there is none."""
+    try:
+        stored = json.loads(raw)
+        final, error = stored.get("final_document"), stored.get("error")
+    except (ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: not a trajectory file ({e}); re-run the execute stage") from e
+    if not final:
+        return JudgeItem(str(path), raw, None, f"the run stopped without one ({error or 'no reason given'})")
+    try:
+        return JudgeItem(str(path), raw, (traj_dir / final).read_bytes())
+    except OSError as e:
+        return JudgeItem(str(path), raw, None, f"{final} cannot be read ({type(e).__name__})")
+
+
 def _loader(traj_dir: Path) -> Callable[[list[Path]], list[JudgeItem]]:
     """Reads a batch of trajectory files and the documents they name, in the driver: workers need no files."""
 
     def load(paths: list[Path]) -> list[JudgeItem]:
-        items = []
-        for path in paths:
-            raw = path.read_bytes()
-            try:
-                stored = json.loads(raw)
-                final, error = stored.get("final_document"), stored.get("error")
-            except (ValueError, AttributeError) as e:
-                raise ValueError(f"{path}: not a trajectory file ({e}); re-run the execute stage") from e
-            if not final:
-                why = f"the run stopped without one ({error or 'no reason given'})"
-                items.append(JudgeItem(str(path), raw, None, why))
-                continue
-            doc = traj_dir / final
-            try:
-                items.append(JudgeItem(str(path), raw, doc.read_bytes()))
-            except OSError as e:
-                items.append(JudgeItem(str(path), raw, None, f"{final} cannot be read ({type(e).__name__})"))
-        return items
+        return [_item(path, path.read_bytes(), traj_dir) for path in paths]
 
     return load
 
@@ -247,10 +251,17 @@ def judge_trajectories(
     workers: int,
     progress: bool = True,
     batch_size: int = 16,
+    read_in_workers: bool = False,
+    ray_cfg=None,
 ) -> JudgeSummary:
     """Judge every trajectory in `traj_dir` (the execute stage's output folder: trajectories/ and the
     documents/ they name) into `out_dir` (see the module docstring). workers 0 runs in-process, workers >= 1
-    on that many Ray workers (Ray is started here unless it runs already)."""
+    on that many Ray workers (Ray is started here unless it runs already).
+
+    `read_in_workers` (with workers >= 1; for a Ray cluster whose nodes share `traj_dir`'s file system):
+    Ray Data reads the trajectory files and the workers their documents (compute.stream_files), so the
+    driver reads none of them; the outputs are the same, byte for byte. A document that kills its worker
+    then fails the stage instead of being judged "no"."""
     from tqdm import tqdm
 
     from lamops.env.templates import load_library
@@ -269,12 +280,12 @@ def judge_trajectories(
     library = load_library(Path(templates_dir))
     templates = {name: info.path.read_bytes() for name, info in library.items()}
     # The workers start while the work is listed.
-    with WorkerPool(JudgeWorker, (templates,), workers) as pool:
+    streaming = bool(read_in_workers and workers)
+    with nullcontext() if streaming else WorkerPool(JudgeWorker, (templates,), workers) as pool:
         paths = sorted(
             (p for p in source.iterdir() if p.suffix == ".json" and not p.name.startswith(".")),
             key=lambda p: p.name[: -len(".json")],
         )
-        load = _loader(traj_dir)
         parts = out_dir / _PARTS
         shutil.rmtree(parts, ignore_errors=True)
         parts.mkdir(parents=True)
@@ -308,9 +319,17 @@ def judge_trajectories(
             on_result(index, [path], [finish(traj, verdict)])
 
         try:
-            pool.map(
-                "judge_batch", paths, batch_size=batch_size, on_result=on_result, on_lost=on_lost, load=load
-            )
+            if streaming:
+                _judge_streamed(paths, templates, workers, batch_size, ray_cfg, on_result)
+            else:
+                pool.map(
+                    "judge_batch",
+                    paths,
+                    batch_size=batch_size,
+                    on_result=on_result,
+                    on_lost=on_lost,
+                    load=_loader(traj_dir),
+                )
         finally:
             bar.close()
     _concatenate(parts, "judged", out_dir / JUDGED_FILE)
@@ -325,6 +344,36 @@ def judge_trajectories(
         by_family={k: by_family[k] for k in sorted(by_family)},
         seconds=time.perf_counter() - start,
     )
+
+
+def _judge_streamed(
+    paths: list[Path], templates: dict[str, bytes], workers: int, batch_size: int, ray_cfg, on_result
+) -> None:
+    """The trajectory files through compute.stream_files (in order, one output each), handed to
+    `on_result` in runs of `batch_size` as they come back."""
+    from lamops.compute import stream_files
+
+    uris = [str(p.resolve()) for p in paths]
+    outputs = stream_files(
+        JudgeWorker,
+        (templates,),
+        "judge_files",
+        uris,
+        workers=workers,
+        ray_cfg=ray_cfg,
+        batch_size=batch_size,
+    )
+    run: list[Judged] = []
+    first = 0
+    for judged in outputs:
+        run.append(judged)
+        if len(run) == batch_size:
+            on_result(first, paths[first : first + len(run)], run)
+            first, run = first + len(run), []
+    if first + len(run) != len(paths):
+        raise RuntimeError(f"judge: {first + len(run)} verdicts came back for {len(paths)} trajectories")
+    if run:
+        on_result(first, paths[first:], run)
 
 
 def _concatenate(parts: Path, name: str, target: Path) -> None:

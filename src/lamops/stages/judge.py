@@ -4,7 +4,8 @@ Counts (stats.json): of execute's trajectories/ folder (one record per file, so 
 `by_file`), the trajectory files `read`, `kept` (judged: a line of judged.jsonl, routed to pass, fail or
 unsure) and `quarantined` (always 0: a file that is not a trajectory fails the stage, execute wrote it).
 kept + quarantined == read and pass + fail + unsure == judged are checked, or the stage fails
-(RecordsLost)."""
+(RecordsLost). On a Ray cluster (`ray.address` or $RAY_ADDRESS) Ray Data reads the trajectory files in the
+workers, which read their documents too (they must see the data folder: a shared file system)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from lamops.tracking import stage_run
 
 
 def run(cfg: Config) -> StageResult:
-    from lamops.compute import ensure_ray
+    from lamops.compute import ensure_ray, reads_where_data_lies
     from lamops.data.execute import TRAJECTORIES
     from lamops.data.judge import JUDGED_FILE, judge_trajectories
     from lamops.io import read_jsonl, replace_dir, write_json
@@ -31,13 +32,17 @@ def run(cfg: Config) -> StageResult:
         if c.workers:
             ensure_ray(cfg.ray)
         with replace_dir(out_dir) as staging:
+            executed = cfg.path(cfg.execute.out_dir)
             summary = judge_trajectories(
-                cfg.path(cfg.execute.out_dir),
+                executed,
                 staging,
                 templates_dir=cfg.path(cfg.templates.out_dir),
                 judge=make_roles(cfg.llm).judge,
                 workers=c.workers,
                 progress=show_progress(),
+                # On a cluster, Ray Data reads the trajectories and the workers their documents.
+                read_in_workers=reads_where_data_lies(cfg.ray, [str(executed)]),
+                ray_cfg=cfg.ray,
             )
             judged, bad = read_jsonl(staging / JUDGED_FILE, Trajectory, "judge")
             if bad:
