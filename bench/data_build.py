@@ -21,7 +21,12 @@ ray_trajectories_per_s, ray_speedup (= speedup), execute_speedup, judge_speedup,
 ray_cpu_seconds (CPU time of this process and its Ray processes), other_load_serial_cores and
 other_load_ray_cores, load1_before_serial, load1_after_serial, load1_after_parallel.
 
+With --ray-data, also the cluster path (Ray Data reads tasks.jsonl and the trajectory files in the
+workers; execute_task_file, judge_trajectories(read_in_workers=True)) on --workers workers, checked
+byte-identical too: ray_data_execute_seconds, ray_data_judge_seconds, ray_data_speedup (serial / it).
+
 Usage: python bench/data_build.py [--tasks N] [--batch-size B] [--workers W] [--serial-workers 0|1]
+       [--ray-data]
 """
 
 from __future__ import annotations
@@ -112,25 +117,35 @@ def digests(folder: Path) -> dict[str, str]:
     }
 
 
-def run_both(tasks, root: Path, library: Path, workers: int, batch_size: int) -> tuple[float, float]:
-    """(execute seconds, judge seconds) of one execute + judge run into root/execute and root/judge."""
-    from lamops.data.execute import execute_tasks
+def run_both(
+    tasks, root: Path, library: Path, workers: int, batch_size: int, ray_data: bool = False
+) -> tuple[float, float]:
+    """(execute seconds, judge seconds) of one execute + judge run into root/execute and root/judge;
+    `ray_data`: the cluster path, Ray Data reading the inputs in the workers."""
+    from lamops.data.execute import execute_task_file, execute_tasks
     from lamops.data.judge import judge_trajectories
     from lamops.env.observation import PromptView
     from lamops.roles.builtin import BuiltinJudge
 
+    settings = {"max_steps": 30, "view": PromptView(), "min_score": 80, "progress": False}
+    if ray_data:
+        source = root / "tasks.jsonl"
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text("".join(t.model_dump_json() + "\n" for t in tasks), encoding="utf-8")
     t0 = time.perf_counter()
-    summary = execute_tasks(
-        tasks,
-        root / "execute",
-        templates_dir=library,
-        workers=workers,
-        max_steps=30,
-        view=PromptView(),
-        min_score=80,
-        batch_size=batch_size,
-        progress=False,
-    )
+    if ray_data:
+        summary, _ = execute_task_file(
+            source,
+            root / "execute",
+            templates_dir=library,
+            workers=workers,
+            batch_size=batch_size,
+            **settings,
+        )
+    else:
+        summary = execute_tasks(
+            tasks, root / "execute", templates_dir=library, workers=workers, batch_size=batch_size, **settings
+        )
     t1 = time.perf_counter()
     judged = judge_trajectories(
         root / "execute",
@@ -140,6 +155,7 @@ def run_both(tasks, root: Path, library: Path, workers: int, batch_size: int) ->
         workers=workers,
         batch_size=batch_size,
         progress=False,
+        read_in_workers=ray_data,
     )
     t2 = time.perf_counter()
     assert summary.run == len(tasks) and judged.judged == len(tasks), (summary, judged)
@@ -166,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=(0, 1),
         default=1,
         help="the serial run: 1 Ray worker (default) or 0, in-process",
+    )
+    parser.add_argument(
+        "--ray-data",
+        action="store_true",
+        help="also time the cluster path (Ray Data reads the inputs in the workers) on --workers workers",
     )
     args = parser.parse_args(argv)
     if args.tasks < 1 or args.workers < 1:
@@ -194,9 +215,16 @@ def main(argv: list[str] | None = None) -> int:
             with CpuMeter() as ray_cpu:
                 parallel = run_both(tasks, root / "ray", library, args.workers, args.batch_size)
             load["after_parallel"] = load1()
+            if args.ray_data:
+                ray_data = run_both(tasks, root / "ray_data", library, args.workers, args.batch_size, True)
         finally:
             ray.shutdown()
-        same = all(digests(root / "serial" / d) == digests(root / "ray" / d) for d in ("execute", "judge"))
+        runs = ("ray", "ray_data") if args.ray_data else ("ray",)
+        same = all(
+            digests(root / "serial" / d) == digests(root / run / d)
+            for run in runs
+            for d in ("execute", "judge")
+        )
         print(f"# serial and Ray outputs byte-identical: {'yes' if same else 'NO'}", file=sys.stderr)
 
     n = len(tasks)
@@ -224,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"other_load_ray_cores: {ray_cpu.others_cores:.2f} cores")
     for when, value in load.items():
         print(f"load1_{when}: {value:.2f} load")
+    if args.ray_data:
+        print(f"ray_data_execute_seconds: {ray_data[0]:.2f} s")
+        print(f"ray_data_judge_seconds: {ray_data[1]:.2f} s")
+        print(f"ray_data_speedup: {serial_s / sum(ray_data):.2f} x")
     print(f"# paper_scale_seconds is extrapolated: {PAPER_SCALE} trajectories at ray_trajectories_per_s")
     print(f"paper_scale_seconds: {PAPER_SCALE * parallel_s / n:.0f} s")
     return 0 if same else 1

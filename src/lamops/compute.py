@@ -25,6 +25,7 @@ _RETRIES = 2  # re-runs of a batch whose actor died (it is restarted each time)
 # The error of an item whose worker kept dying (out of memory, say): callers run it again on resume.
 LOST = "the worker process died while running the task"
 _READS_PER_WORKER = 8  # map_files: read tasks per worker, at most one per file
+_RANGES_PER_WORKER = 4  # stream_files: byte ranges of a JSON Lines file per worker
 _FILES_PER_BLOCK = 512  # stream_files: files per read block, at least one block per worker
 
 
@@ -267,7 +268,8 @@ def stream_files(
     share, or `s3://bucket/key`), read by Ray Data in the workers; yields the outputs one by one, in input
     order, as they stream back (so the driver holds neither the input nor all outputs).
 
-    A record is (path, text of one line) with `lines` (`read_text`: JSON Lines, one record per line),
+    A record is (path, text of one line) with `lines` (JSON Lines, one record per non-blank line: each file
+    goes to the workers as byte ranges cut at line ends, about 4 per worker, which they read themselves),
     else (path, bytes of the whole file) (`read_binary_files`: one record per file). `workers` Ray actors
     (Ray Data's actor pool, one CPU each) each build `worker_cls(*worker_args)` once and take batches of
     `batch_size` records; `method` returns one output per record, any picklable value. An exception in
@@ -286,7 +288,17 @@ def stream_files(
     # Reading is I/O: the read tasks reserve no CPU, else `workers` actors holding every CPU of a small
     # cluster would leave none to read with, and the stream would wait forever.
     if lines:
-        dataset = ray.data.read_text(paths, filesystem=filesystem, include_paths=True, num_cpus=0)
+        # Ray Data reads a file as one block and hands an actor whole blocks, so one tasks.jsonl would go to
+        # a single actor: the files go as byte ranges cut at line ends (the driver reads a few bytes around
+        # each cut, never the lines), and the worker that takes a range reads it.
+        cuts = [
+            {"path": uri, "start": start, "end": end}
+            for uri, path in zip(uris, paths, strict=True)
+            for start, end in _line_ranges(filesystem, path, _RANGES_PER_WORKER * workers)
+        ]
+        if not cuts:
+            return
+        dataset = ray.data.from_items(cuts, override_num_blocks=len(cuts))
     else:
         dataset = ray.data.read_binary_files(
             paths,
@@ -299,8 +311,8 @@ def stream_files(
         )
     dataset = dataset.map_batches(
         _StreamWorker,
-        fn_constructor_args=(worker_cls, worker_args, method, "text" if lines else "bytes"),
-        batch_size=batch_size,
+        fn_constructor_args=(worker_cls, worker_args, method, batch_size, filesystem if lines else None),
+        batch_size=1 if lines else batch_size,
         batch_format="pandas",
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=1,
@@ -312,20 +324,60 @@ def stream_files(
 
 
 class _StreamWorker:
-    """Ray Data's callable class of `stream_files`: one worker per actor, pickled outputs."""
+    """Ray Data's callable class of `stream_files`: one worker per actor, pickled outputs. Its rows are
+    files read by Ray Data (path, bytes), or byte ranges of JSON Lines files (path, start, end) that it
+    reads itself, through `filesystem` (None: local) and maps in batches of `batch_size` lines."""
 
-    def __init__(self, worker_cls: type, worker_args: tuple, method: str, column: str):
+    def __init__(self, worker_cls: type, worker_args: tuple, method: str, batch_size: int, filesystem: Any):
         self.call = getattr(worker_cls(*worker_args), method)
-        self.column = column
+        self.batch_size, self.filesystem = batch_size, filesystem
 
     def __call__(self, frame):
         import pandas as pd
 
-        records = list(zip(frame["path"], frame[self.column], strict=True))
-        outputs = self.call(records)
+        if "bytes" in frame:
+            records = list(zip(frame["path"], frame["bytes"], strict=True))
+            outputs = self.call(records)
+        else:
+            records, outputs = [], []
+            for uri, start, end in zip(frame["path"], frame["start"], frame["end"], strict=True):
+                path = uri[5:] if self.filesystem is not None else uri
+                text = _read_range(self.filesystem, path, int(start), int(end)).decode("utf-8")
+                lines = [(uri, line) for line in text.splitlines() if line.strip()]
+                for i in range(0, len(lines), self.batch_size):
+                    outputs.extend(self.call(lines[i : i + self.batch_size]))
+                records.extend(lines)
         if len(outputs) != len(records):
             raise RuntimeError(f"stream_files: {len(outputs)} outputs for {len(records)} records")
         return pd.DataFrame({"out": [pickle.dumps(o) for o in outputs]})
+
+
+def _read_range(filesystem: Any, path: str, start: int, end: int) -> bytes:
+    if filesystem is None:
+        with open(path, "rb") as f:
+            f.seek(start)
+            return f.read(end - start)
+    with filesystem.open_input_file(path) as f:
+        return f.read_at(end - start, start)
+
+
+def _line_ranges(filesystem: Any, path: str, parts: int) -> list[tuple[int, int]]:
+    """About `parts` byte ranges of a file that together cover it, each ending after a newline (or at the
+    end of the file); reads a few KiB around each cut."""
+    size = os.path.getsize(path) if filesystem is None else (filesystem.get_file_info(path).size or 0)
+    cuts = [0]
+    for k in range(1, parts):
+        at = max(cuts[-1], size * k // parts)
+        while 0 < at < size:  # move the cut past the next newline
+            chunk = _read_range(filesystem, path, at, min(size, at + 4096))
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                at += newline + 1
+                break
+            at += len(chunk)
+        cuts.append(min(at, size))
+    cuts.append(size)
+    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
 
 
 # ---- batches over actors -------------------------------------------------------------------------------
