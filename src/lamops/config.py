@@ -189,8 +189,10 @@ class InstantiateConfig(_Section):
 
 class ExecuteConfig(_Section):
     out_dir: Path = Field(description="Output folder: one trajectory and final document per task id.")
-    workers: int = Field(ge=0, description="Ray actors, one environment each; 0 runs in-process.")
-    batch_size: int = Field(gt=0, description="Tasks sent to an actor at a time.")
+    workers: int = Field(
+        ge=0, description="Ray workers (at most that many at once), one environment each; 0 runs in-process."
+    )
+    batch_size: int = Field(gt=0, description="Tasks sent to a worker at a time.")
     min_score: float = Field(ge=0, le=100, description="Fuzzy-match score below which a step cannot ground.")
 
 
