@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-_RETRIES = 2  # re-runs of a batch whose actor died (it is restarted each time)
+_RETRIES = 2  # re-runs of a batch whose worker process died (on a new one, or its actor restarted)
 # The error of an item whose worker kept dying (out of memory, say): callers run it again on resume.
 LOST = "the worker process died while running the task"
 _READS_PER_WORKER = 8  # map_files: read tasks per worker, at most one per file
@@ -285,8 +285,6 @@ def stream_files(
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
-    # Reading is I/O: the read tasks reserve no CPU, else `workers` actors holding every CPU of a small
-    # cluster would leave none to read with, and the stream would wait forever.
     if lines:
         # Ray Data reads a file as one block and hands an actor whole blocks, so one tasks.jsonl would go to
         # a single actor: the files go as byte ranges cut at line ends (the driver reads a few bytes around
@@ -307,6 +305,8 @@ def stream_files(
             # Few large blocks: each costs the actor pool a round of scheduling (measured: 40 files in 16
             # blocks 14.6 s, in 2 blocks 4.8 s on 2 local workers).
             override_num_blocks=min(len(paths), max(workers, math.ceil(len(paths) / _FILES_PER_BLOCK))),
+            # Reading is I/O: the read tasks reserve no CPU, else `workers` actors holding every CPU of a
+            # small cluster would leave none to read with, and the stream would wait forever.
             num_cpus=0,
         )
     dataset = dataset.map_batches(
