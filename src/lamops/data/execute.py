@@ -380,6 +380,31 @@ class _Writer:
 
 
 # ---- the stage function --------------------------------------------------------------------------------
+def _library(templates_dir: Path, max_steps: int, view: PromptView, min_score: float) -> tuple[dict, dict]:
+    """(the template library's bytes by name, the settings the trajectories depend on)."""
+    from lamops.env.templates import load_library
+
+    library = load_library(Path(templates_dir))
+    templates = {name: info.path.read_bytes() for name, info in library.items()}
+    return templates, _settings(max_steps, view, min_score, {n: i.sha256 for n, i in library.items()})
+
+
+def _summary(
+    tasks: int, writer: _Writer, resumed: int, removed: int, start: float, workers: int
+) -> ExecuteSummary:
+    seconds = time.perf_counter() - start
+    return ExecuteSummary(
+        tasks=tasks,
+        run=writer.done,
+        resumed=resumed,
+        removed=removed,
+        failed_to_run=writer.failed,
+        seconds=seconds,
+        trajectories_per_s=writer.done / seconds if seconds > 0 else 0.0,
+        workers=workers,
+    )
+
+
 def execute_tasks(
     tasks: Sequence[InstantiatedTask],
     out_dir: Path,
@@ -397,8 +422,6 @@ def execute_tasks(
 
     workers 0 runs in-process; workers >= 1 runs that many Ray workers (Ray is started here unless it runs
     already; $RAY_ADDRESS connects to a cluster). `on_batch` is called in this process after every batch."""
-    from lamops.env.templates import load_library
-
     if workers < 0 or batch_size < 1:
         raise ValueError(f"execute: workers must be >= 0 and batch_size >= 1 (got {workers}, {batch_size})")
     ids = [t.task_id for t in tasks]
@@ -411,26 +434,14 @@ def execute_tasks(
         ensure_ray()  # before the clock starts: Ray start-up is once per process, not per stage
     start = time.perf_counter()
     out_dir = Path(out_dir)
-    library = load_library(Path(templates_dir))
-    templates = {name: info.path.read_bytes() for name, info in library.items()}
-    settings = _settings(max_steps, view, min_score, {n: i.sha256 for n, i in library.items()})
+    templates, settings = _library(templates_dir, max_steps, view, min_score)
     worker_args = (templates, max_steps, view, min_score)
     with WorkerPool(ExecuteWorker, worker_args, workers) as pool:
         to_run, resumed, removed = _prepare(out_dir, tasks, settings)  # while the workers start
         with _Writer(out_dir, len(tasks), resumed, progress, on_batch) as writer:
             pool.map("run_batch", to_run, batch_size=batch_size, on_result=writer.batch, on_lost=writer.lost)
     _merge_timings(out_dir, set(ids))
-    seconds = time.perf_counter() - start
-    return ExecuteSummary(
-        tasks=len(tasks),
-        run=writer.done,
-        resumed=resumed,
-        removed=removed,
-        failed_to_run=writer.failed,
-        seconds=seconds,
-        trajectories_per_s=writer.done / seconds if seconds > 0 else 0.0,
-        workers=pool.workers,
-    )
+    return _summary(len(tasks), writer, resumed, removed, start, pool.workers)
 
 
 def execute_task_file(
@@ -455,16 +466,13 @@ def execute_task_file(
     repeated task id fails the stage after the work before it is written (a re-run resumes it), and a task
     whose worker keeps dying fails the stage instead of being written as lost."""
     from lamops.compute import ensure_ray, stream_files
-    from lamops.env.templates import load_library
 
     if workers < 1 or batch_size < 1:
         raise ValueError(f"execute: workers must be >= 1 and batch_size >= 1 (got {workers}, {batch_size})")
     ensure_ray(ray_cfg)
     start = time.perf_counter()
     out_dir = Path(out_dir)
-    library = load_library(Path(templates_dir))
-    templates = {name: info.path.read_bytes() for name, info in library.items()}
-    settings = _settings(max_steps, view, min_score, {n: i.sha256 for n, i in library.items()})
+    templates, settings = _library(templates_dir, max_steps, view, min_score)
     _, wiped = _settle(out_dir, settings)
     _sweep(out_dir, lambda _: True)  # a crashed run's temp files
     ids: list[str] = []
@@ -496,15 +504,4 @@ def execute_task_file(
                 writer.journal.flush()
     removed = (_sweep(out_dir, seen.__contains__) | wiped) - seen
     _merge_timings(out_dir, seen)
-    seconds = time.perf_counter() - start
-    summary = ExecuteSummary(
-        tasks=len(ids),
-        run=writer.done,
-        resumed=resumed,
-        removed=len(removed),
-        failed_to_run=writer.failed,
-        seconds=seconds,
-        trajectories_per_s=writer.done / seconds if seconds > 0 else 0.0,
-        workers=workers,
-    )
-    return summary, ids
+    return _summary(len(ids), writer, resumed, len(removed), start, workers), ids
